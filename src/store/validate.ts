@@ -1,0 +1,95 @@
+// Argument checks shared by every engine, so that misuse fails the same way (code `invalid-argument`) whether
+// the bridge runs on memory, SQLite or PostgreSQL, and nothing malformed is ever written.
+import { OTR_POLICY_NAMES, StoreError, type FingerprintRecord, type OtrPolicyName, type UserNetwork } from "./types.js";
+
+/** OTRv3 reserves tags below 0x100; tags are 32-bit unsigned on the wire. */
+export const MIN_INSTANCE_TAG = 0x100;
+export const MAX_INSTANCE_TAG = 0xffffffff;
+
+export function invalid(message: string): StoreError {
+  return new StoreError("invalid-argument", message);
+}
+
+export function checkId(name: string, v: unknown): string {
+  if (typeof v !== "string" || v.length === 0) throw invalid(`${name} must be a non-empty string`);
+  // NUL separates fields in the sealing associated data; an id containing it could alias another row's binding.
+  if (v.includes("\0")) throw invalid(`${name} must not contain NUL`);
+  return v;
+}
+
+export function checkPolicy(v: unknown, nullable: true): OtrPolicyName | null;
+export function checkPolicy(v: unknown, nullable: boolean): OtrPolicyName | null {
+  if (v === null && nullable) return null;
+  if (typeof v !== "string" || !(OTR_POLICY_NAMES as readonly string[]).includes(v)) {
+    throw invalid(`OTR policy must be one of ${OTR_POLICY_NAMES.join(", ")}${nullable ? " or null" : ""}`);
+  }
+  return v as OtrPolicyName;
+}
+
+export function checkTime(name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw invalid(`${name} must be a non-negative integer (ms)`);
+  return v;
+}
+
+export function checkInstanceTag(v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < MIN_INSTANCE_TAG || v > MAX_INSTANCE_TAG) {
+    throw invalid("instance tag must be an integer in [0x100, 0xffffffff]");
+  }
+  return v;
+}
+
+/** Accepts libotr's human form ("AAAAAAAA BBBBBBBB ...") or plain hex; stores 40 lowercase hex digits. */
+export function normalizeFingerprint(v: unknown): string {
+  if (typeof v !== "string") throw invalid("fingerprint must be a string");
+  const hex = v.replace(/\s+/g, "").toLowerCase();
+  if (!/^[0-9a-f]{40}$/.test(hex)) throw invalid("fingerprint must be 40 hex digits");
+  return hex;
+}
+
+export function checkKeyBytes(v: unknown): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length === 0) throw invalid("private key must be a non-empty Uint8Array");
+  return v;
+}
+
+export function checkUserNetwork(u: UserNetwork): UserNetwork {
+  if (u === null || typeof u !== "object") throw invalid("user network record must be an object");
+  if (u.nick !== null && (typeof u.nick !== "string" || u.nick.length === 0)) throw invalid("nick must be a non-empty string or null");
+  return {
+    userId: checkId("userId", u.userId),
+    networkId: checkId("networkId", u.networkId),
+    nick: u.nick,
+    otrPolicy: checkPolicy(u.otrPolicy, true),
+    updatedAt: checkTime("updatedAt", u.updatedAt),
+  };
+}
+
+export function checkFingerprintRecord(r: FingerprintRecord): FingerprintRecord {
+  if (r === null || typeof r !== "object") throw invalid("fingerprint record must be an object");
+  if (r.trust !== "unverified" && r.trust !== "verified") throw invalid("trust must be unverified or verified");
+  if (r.verifiedBy !== null && r.verifiedBy !== "smp" && r.verifiedBy !== "manual") throw invalid("verifiedBy must be smp, manual or null");
+  if (r.trust === "unverified" && r.verifiedBy !== null) throw invalid("an unverified fingerprint has no verifiedBy");
+  if (r.trust === "verified" && r.verifiedBy === null) throw invalid("a verified fingerprint says how (verifiedBy)");
+  const firstSeen = checkTime("firstSeen", r.firstSeen);
+  const lastSeen = checkTime("lastSeen", r.lastSeen);
+  return {
+    userId: checkId("userId", r.userId),
+    networkId: checkId("networkId", r.networkId),
+    peerNick: checkId("peerNick", r.peerNick),
+    fingerprint: normalizeFingerprint(r.fingerprint),
+    trust: r.trust,
+    verifiedBy: r.verifiedBy,
+    firstSeen,
+    lastSeen,
+  };
+}
+
+export function checkPassword(v: unknown): string | null {
+  if (v === null) return null;
+  if (typeof v !== "string" || v.length === 0) throw invalid("password must be a non-empty string or null");
+  return v;
+}
+
+export function checkStateValue(v: unknown): string {
+  if (typeof v !== "string") throw invalid("state value must be a string");
+  return v;
+}

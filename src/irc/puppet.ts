@@ -1,0 +1,237 @@
+// One IRC connection on behalf of one Matrix user on one network (the "puppet"), on top of irc-framework.
+// irc-framework's own reconnect is off: it gives up after 3 tries and only for clients registered for >5 s, so the
+// puppet owns reconnects (jittered backoff) and reports state transitions, not attempts. Every outgoing line is
+// built by sanitize.ts: no caller can hand irc-framework a raw string.
+import irc from "irc-framework";
+import type { MessageEvent } from "irc-framework";
+import { buildLine, splitMessage, stripUnsafe, textBudget, checkMiddleParam, IRC_MAX_LINE_BYTES } from "./sanitize.js";
+import { foldNick, parseCaseMapping, type CaseMapping } from "./casemap.js";
+import { backoffDelayMs, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+
+export interface PuppetOptions {
+  host: string;
+  port: number;
+  tls: boolean;
+  /** Verify the server certificate (default true). */
+  tlsVerify?: boolean;
+  tlsCa?: string;
+  tlsServername?: string;
+  nick: string;
+  username?: string;
+  realname?: string;
+  password?: string;
+  sasl?: { mechanism: "PLAIN"; username: string; password: string };
+  maxLineBytes?: number;
+  backoff?: BackoffOptions;
+  /** Upper bound of nick-collision retries during registration (`nick_`, `nick__`, then numbered). */
+  maxNickRetries?: number;
+}
+
+export type PuppetState = "idle" | "connecting" | "connected" | "backoff" | "stopped";
+
+export interface IncomingMessage {
+  kind: "privmsg" | "notice" | "action";
+  from: string;
+  fromUser?: string | undefined;
+  fromHost?: string | undefined;
+  text: string;
+}
+
+export interface PuppetHandlers {
+  /** A message addressed to the puppet itself (not a channel). */
+  onMessage(msg: IncomingMessage): void;
+  onConnected(info: { nick: string }): void;
+  /** `willRetry` false only after disconnect() was asked for. */
+  onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number }): void;
+  onNickChange(info: { oldNick: string; newNick: string }): void;
+}
+
+/** Marker that lets tests and `sayRaw` callers know which bytes the server adds in front of relayed lines. */
+const CTCP_ACTION_OVERHEAD = "\x01ACTION \x01".length;
+
+export class IrcPuppet {
+  private client: InstanceType<typeof irc.Client> | null = null;
+  private state: PuppetState = "idle";
+  private attempt = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private wantedNick: string;
+  private nickRetries = 0;
+  private reportedDown = false;
+  private mapping: CaseMapping = "rfc1459";
+
+  constructor(private readonly opts: PuppetOptions, private readonly handlers: PuppetHandlers) {
+    checkMiddleParam(opts.nick);
+    this.wantedNick = opts.nick;
+  }
+
+  get nick(): string {
+    return this.client?.user.nick ?? this.wantedNick;
+  }
+
+  get connected(): boolean {
+    return this.state === "connected";
+  }
+
+  get currentState(): PuppetState {
+    return this.state;
+  }
+
+  /** Folds a nick with the server's CASEMAPPING (rfc1459 until ISUPPORT says otherwise). */
+  foldNick(nick: string): string {
+    return foldNick(nick, this.mapping);
+  }
+
+  connect(): void {
+    if (this.state === "connecting" || this.state === "connected") return;
+    this.clearTimer();
+    this.state = "connecting";
+    this.attempt += 1;
+    this.nickRetries = 0;
+    const client = new irc.Client();
+    this.client = client;
+    this.bind(client);
+    client.connect({
+      host: this.opts.host,
+      port: this.opts.port,
+      tls: this.opts.tls,
+      rejectUnauthorized: this.opts.tlsVerify ?? true,
+      ...(this.opts.tlsCa ? { ca: this.opts.tlsCa } : {}),
+      ...(this.opts.tlsServername ? { servername: this.opts.tlsServername } : {}),
+      nick: this.wantedNick,
+      username: stripUnsafe(this.opts.username ?? this.wantedNick).replace(/[ @:]/g, "").slice(0, 10) || "matrix",
+      gecos: stripUnsafe(this.opts.realname ?? this.wantedNick),
+      ...(this.opts.password ? { password: stripUnsafe(this.opts.password) } : {}),
+      ...(this.opts.sasl ? { account: { account: this.opts.sasl.username, password: this.opts.sasl.password } } : {}),
+      auto_reconnect: false,
+      version: "matrix-otr-irc",
+    });
+  }
+
+  /** Sends QUIT and stops reconnecting; resolves once the socket is closed (or after a grace period). */
+  async disconnect(reason = "Disconnected by user"): Promise<void> {
+    this.clearTimer();
+    const client = this.client;
+    const wasActive = this.state === "connecting" || this.state === "connected";
+    this.state = "stopped";
+    if (!client || !wasActive) {
+      this.client = null;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const done = setTimeout(resolve, 5_000);
+      client.once("close", () => {
+        clearTimeout(done);
+        resolve();
+      });
+      client.quit(stripUnsafe(reason));
+    });
+    this.client = null;
+  }
+
+  changeNick(nick: string): void {
+    checkMiddleParam(nick);
+    this.wantedNick = nick;
+    if (this.client && this.state === "connected") this.client.raw(buildLine("NICK", [nick]));
+  }
+
+  say(target: string, text: string): number {
+    return this.sendText("PRIVMSG", target, text, 0, (t) => t);
+  }
+
+  notice(target: string, text: string): number {
+    return this.sendText("NOTICE", target, text, 0, (t) => t);
+  }
+
+  action(target: string, text: string): number {
+    return this.sendText("PRIVMSG", target, text, CTCP_ACTION_OVERHEAD, (t) => `\x01ACTION ${t}\x01`);
+  }
+
+  /** Bytes of text that fit in one PRIVMSG to target, given what the server will prepend when relaying. */
+  textBudget(target: string, command = "PRIVMSG"): number {
+    const u = this.client?.user;
+    return textBudget(
+      { nick: this.nick, user: u?.username ? "~" + u.username : undefined, host: u?.host || undefined },
+      command,
+      target,
+      this.opts.maxLineBytes ?? IRC_MAX_LINE_BYTES,
+    );
+  }
+
+  /** Returns the number of lines written; text may become several lines (CR/LF split, long text split). */
+  private sendText(command: "PRIVMSG" | "NOTICE", target: string, text: string, overhead: number, wrap: (t: string) => string): number {
+    checkMiddleParam(target);
+    const client = this.client;
+    if (!client || this.state !== "connected") return 0;
+    // CTCP framing byte \x01 inside the text would end the ACTION early: drop it.
+    const clean = overhead ? text.replace(/\x01/g, "") : text;
+    const pieces = splitMessage(clean, this.textBudget(target, command) - overhead);
+    for (const piece of pieces) client.raw(buildLine(command, [target], wrap(piece)));
+    return pieces.length;
+  }
+
+  private bind(client: InstanceType<typeof irc.Client>): void {
+    const mine = () => this.client === client;
+    client.on("registered", () => {
+      if (!mine()) return;
+      this.state = "connected";
+      this.attempt = 0;
+      this.reportedDown = false;
+      this.mapping = parseCaseMapping(client.network.supports("CASEMAPPING"));
+      this.handlers.onConnected({ nick: client.user.nick });
+    });
+    client.on("nick in use", () => {
+      if (!mine() || this.state !== "connecting") return;
+      this.nickRetries += 1;
+      if (this.nickRetries > (this.opts.maxNickRetries ?? 5)) {
+        client.quit("nick unavailable");
+        return;
+      }
+      const base = this.wantedNick;
+      const next = this.nickRetries <= 2 ? base + "_".repeat(this.nickRetries) : base + String(this.nickRetries - 1);
+      client.raw(buildLine("NICK", [next]));
+    });
+    client.on("nick", (e: { nick: string; new_nick: string }) => {
+      if (!mine()) return;
+      if (foldNick(e.nick, this.mapping) === foldNick(client.user.nick, this.mapping) || foldNick(e.new_nick, this.mapping) === foldNick(client.user.nick, this.mapping)) {
+        this.handlers.onNickChange({ oldNick: e.nick, newNick: e.new_nick });
+      }
+    });
+    const onMsg = (kind: IncomingMessage["kind"]) => (e: MessageEvent) => {
+      if (!mine() || e.from_server || !e.nick) return;
+      if (foldNick(e.target, this.mapping) !== foldNick(client.user.nick, this.mapping)) return;
+      this.handlers.onMessage({ kind, from: e.nick, fromUser: e.ident, fromHost: e.hostname, text: e.message });
+    };
+    client.on("privmsg", onMsg("privmsg"));
+    client.on("notice", onMsg("notice"));
+    client.on("action", onMsg("action"));
+    client.on("close", () => {
+      if (!mine()) return;
+      this.client = null;
+      if (this.state === "stopped") {
+        this.handlers.onDisconnected({ reason: "requested", willRetry: false });
+        return;
+      }
+      this.state = "backoff";
+      const delay = backoffDelayMs(this.attempt, this.opts.backoff ?? DEFAULT_BACKOFF);
+      if (!this.reportedDown) {
+        this.reportedDown = true;
+        this.handlers.onDisconnected({ reason: "connection lost", willRetry: true, retryInMs: delay });
+      }
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        if (this.state === "backoff") {
+          this.state = "idle";
+          this.connect();
+        }
+      }, delay);
+    });
+    // Unhandled 'error' events would crash the process; irc-framework emits them for socket errors.
+    client.on("error", () => {});
+    client.on("socket error", () => {});
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}

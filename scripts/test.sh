@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every test suite (unit, store, interop, e2e) after installing what they need. As root, fresh Debian 12.
+# Usage: bash scripts/test.sh [unit|store|interop|e2e ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+npm run -s build
+exec node test/run.mjs "$@"

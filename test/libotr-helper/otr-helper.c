@@ -708,6 +708,7 @@ static void vectors_dsa(const char *outdir, int nkeys) {
     FILE *f = fopen(path, "w");
     fprintf(f, "{\n");
     provenance(f, "DSA-1024 keys made by otrl_privkey_generate, fingerprints by otrl_privkey_fingerprint[_raw], "
+                  "pubkey_data is libotr's OtrlPrivKey.pubkey_data (MPIs p, q, g, y without the 2-byte type), "
                   "signatures by otrl_privkey_sign over 32-byte values (r||s, 20 bytes each), each checked with otrl_privkey_verify");
     fprintf(f, "  \"keys\": [\n");
     for (int i = 0; i < nkeys; i++) {
@@ -722,7 +723,7 @@ static void vectors_dsa(const char *outdir, int nkeys) {
         fprintf(f, "    {\n      \"account\": \"%s\", \"protocol\": \"prpl-irc\",\n", acct);
         const char *names[] = { "p", "q", "g", "y", "x" };
         for (int j = 0; j < 5; j++) { fprintf(f, "      \"%s\": ", names[j]); put_sexp_mpi(f, k->privkey, names[j]); fprintf(f, ",\n"); }
-        fprintf(f, "      \"pubkey_serialized\": "); put_hex(f, k->pubkey_data, k->pubkey_datalen); fprintf(f, ",\n");
+        fprintf(f, "      \"pubkey_data\": "); put_hex(f, k->pubkey_data, k->pubkey_datalen); fprintf(f, ",\n");
         fprintf(f, "      \"fingerprint_raw\": "); put_hex(f, raw, 20); fprintf(f, ",\n");
         fprintf(f, "      \"fingerprint\": \"%s\",\n", human);
         char *file = slurp(kpath);
@@ -757,6 +758,32 @@ static void vectors_dsa(const char *outdir, int nkeys) {
     }
     fprintf(f, "  ]\n}\n");
     fclose(f);
+}
+
+/* Random 320-bit x, y until the case exercises a leading-zero bug seen in other implementations:
+ * want 1: s = g^xy mod p is shorter than 192 bytes (its MPI must stay minimal; otr.js, python-potr);
+ * want 2: the sending AES key h1(sendbyte, s)[0..16) starts with a zero byte (python-potr dropped it). */
+static void find_case(gcry_mpi_t *xp, gcry_mpi_t *yp, int want) {
+    gcry_mpi_t p = mpi_from_hex(MODP1536), g = gcry_mpi_set_ui(NULL, 2);
+    for (;;) {
+        gcry_mpi_t x = mpi_random_bits(320), y = mpi_random_bits(320);
+        gcry_mpi_t gx = gcry_mpi_new(1536), gy = gcry_mpi_new(1536), s = gcry_mpi_new(1536);
+        gcry_mpi_powm(gx, g, x, p); gcry_mpi_powm(gy, g, y, p); gcry_mpi_powm(s, gy, x, p);
+        unsigned char buf[1 + 4 + 192]; size_t n = 0;
+        gcry_mpi_print(GCRYMPI_FMT_USG, buf + 5, 192, &n, s);
+        int ok;
+        if (want == 1) ok = n < 192;
+        else {
+            buf[0] = gcry_mpi_cmp(gx, gy) > 0 ? 0x01 : 0x02;
+            buf[1] = n >> 24; buf[2] = n >> 16; buf[3] = n >> 8; buf[4] = n;
+            unsigned char h[20]; gcry_md_hash_buffer(GCRY_MD_SHA1, h, buf, 5 + n);
+            ok = h[0] == 0;
+        }
+        gcry_mpi_release(gx); gcry_mpi_release(gy); gcry_mpi_release(s);
+        if (ok) { *xp = x; *yp = y; break; }
+        gcry_mpi_release(x); gcry_mpi_release(y);
+    }
+    gcry_mpi_release(p); gcry_mpi_release(g);
 }
 
 static void dh_fixed(DH_keypair *kp, gcry_mpi_t priv) {
@@ -794,7 +821,8 @@ static void vectors_kdf(const char *outdir, int n) {
                   "x (ours) and y (theirs), public keys g^x and g^y in the RFC 3526 1536-bit group. AES keys and MAC keys that libotr "
                   "keeps inside gcrypt handles are given as probes: *_probe = AES-128-CTR encryption of 32 zero bytes starting at "
                   "the counter block in probe_ctr, *_hmac_probe = HMAC (SHA-256 for m1..m2', SHA-1 for data MAC keys) of the ASCII "
-                  "string in probe_msg");
+                  "string in probe_msg. Case 0 uses tiny exponents, case 1 a shared secret with a leading zero byte, case 2 a "
+                  "sending AES key with a leading zero byte, the rest random");
     fprintf(f, "  \"probe_msg\": \"%s\",\n", PROBE_MSG);
     unsigned char ctr_zero[16] = { 0 };
     unsigned char ctr_data[16] = { 0, 0, 0, 0, 0, 0, 0, 1 };
@@ -804,12 +832,10 @@ static void vectors_kdf(const char *outdir, int n) {
     for (int i = 0; i < n; i++) {
         DH_keypair ours, theirs;
         gcry_mpi_t x, y;
-        if (i == 0) { x = mpi_from_hex("1"); x = gcry_mpi_set_ui(x, 3); y = gcry_mpi_set_ui(NULL, 5); }
-        else if (i == 1) {
-            /* small exponents chosen so that the shared secret g^(xy) is short, exercising MPI lengths:
-             * simply use 1 and 1: s = g = 2 */
-            x = gcry_mpi_set_ui(NULL, 1); y = gcry_mpi_set_ui(NULL, 1);
-        } else { x = mpi_random_bits(320); y = mpi_random_bits(320); }
+        if (i == 0) { x = gcry_mpi_set_ui(NULL, 3); y = gcry_mpi_set_ui(NULL, 5); }
+        else if (i == 1) find_case(&x, &y, 1);   /* shared secret with a leading zero byte */
+        else if (i == 2) find_case(&x, &y, 2);   /* sending AES key with a leading zero byte */
+        else { x = mpi_random_bits(320); y = mpi_random_bits(320); }
         dh_fixed(&ours, x); dh_fixed(&theirs, y);
         fprintf(f, "    {\n      \"x\": "); put_mpi(f, ours.priv); fprintf(f, ",\n      \"gx\": "); put_mpi(f, ours.pub);
         fprintf(f, ",\n      \"y\": "); put_mpi(f, theirs.priv); fprintf(f, ",\n      \"gy\": "); put_mpi(f, theirs.pub);
@@ -919,7 +945,7 @@ static void vectors_data(const char *outdir) {
 static int vectors(const char *outdir) {
     time_t t = time(NULL); strftime(today, sizeof today, "%Y-%m-%d", gmtime(&t));
     vectors_dsa(outdir, 3);
-    vectors_kdf(outdir, 4);
+    vectors_kdf(outdir, 5);
     vectors_data(outdir);
     return 0;
 }

@@ -1,0 +1,71 @@
+// Management-room commands (no prefix in the management room). Parsing is separate from execution so every input,
+// including garbage, maps to exactly one reply.
+
+export type Command =
+  | { name: "help" }
+  | { name: "connect"; network: string }
+  | { name: "disconnect"; network: string }
+  | { name: "nick"; network: string; nick: string }
+  | { name: "msg"; network: string; nick: string; text: string | null }
+  | { name: "networks" }
+  | { name: "invalid"; reply: string };
+
+export const HELP_TEXT = [
+  "Commands (type them here, without a prefix):",
+  "  help                          this list",
+  "  networks                      the IRC networks this bridge knows",
+  "  connect <network>             connect to an IRC network",
+  "  disconnect <network>          disconnect from it",
+  "  nick <network> <nick>         change your IRC nick there",
+  "  msg <network> <nick> [text]   open (or reuse) a direct chat with an IRC user, optionally sending text",
+].join("\n");
+
+const USAGE: Record<string, string> = {
+  connect: "Usage: connect <network>",
+  disconnect: "Usage: disconnect <network>",
+  nick: "Usage: nick <network> <nick>",
+  msg: "Usage: msg <network> <nick> [text]",
+};
+
+export function parseCommand(body: string): Command {
+  const trimmed = body.trim();
+  const m = /^(\S+)(?:\s+([\s\S]*))?$/.exec(trimmed);
+  if (!m) return { name: "invalid", reply: "Type `help` for the list of commands." };
+  const word = m[1]!.toLowerCase();
+  const rest = (m[2] ?? "").trim();
+  const args = rest ? rest.split(/\s+/) : [];
+  switch (word) {
+    case "help":
+      return { name: "help" };
+    case "networks":
+      return { name: "networks" };
+    case "connect":
+    case "disconnect":
+      return args.length === 1 ? { name: word, network: args[0]! } : { name: "invalid", reply: USAGE[word]! };
+    case "nick":
+      return args.length === 2 ? { name: "nick", network: args[0]!, nick: args[1]! } : { name: "invalid", reply: USAGE["nick"]! };
+    case "msg": {
+      const mm = /^(\S+)\s+(\S+)(?:\s([\s\S]*))?$/.exec(rest);
+      if (!mm) return { name: "invalid", reply: USAGE["msg"]! };
+      const text = mm[3] && mm[3].trim() !== "" ? mm[3] : null;
+      return { name: "msg", network: mm[1]!, nick: mm[2]!, text };
+    }
+    default:
+      return { name: "invalid", reply: `Unknown command \`${m[1]}\`. Type \`help\` for the list of commands.` };
+  }
+}
+
+/** RFC 2812 §2.3.1 nickname characters; servers enforce their own length limit and answer 432 when exceeded. */
+export function isValidNick(nick: string): boolean {
+  return /^[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,29}$/.test(nick);
+}
+
+/** Derives a valid IRC nick from the template and a Matrix user id (`{localpart}`, `{domain}`). */
+export function nickFromTemplate(template: string, userId: string): string {
+  const m = /^@([^:]+):(.*)$/.exec(userId);
+  const local = m?.[1] ?? userId;
+  const raw = template.replace("{localpart}", local).replace("{domain}", m?.[2] ?? "");
+  let nick = raw.replace(/[^A-Za-z0-9\[\]\\`_^{|}-]/g, "_");
+  if (!/^[A-Za-z\[\]\\`_^{|}]/.test(nick)) nick = "M" + nick;
+  return nick.slice(0, 30);
+}

@@ -1,0 +1,199 @@
+// The bridge's use cases behind the Matrix event handlers: management rooms and their commands, permission checks
+// (one polite refusal per user, not one per message), and DM routing in both directions.
+import type { Store } from "../store/types.js";
+import type { BridgeLogger, MatrixEventHandlers, MatrixInvite, MatrixMembership, MatrixMessage, MatrixPort, NetworkInfo, Permission, PuppetFactory } from "./ports.js";
+import { ConnectionManager } from "./connections.js";
+import { DmRouter } from "./dm-router.js";
+import { PlaintextPipeline, type DmPipeline } from "./dm-pipeline.js";
+import { HELP_TEXT, isValidNick, parseCommand, type Command } from "./commands.js";
+import { KeyedQueue } from "./keyed-queue.js";
+// Before a connection has reported its CASEMAPPING, rfc1459 (the IRC default) decides.
+import { foldNick } from "../irc/casemap.js";
+
+export const REFUSAL_TEXT =
+  "Sorry, this bridge is not open to your account. If you think it should be, ask the bridge operator to add you to its permissions.";
+
+export interface BridgeCoreOptions {
+  store: Store;
+  matrix: MatrixPort;
+  createPuppet: PuppetFactory;
+  networks: readonly NetworkInfo[];
+  permission(userId: string): Permission;
+  logger: BridgeLogger;
+  pipeline?: DmPipeline;
+}
+
+export class BridgeCore implements MatrixEventHandlers {
+  readonly connections: ConnectionManager;
+  readonly dms: DmRouter;
+  private readonly roomQueue = new KeyedQueue();
+  private readonly refused = new Set<string>();
+
+  constructor(private readonly o: BridgeCoreOptions) {
+    const notify = (userId: string, text: string) => this.notify(userId, text);
+    this.connections = new ConnectionManager({
+      store: o.store,
+      createPuppet: o.createPuppet,
+      networks: o.networks,
+      logger: o.logger,
+      notify,
+      onIrcMessage: (userId, networkId, msg) => void this.dms.fromIrc(userId, networkId, msg),
+    });
+    this.dms = new DmRouter({
+      store: o.store,
+      matrix: o.matrix,
+      connections: this.connections,
+      pipeline: o.pipeline ?? new PlaintextPipeline(),
+      logger: o.logger,
+      notify,
+    });
+  }
+
+  /** Sends a notice to the user's management room, if they have one. Never throws. */
+  async notify(userId: string, text: string): Promise<void> {
+    try {
+      const roomId = await this.o.store.getManagementRoom(userId);
+      if (roomId) await this.o.matrix.send(roomId, null, "notice", text);
+    } catch (err) {
+      this.o.logger.warn("could not notify user", { userId, code: codeOf(err) });
+    }
+  }
+
+  onInvite(e: MatrixInvite): Promise<void> {
+    return this.roomQueue.run(e.roomId, () => this.handleInvite(e)).catch((err) => this.fail("invite", err));
+  }
+
+  onMessage(e: MatrixMessage): Promise<void> {
+    return this.roomQueue.run(e.roomId, () => this.handleMessage(e)).catch((err) => this.fail("message", err));
+  }
+
+  onMembership(e: MatrixMembership): Promise<void> {
+    return this.roomQueue.run(e.roomId, () => this.handleMembership(e)).catch((err) => this.fail("membership", err));
+  }
+
+  /** Waits for queued work (tests and shutdown). */
+  async idle(): Promise<void> {
+    await this.roomQueue.idle();
+    await this.dms.idle();
+  }
+
+  private async handleInvite(e: MatrixInvite): Promise<void> {
+    const { matrix, store } = this.o;
+    if (e.invitee === matrix.botUserId) {
+      if (!this.allowed(e.inviter)) {
+        // Join only to say no once; a second invite from the same user is declined silently.
+        if (this.refused.has(e.inviter)) return matrix.leave(e.roomId, null);
+        this.refused.add(e.inviter);
+        await matrix.join(e.roomId, null);
+        await matrix.send(e.roomId, null, "notice", REFUSAL_TEXT);
+        await matrix.leave(e.roomId, null);
+        return;
+      }
+      await matrix.join(e.roomId, null);
+      const members = await matrix.joinedMembers(e.roomId, null);
+      if (members.some((m) => m !== e.inviter && m !== matrix.botUserId)) {
+        await matrix.send(e.roomId, null, "notice", "I only take commands in a direct chat between you and me. Invite me into a room with just the two of us.");
+        await matrix.leave(e.roomId, null);
+        return;
+      }
+      await store.putManagementRoom(e.inviter, e.roomId);
+      await matrix.send(e.roomId, null, "notice", `This is your management room for the IRC bridge.\n${HELP_TEXT}`);
+      return;
+    }
+    const ghost = matrix.parseGhost(e.invitee);
+    if (!ghost) return;
+    if (!this.allowed(e.inviter)) {
+      await matrix.leave(e.roomId, e.invitee).catch(() => undefined);
+      return;
+    }
+    // The user started the DM from Matrix: this room becomes the DM with that contact.
+    await matrix.join(e.roomId, e.invitee);
+    const previous = await store.getDmRoom(e.inviter, ghost.networkId, ghost.foldedNick);
+    await store.putDmRoom(e.inviter, ghost.networkId, ghost.foldedNick, e.roomId);
+    if (previous && previous !== e.roomId) await matrix.leave(previous, e.invitee).catch(() => undefined);
+  }
+
+  private async handleMessage(e: MatrixMessage): Promise<void> {
+    const { matrix, store } = this.o;
+    if (e.sender === matrix.botUserId || matrix.parseGhost(e.sender)) return;
+    const owner = await store.findManagementRoomOwner(e.roomId);
+    const dm = owner ? null : await store.findDmByRoom(e.roomId);
+    if (owner !== e.sender && dm?.userId !== e.sender) return; // someone else's room, or a room we do not manage
+    if (!this.allowed(e.sender)) {
+      if (!this.refused.has(e.sender)) {
+        this.refused.add(e.sender);
+        await matrix.send(e.roomId, dm ? matrix.ghostUserId(dm.networkId, dm.foldedNick) : null, "notice", REFUSAL_TEXT);
+      }
+      return;
+    }
+    if (dm) {
+      await this.dms.fromMatrix(dm, e.roomId, e.kind, e.body);
+      return;
+    }
+    if (e.kind === "notice") return; // bots talk in notices; answering them could loop
+    const reply = await this.runCommand(e.sender, parseCommand(e.body));
+    await matrix.send(e.roomId, null, "notice", reply);
+  }
+
+  private async handleMembership(e: MatrixMembership): Promise<void> {
+    if (e.membership !== "leave" && e.membership !== "ban") return;
+    const dm = await this.o.store.findDmByRoom(e.roomId);
+    if (dm && dm.userId === e.userId) await this.dms.userLeft(e.roomId, dm);
+  }
+
+  private async runCommand(userId: string, cmd: Command): Promise<string> {
+    const c = this.connections;
+    const unknownNet = (id: string) => `Unknown network \`${id}\`. Known: ${this.o.networks.map((n) => n.id).join(", ")}.`;
+    switch (cmd.name) {
+      case "help":
+        return HELP_TEXT;
+      case "invalid":
+        return cmd.reply;
+      case "networks":
+        return this.o.networks.map((n) => `${n.id}: ${n.name}${c.get(userId, n.id) ? " (connected)" : ""}`).join("\n");
+      case "connect": {
+        if (!c.network(cmd.network)) return unknownNet(cmd.network);
+        const nick = await c.connect(userId, cmd.network);
+        return nick === null ? `You already have a connection to ${cmd.network} (nick ${c.get(userId, cmd.network)?.nick}).` : `Connecting to ${cmd.network} as ${nick}…`;
+      }
+      case "disconnect": {
+        if (!c.network(cmd.network)) return unknownNet(cmd.network);
+        return (await c.disconnect(userId, cmd.network)) ? `Disconnected from ${cmd.network}.` : `You are not connected to ${cmd.network}.`;
+      }
+      case "nick": {
+        if (!c.network(cmd.network)) return unknownNet(cmd.network);
+        if (!isValidNick(cmd.nick)) return `\`${cmd.nick}\` is not a valid IRC nick (letters, digits and [ ] \\ \` _ ^ { | } -, not starting with a digit or -, at most 30).`;
+        const prev = await this.o.store.getUserNetwork(userId, cmd.network);
+        await this.o.store.putUserNetwork({ userId, networkId: cmd.network, nick: cmd.nick, otrPolicy: prev?.otrPolicy ?? null, updatedAt: Date.now() });
+        const puppet = c.get(userId, cmd.network);
+        if (puppet?.connected) {
+          puppet.changeNick(cmd.nick);
+          return `Asked ${cmd.network} to change your nick to ${cmd.nick}.`;
+        }
+        return `Your nick on ${cmd.network} will be ${cmd.nick} when you connect.`;
+      }
+      case "msg": {
+        if (!c.network(cmd.network)) return unknownNet(cmd.network);
+        if (!isValidNick(cmd.nick)) return `\`${cmd.nick}\` is not a valid IRC nick.`;
+        const puppet = c.get(userId, cmd.network);
+        if (cmd.text !== null && !puppet?.connected) return `You are not connected to ${cmd.network}; send \`connect ${cmd.network}\` first.`;
+        const folded = puppet ? puppet.foldNick(cmd.nick) : foldNick(cmd.nick);
+        const { roomId, created } = await this.dms.open(userId, cmd.network, folded, cmd.nick);
+        if (cmd.text !== null) await this.dms.fromMatrix({ userId, networkId: cmd.network, foldedNick: folded }, roomId, "text", cmd.text);
+        return `${created ? "Opened" : "Reusing"} your direct chat with ${cmd.nick} on ${cmd.network}: ${roomId}${created ? " (check your invites)" : ""}.`;
+      }
+    }
+  }
+
+  private allowed(userId: string): boolean {
+    return this.o.permission(userId) !== null;
+  }
+
+  private fail(where: string, err: unknown): void {
+    this.o.logger.error(`handling a Matrix ${where} failed`, { code: codeOf(err) });
+  }
+}
+
+function codeOf(err: unknown): string {
+  return (err as { code?: string })?.code ?? (err as Error)?.name ?? "unknown";
+}

@@ -1,0 +1,33 @@
+// The single path of every direct message between an IRC contact and a Matrix user. Today it passes text through;
+// the OTR session manager (issue 6) implements the same interface and sits exactly here, between the IRC puppet
+// and the Matrix DM room, so no other code path can move a DM in either direction.
+import type { MessageKind } from "./ports.js";
+
+export interface DmContext {
+  userId: string;
+  networkId: string;
+  /** The contact's nick as last seen (for sending), and its case-folded key. */
+  peerNick: string;
+  foldedNick: string;
+  /** Post into the user's DM room as the contact's ghost. */
+  toMatrix(kind: MessageKind, body: string, extraContent?: Record<string, unknown>): Promise<void>;
+  /** Send to the contact on IRC through the user's puppet; returns the number of IRC lines written. */
+  toIrc(kind: MessageKind, text: string): number;
+}
+
+export interface DmPipeline {
+  /** A message from the IRC contact to the puppet. */
+  fromIrc(ctx: DmContext, kind: MessageKind, text: string): Promise<void>;
+  /** A message the Matrix user wrote in the DM room. Returns false when nothing could be sent. */
+  fromMatrix(ctx: DmContext, kind: MessageKind, text: string): Promise<boolean>;
+}
+
+export class PlaintextPipeline implements DmPipeline {
+  async fromIrc(ctx: DmContext, kind: MessageKind, text: string): Promise<void> {
+    await ctx.toMatrix(kind, text);
+  }
+
+  async fromMatrix(ctx: DmContext, kind: MessageKind, text: string): Promise<boolean> {
+    return ctx.toIrc(kind, text) > 0;
+  }
+}

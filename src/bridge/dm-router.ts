@@ -1,0 +1,130 @@
+// Direct messages between a Matrix user and an IRC contact. One Matrix room per (user, network, folded nick),
+// created by the contact's ghost the first time it is needed and kept in the store. Creation and delivery run in a
+// queue per key, so two messages arriving together create one room and arrive in order. Both directions go through
+// the DmPipeline (plaintext today, OTR in issue 6).
+import type { Store } from "../store/types.js";
+import type { BridgeLogger, IrcIncoming, MatrixPort, MessageKind } from "./ports.js";
+import type { ConnectionManager } from "./connections.js";
+import type { DmContext, DmPipeline } from "./dm-pipeline.js";
+import { KeyedQueue } from "./keyed-queue.js";
+import { foldNick } from "../irc/casemap.js";
+
+const IRC_KIND: Record<IrcIncoming["kind"], MessageKind> = { privmsg: "text", notice: "notice", action: "emote" };
+
+export interface DmRouterOptions {
+  store: Store;
+  matrix: MatrixPort;
+  connections: ConnectionManager;
+  pipeline: DmPipeline;
+  logger: BridgeLogger;
+  notify(userId: string, text: string): Promise<void>;
+}
+
+export class DmRouter {
+  private readonly queue = new KeyedQueue();
+  /** Last spelling seen for a folded nick, so ghosts show "Bob" rather than "bob". */
+  private readonly spelling = new Map<string, string>();
+
+  constructor(private readonly o: DmRouterOptions) {}
+
+  /** A message from an IRC contact to the user's puppet. */
+  fromIrc(userId: string, networkId: string, msg: IrcIncoming): Promise<void> {
+    const puppet = this.o.connections.get(userId, networkId);
+    const folded = puppet ? puppet.foldNick(msg.from) : foldNick(msg.from);
+    const k = this.key(userId, networkId, folded);
+    this.spelling.set(k, msg.from);
+    return this.queue.run(k, async () => {
+      const roomId = await this.roomFor(userId, networkId, folded, msg.from);
+      await this.o.pipeline.fromIrc(this.context(userId, networkId, folded, roomId), IRC_KIND[msg.kind], msg.text);
+    }).catch((err) => this.o.logger.error("IRC message could not be delivered to Matrix", { userId, networkId, code: codeOf(err) }));
+  }
+
+  /** A message the user wrote in a DM room. */
+  async fromMatrix(dm: { userId: string; networkId: string; foldedNick: string }, roomId: string, kind: MessageKind, body: string): Promise<void> {
+    const k = this.key(dm.userId, dm.networkId, dm.foldedNick);
+    await this.queue.run(k, async () => {
+      const puppet = this.o.connections.get(dm.userId, dm.networkId);
+      const ghost = this.o.matrix.ghostUserId(dm.networkId, dm.foldedNick);
+      if (!puppet || !puppet.connected) {
+        await this.o.matrix.send(roomId, ghost, "notice", `Not delivered: you are not connected to ${dm.networkId}. Send \`connect ${dm.networkId}\` to the bridge bot.`);
+        return;
+      }
+      const ok = await this.o.pipeline.fromMatrix(this.context(dm.userId, dm.networkId, dm.foldedNick, roomId), kind, body);
+      if (!ok) await this.o.matrix.send(roomId, ghost, "notice", "Not delivered: the message was empty or the connection dropped.");
+    });
+  }
+
+  /**
+   * The DM room for (user, network, nick), created and the user invited when absent. Runs inside the key's queue
+   * when called from routing; `open` (the `msg` command) takes the same queue.
+   */
+  open(userId: string, networkId: string, folded: string, nick: string): Promise<{ roomId: string; created: boolean }> {
+    const k = this.key(userId, networkId, folded);
+    this.spelling.set(k, nick);
+    return this.queue.run(k, async () => {
+      const existing = await this.o.store.getDmRoom(userId, networkId, folded);
+      const roomId = await this.roomFor(userId, networkId, folded, nick);
+      if (existing) {
+        const ghost = this.o.matrix.ghostUserId(networkId, folded);
+        const m = await this.o.matrix.membership(roomId, ghost, userId);
+        if (m !== "join" && m !== "invite") await this.o.matrix.invite(roomId, ghost, userId);
+      }
+      return { roomId, created: !existing };
+    });
+  }
+
+  /** The user left a DM room: forget it, so the next message opens a fresh one the user can see. */
+  async userLeft(roomId: string, dm: { userId: string; networkId: string; foldedNick: string }): Promise<void> {
+    const k = this.key(dm.userId, dm.networkId, dm.foldedNick);
+    await this.queue.run(k, async () => {
+      if ((await this.o.store.getDmRoom(dm.userId, dm.networkId, dm.foldedNick)) !== roomId) return;
+      await this.o.store.deleteDmRoom(dm.userId, dm.networkId, dm.foldedNick);
+      const ghost = this.o.matrix.ghostUserId(dm.networkId, dm.foldedNick);
+      await this.o.matrix.leave(roomId, ghost).catch(() => undefined);
+    });
+  }
+
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  private async roomFor(userId: string, networkId: string, folded: string, nick: string): Promise<string> {
+    const ghost = this.o.matrix.ghostUserId(networkId, folded);
+    await this.o.matrix.setDisplayName(ghost, nick);
+    const existing = await this.o.store.getDmRoom(userId, networkId, folded);
+    if (existing) return existing;
+    const roomId = await this.o.matrix.createDmRoom(ghost, userId, `${nick} (${networkId})`);
+    await this.o.store.putDmRoom(userId, networkId, folded, roomId);
+    this.o.logger.info("DM room created", { userId, networkId, roomId });
+    return roomId;
+  }
+
+  private context(userId: string, networkId: string, folded: string, roomId: string): DmContext {
+    const ghost = this.o.matrix.ghostUserId(networkId, folded);
+    const peerNick = this.spelling.get(this.key(userId, networkId, folded)) ?? folded;
+    return {
+      userId,
+      networkId,
+      peerNick,
+      foldedNick: folded,
+      toMatrix: async (kind, body, extra) => {
+        await this.o.matrix.send(roomId, ghost, kind, body, extra);
+      },
+      toIrc: (kind, text) => {
+        const puppet = this.o.connections.get(userId, networkId);
+        if (!puppet || !puppet.connected) return 0;
+        if (kind === "emote") return puppet.action(peerNick, text);
+        if (kind === "notice") return puppet.notice(peerNick, text);
+        return puppet.say(peerNick, text);
+      },
+    };
+  }
+
+  private key(userId: string, networkId: string, folded: string): string {
+    return `${networkId}\u0000${folded}\u0000${userId}`;
+  }
+}
+
+function codeOf(err: unknown): string {
+  return (err as { code?: string })?.code ?? (err as Error)?.name ?? "unknown";
+}

@@ -1,0 +1,102 @@
+// The interfaces the bridge's use cases need from the outside world. The IRC and Matrix adapters satisfy them
+// structurally (they never import this file); src/main.ts wires the concrete classes, unit tests wire fakes.
+
+/** How a message is presented: m.text / PRIVMSG, m.notice / NOTICE, m.emote / CTCP ACTION. */
+export type MessageKind = "text" | "notice" | "emote";
+
+export interface MatrixInvite {
+  roomId: string;
+  inviter: string;
+  invitee: string;
+  isDirect: boolean;
+}
+
+export interface MatrixMessage {
+  roomId: string;
+  sender: string;
+  eventId: string;
+  kind: MessageKind;
+  body: string;
+}
+
+export interface MatrixMembership {
+  roomId: string;
+  userId: string;
+  sender: string;
+  membership: "join" | "leave" | "ban" | "invite" | "knock";
+}
+
+export interface MatrixEventHandlers {
+  onInvite(e: MatrixInvite): Promise<void>;
+  onMessage(e: MatrixMessage): Promise<void>;
+  onMembership(e: MatrixMembership): Promise<void>;
+}
+
+export interface MatrixPort {
+  readonly botUserId: string;
+  ghostUserId(networkId: string, foldedNick: string): string;
+  /** null when userId is not one of our ghosts. */
+  parseGhost(userId: string): { networkId: string; foldedNick: string } | null;
+  /** `from` null = the bot. Returns the event id. */
+  send(roomId: string, from: string | null, kind: MessageKind, body: string, extraContent?: Record<string, unknown>): Promise<string>;
+  setDisplayName(userId: string, name: string): Promise<void>;
+  /** An unencrypted private room created by `creator` (a ghost), with `invitee` invited as a direct chat. */
+  createDmRoom(creator: string, invitee: string, name: string): Promise<string>;
+  invite(roomId: string, as: string | null, userId: string): Promise<void>;
+  join(roomId: string, as: string | null): Promise<void>;
+  leave(roomId: string, as: string | null): Promise<void>;
+  /** The membership of userId in roomId as seen by `as` (a member), or null when unknown. */
+  membership(roomId: string, as: string | null, userId: string): Promise<string | null>;
+  joinedMembers(roomId: string, as: string | null): Promise<string[]>;
+}
+
+export interface IrcIncoming {
+  kind: "privmsg" | "notice" | "action";
+  from: string;
+  text: string;
+}
+
+export interface PuppetEvents {
+  onMessage(msg: IrcIncoming): void;
+  onConnected(info: { nick: string }): void;
+  onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number }): void;
+  onNickChange(info: { oldNick: string; newNick: string }): void;
+}
+
+export interface PuppetPort {
+  readonly nick: string;
+  readonly connected: boolean;
+  foldNick(nick: string): string;
+  connect(): void;
+  disconnect(reason?: string): Promise<void>;
+  /** Each returns the number of IRC lines written (0 when not connected). */
+  say(target: string, text: string): number;
+  notice(target: string, text: string): number;
+  action(target: string, text: string): number;
+  changeNick(nick: string): void;
+}
+
+export interface PuppetRequest {
+  userId: string;
+  networkId: string;
+  nick: string;
+}
+
+export type PuppetFactory = (req: PuppetRequest, events: PuppetEvents) => PuppetPort;
+
+export type Permission = "user" | "admin" | null;
+
+/** Structured logger; fields named body/text/secret/... are dropped by the logging layer, but never pass them. */
+export interface BridgeLogger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface NetworkInfo {
+  id: string;
+  name: string;
+  /** Default puppet nick, `{localpart}` replaced by the Matrix user's localpart. */
+  nickTemplate: string;
+}

@@ -1,0 +1,173 @@
+// The Matrix side of the bridge, on matrix-appservice-bridge 10.3: the appservice listener, the bot, ghost
+// intents, and the translation of raw events into the few event shapes the bridge acts on (invites, messages,
+// membership). It knows nothing of IRC: ghost names come from GhostNaming and the bridge hands it folded nicks.
+import { Bridge, AppServiceRegistration } from "matrix-appservice-bridge";
+import type { Intent } from "matrix-appservice-bridge";
+import { GhostNaming } from "./localpart.js";
+
+export type MessageKind = "text" | "notice" | "emote";
+
+export interface AdapterHandlers {
+  onInvite(e: { roomId: string; inviter: string; invitee: string; isDirect: boolean }): Promise<void>;
+  onMessage(e: { roomId: string; sender: string; eventId: string; kind: MessageKind; body: string }): Promise<void>;
+  onMembership(e: { roomId: string; userId: string; sender: string; membership: "join" | "leave" | "ban" | "invite" | "knock" }): Promise<void>;
+}
+
+export interface MatrixAdapterOptions {
+  homeserverUrl: string;
+  domain: string;
+  /** The parsed registration file (id, as_token, hs_token, sender_localpart, namespaces, url). */
+  registration: Record<string, unknown>;
+  ghostTemplate: string;
+  networkIds: readonly string[];
+  /** Reports errors raised while handling an event (handlers must not throw into the library's queue). */
+  onError(err: unknown, where: string): void;
+  /** Library log lines; errors only by default. */
+  onLog?: (text: string, isError: boolean) => void;
+}
+
+const MSGTYPE: Record<MessageKind, string> = { text: "m.text", notice: "m.notice", emote: "m.emote" };
+
+interface RawEvent {
+  type?: string;
+  room_id?: string;
+  sender?: string;
+  state_key?: string;
+  event_id?: string;
+  content?: Record<string, unknown>;
+}
+
+export class MatrixAdapter {
+  private bridge: Bridge | null = null;
+  private handlers: AdapterHandlers | null = null;
+  private readonly naming: GhostNaming;
+  private readonly displayNames = new Map<string, string>();
+  readonly botUserId: string;
+
+  constructor(private readonly opts: MatrixAdapterOptions) {
+    this.naming = new GhostNaming(opts.ghostTemplate, opts.domain);
+    const localpart = String(opts.registration["sender_localpart"] ?? "");
+    if (!localpart) throw Object.assign(new Error("registration has no sender_localpart"), { code: "bad-registration" });
+    this.botUserId = `@${localpart}:${opts.domain}`;
+  }
+
+  setHandlers(h: AdapterHandlers): void {
+    this.handlers = h;
+  }
+
+  async start(port: number, bindAddress: string): Promise<void> {
+    const reg = AppServiceRegistration.fromObject(this.opts.registration as never);
+    if (!reg) throw Object.assign(new Error("registration file is invalid"), { code: "bad-registration" });
+    const bridge = new Bridge({
+      homeserverUrl: this.opts.homeserverUrl,
+      domain: this.opts.domain,
+      registration: reg,
+      disableStores: true,
+      disableContext: true,
+      controller: {
+        onEvent: (request) => {
+          const ev = request.getData() as RawEvent;
+          this.dispatch(ev).catch((err) => this.opts.onError(err, `event ${ev.type ?? "?"}`));
+        },
+        onLog: this.opts.onLog ?? ((text, isError) => {
+          if (isError) this.opts.onError(new Error(text), "matrix-appservice-bridge");
+        }),
+      },
+    });
+    this.bridge = bridge;
+    await bridge.initialise();
+    await bridge.listen(port, bindAddress);
+  }
+
+  async stop(): Promise<void> {
+    const b = this.bridge;
+    this.bridge = null;
+    if (b) await b.close();
+  }
+
+  ghostUserId(networkId: string, foldedNick: string): string {
+    return this.naming.userId(networkId, foldedNick);
+  }
+
+  parseGhost(userId: string): { networkId: string; foldedNick: string } | null {
+    return this.naming.parse(userId, this.opts.networkIds);
+  }
+
+  async send(roomId: string, from: string | null, kind: MessageKind, body: string, extraContent?: Record<string, unknown>): Promise<string> {
+    const r = await this.intent(from).sendMessage(roomId, { ...extraContent, msgtype: MSGTYPE[kind], body });
+    return r.event_id;
+  }
+
+  async setDisplayName(userId: string, name: string): Promise<void> {
+    if (this.displayNames.get(userId) === name) return;
+    await this.intent(userId).ensureProfile(name);
+    this.displayNames.set(userId, name);
+  }
+
+  async createDmRoom(creator: string, invitee: string, name: string): Promise<string> {
+    // Created by the ghost itself, as a client, so the bot is not a member: the room is a 1:1 between the user and
+    // the IRC contact. No m.room.encryption state: the bridge cannot read Megolm, and OTR is the encryption here.
+    const r = await this.intent(creator).createRoom({
+      createAsClient: true,
+      options: { is_direct: true, invite: [invitee], preset: "trusted_private_chat", visibility: "private", name },
+    });
+    return r.room_id;
+  }
+
+  async invite(roomId: string, as: string | null, userId: string): Promise<void> {
+    await this.intent(as).invite(roomId, userId);
+  }
+
+  async join(roomId: string, as: string | null): Promise<void> {
+    await this.intent(as).join(roomId);
+  }
+
+  async leave(roomId: string, as: string | null): Promise<void> {
+    await this.intent(as).leave(roomId);
+  }
+
+  async membership(roomId: string, as: string | null, userId: string): Promise<string | null> {
+    try {
+      const ev = await this.intent(as).getStateEvent(roomId, "m.room.member", userId, true);
+      return ev && typeof ev.membership === "string" ? ev.membership : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async joinedMembers(roomId: string, as: string | null): Promise<string[]> {
+    return this.intent(as).matrixClient.getJoinedRoomMembers(roomId);
+  }
+
+  private intent(userId: string | null): Intent {
+    if (!this.bridge) throw Object.assign(new Error("Matrix adapter not started"), { code: "not-started" });
+    return (userId ? this.bridge.getIntent(userId) : this.bridge.getIntent()) as Intent;
+  }
+
+  private async dispatch(ev: RawEvent): Promise<void> {
+    const h = this.handlers;
+    if (!h || !ev.room_id || !ev.sender) return;
+    const content = ev.content ?? {};
+    if (ev.type === "m.room.member" && typeof ev.state_key === "string") {
+      const membership = content["membership"];
+      if (membership === "invite") {
+        await h.onInvite({ roomId: ev.room_id, inviter: ev.sender, invitee: ev.state_key, isDirect: content["is_direct"] === true });
+      }
+      if (membership === "join" || membership === "leave" || membership === "ban" || membership === "invite" || membership === "knock") {
+        await h.onMembership({ roomId: ev.room_id, userId: ev.state_key, sender: ev.sender, membership });
+      }
+      return;
+    }
+    if (ev.type === "m.room.message" && ev.event_id) {
+      const body = content["body"];
+      if (typeof body !== "string") return;
+      // Edits arrive as new m.room.message events; bridging them would repeat the message on IRC.
+      const rel = content["m.relates_to"] as { rel_type?: string } | undefined;
+      if (rel?.rel_type === "m.replace") return;
+      const msgtype = content["msgtype"];
+      const kind: MessageKind | null = msgtype === "m.text" ? "text" : msgtype === "m.notice" ? "notice" : msgtype === "m.emote" ? "emote" : null;
+      if (!kind) return;
+      await h.onMessage({ roomId: ev.room_id, sender: ev.sender, eventId: ev.event_id, kind, body });
+    }
+  }
+}

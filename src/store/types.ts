@@ -144,11 +144,11 @@ export type StoreErrorCode =
   | "master-key-missing" // sealed data exists but no master key was given (env and key file absent)
   | "master-key-malformed" // env var or key file does not hold 32 bytes in hex or base64
   | "master-key-wrong" // the key does not open the canary: another key sealed this database
-  | "master-key-file-unsafe" // key file readable by group/others
   | "sealed-data-corrupt" // a sealed value failed authentication: tampered, swapped between rows, or truncated
   | "canary-missing" // sealed rows exist but the canary is gone: the database was edited, refuse to guess
   | "schema-too-new" // database written by a newer version of the bridge
   | "migration-failed"
+  | "database-unavailable" // cannot open the SQLite file or connect to PostgreSQL
   | "config-invalid"; // store section unusable (unknown engine, no path/url)
 
 export class StoreError extends Error {

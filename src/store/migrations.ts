@@ -1,0 +1,114 @@
+// Versioned schema migrations for both engines. Each migration runs in its own transaction together with the
+// row that records it in schema_version, so a crash mid-migration leaves the previous version intact. A database
+// whose version is newer than the last migration here was written by a newer bridge: we refuse to touch it rather
+// than run old code against a schema it does not understand.
+import type { Dialect, SqlDriver, SqlQueries } from "./driver.js";
+import { StoreError } from "./types.js";
+
+export interface Migration {
+  version: number;
+  name: string;
+  /** DDL statements; `{bytes}` and `{int}` are replaced by the engine's column types. */
+  statements: string[];
+}
+
+function typed(sql: string, dialect: Dialect): string {
+  return sql
+    .replace(/\{bytes\}/g, dialect === "sqlite" ? "BLOB" : "BYTEA")
+    .replace(/\{int\}/g, dialect === "sqlite" ? "INTEGER" : "BIGINT");
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "initial schema",
+    statements: [
+      // Holds the master-key canary (sealed) and nothing else today.
+      `CREATE TABLE meta (name TEXT PRIMARY KEY, value {bytes} NOT NULL)`,
+      `CREATE TABLE user_networks (
+         user_id TEXT NOT NULL, network_id TEXT NOT NULL, nick TEXT,
+         otr_policy TEXT CHECK (otr_policy IN ('never','manual','opportunistic','always')),
+         updated_at {int} NOT NULL, PRIMARY KEY (user_id, network_id))`,
+      `CREATE TABLE irc_passwords (
+         user_id TEXT NOT NULL, network_id TEXT NOT NULL, sealed {bytes} NOT NULL, PRIMARY KEY (user_id, network_id))`,
+      `CREATE TABLE otr_private_keys (
+         user_id TEXT NOT NULL, network_id TEXT NOT NULL, sealed {bytes} NOT NULL, created_at {int} NOT NULL,
+         PRIMARY KEY (user_id, network_id))`,
+      `CREATE TABLE instance_tags (
+         user_id TEXT NOT NULL, network_id TEXT NOT NULL, tag {int} NOT NULL CHECK (tag >= 256 AND tag <= 4294967295),
+         PRIMARY KEY (user_id, network_id))`,
+      `CREATE TABLE fingerprints (
+         user_id TEXT NOT NULL, network_id TEXT NOT NULL, peer_nick TEXT NOT NULL, fingerprint TEXT NOT NULL,
+         trust TEXT NOT NULL CHECK (trust IN ('unverified','verified')),
+         verified_by TEXT CHECK (verified_by IN ('smp','manual')),
+         first_seen {int} NOT NULL, last_seen {int} NOT NULL,
+         PRIMARY KEY (user_id, network_id, peer_nick, fingerprint))`,
+      `CREATE TABLE dm_rooms (
+         user_id TEXT NOT NULL, network_id TEXT NOT NULL, nick TEXT NOT NULL, room_id TEXT NOT NULL UNIQUE,
+         PRIMARY KEY (user_id, network_id, nick))`,
+      `CREATE TABLE management_rooms (user_id TEXT PRIMARY KEY, room_id TEXT NOT NULL UNIQUE)`,
+      `CREATE TABLE channel_rooms (
+         network_id TEXT NOT NULL, channel TEXT NOT NULL, room_id TEXT NOT NULL UNIQUE, PRIMARY KEY (network_id, channel))`,
+      `CREATE TABLE peer_policies (
+         user_id TEXT NOT NULL, network_id TEXT NOT NULL, nick TEXT NOT NULL,
+         policy TEXT NOT NULL CHECK (policy IN ('never','manual','opportunistic','always')),
+         PRIMARY KEY (user_id, network_id, nick))`,
+      `CREATE TABLE kv_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+    ],
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+const CREATE_VERSION_TABLE = `CREATE TABLE IF NOT EXISTS schema_version (
+  version {int} PRIMARY KEY, name TEXT NOT NULL, applied_at {int} NOT NULL)`;
+
+async function currentVersion(q: SqlQueries): Promise<number> {
+  const rows = await q.all("SELECT MAX(version) AS v FROM schema_version");
+  const v = rows[0]?.v;
+  return v === null || v === undefined ? 0 : Number(v);
+}
+
+function tooNew(found: number, latest: number): StoreError {
+  return new StoreError(
+    "schema-too-new",
+    `the database schema is version ${found} but this bridge knows versions up to ${latest}: ` +
+      `it was written by a newer release. Run that release (or newer), or restore a backup made for this one.`,
+  );
+}
+
+/** Brings the schema to the latest version (or `migrations`' last, for tests); returns the resulting version. */
+export async function migrate(db: SqlDriver, migrations: readonly Migration[] = MIGRATIONS): Promise<number> {
+  const latest = migrations.length ? migrations[migrations.length - 1]!.version : 0;
+  let version = await db.tx(async (q) => {
+    await q.run(typed(CREATE_VERSION_TABLE, db.dialect));
+    return currentVersion(q);
+  }, { exclusive: true });
+  if (version > latest) throw tooNew(version, latest);
+  for (const m of migrations) {
+    if (m.version <= version) continue;
+    try {
+      version = await db.tx(async (q) => {
+        // Another process may have migrated while we waited for the lock.
+        const now = await currentVersion(q);
+        if (now > latest) throw tooNew(now, latest);
+        if (now >= m.version) return now;
+        for (const s of m.statements) await q.run(typed(s, db.dialect));
+        await q.run("INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)", [m.version, m.name, Date.now()]);
+        return m.version;
+      }, { exclusive: true });
+    } catch (e) {
+      if (e instanceof StoreError) throw e;
+      throw new StoreError("migration-failed", `schema migration ${m.version} (${m.name}) failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  return version;
+}
+
+/** Reads the schema version without changing anything (0 for an empty database). */
+export async function schemaVersion(db: SqlDriver): Promise<number> {
+  const exists = db.dialect === "sqlite"
+    ? await db.all("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+    : await db.all("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_version'");
+  return exists.length ? currentVersion(db) : 0;
+}

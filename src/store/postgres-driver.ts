@@ -1,0 +1,95 @@
+// node-postgres behind the SqlDriver surface. A pool serves plain statements; a transaction holds one client.
+// int8 columns are parsed to number (every integer we store — ms timestamps, 32-bit instance tags — is far below
+// 2^53) so both engines hand back the same shapes.
+import pg from "pg";
+import type { Row, SqlDriver, SqlQueries, SqlValue } from "./driver.js";
+import { StoreError } from "./types.js";
+
+const INT8_OID = 20;
+const BYTEA_OID = 17;
+/** Serialises migrations and key rotation across bridge processes sharing one database. */
+const ADVISORY_LOCK_ID = 0x6d6f7472; // "motr"
+
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+function toParam(v: SqlValue): unknown {
+  return v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v;
+}
+
+const types = {
+  getTypeParser(oid: number, format?: "text" | "binary") {
+    if (oid === INT8_OID) return (v: string) => Number(v);
+    if (oid === BYTEA_OID) {
+      const parse = pg.types.getTypeParser(oid, format ?? "text") as (v: string) => Buffer;
+      return (v: string) => new Uint8Array(parse(v));
+    }
+    return pg.types.getTypeParser(oid, format ?? "text");
+  },
+};
+
+function queries(client: pg.Pool | pg.PoolClient): SqlQueries {
+  return {
+    dialect: "postgres",
+    all: async (sql, params = []) => (await client.query(numbered(sql), params.map(toParam))).rows as Row[],
+    run: async (sql, params = []) => (await client.query(numbered(sql), params.map(toParam))).rowCount ?? 0,
+  };
+}
+
+export class PostgresDriver implements SqlDriver {
+  readonly dialect = "postgres" as const;
+  private readonly pool: pg.Pool;
+  private readonly direct: SqlQueries;
+  private closed = false;
+
+  constructor(connectionString: string) {
+    this.pool = new pg.Pool({ connectionString, max: 8, types: types as unknown as pg.CustomTypesConfig });
+    // An idle client losing its connection must not crash the process; the next query reports the problem.
+    this.pool.on("error", () => undefined);
+    this.direct = queries(this.pool);
+  }
+
+  private check(): void {
+    if (this.closed) throw new StoreError("store-closed", "the store is closed");
+  }
+
+  all(sql: string, params?: readonly SqlValue[]): Promise<Row[]> {
+    this.check();
+    return this.direct.all(sql, params);
+  }
+
+  run(sql: string, params?: readonly SqlValue[]): Promise<number> {
+    this.check();
+    return this.direct.run(sql, params);
+  }
+
+  async tx<T>(fn: (q: SqlQueries) => Promise<T>, opts?: { exclusive?: boolean }): Promise<T> {
+    this.check();
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query("BEGIN");
+      if (opts?.exclusive) await client.query("SELECT pg_advisory_xact_lock($1)", [ADVISORY_LOCK_ID]);
+      const result = await fn(queries(client));
+      await client.query("COMMIT");
+      return result;
+    } catch (e) {
+      try {
+        await client.query("ROLLBACK");
+      } catch {
+        broken = true;
+      }
+      throw e;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,4 @@
+import { MemoryStore } from "../../src/store/memory.js";
+import { storeContract } from "./suite.js";
+
+storeContract("memory", { make: async () => new MemoryStore() });

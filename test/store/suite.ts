@@ -1,0 +1,286 @@
+// The behaviour every Store engine must share (issue 5): run by memory.test.ts, sqlite.test.ts and
+// postgres.test.ts against their engine. `make` returns a fresh, empty store; `reopen` (durable engines only)
+// closes it and opens the same database again.
+import { describe, it, afterEach } from "node:test";
+import assert from "node:assert/strict";
+import type { FingerprintRecord, Store } from "../../src/store/types.js";
+
+export interface EngineUnderTest {
+  make(): Promise<Store>;
+  reopen?: (s: Store) => Promise<Store>;
+}
+
+const U1 = "@alice:example.org";
+const U2 = "@bob:example.org";
+const NET = "libera";
+const NET2 = "oftc";
+const FP_A = "0123456789abcdef0123456789abcdef01234567";
+const FP_B = "fedcba9876543210fedcba9876543210fedcba98";
+
+export async function rejectsCode(p: Promise<unknown> | (() => Promise<unknown>), code: string): Promise<void> {
+  await assert.rejects(typeof p === "function" ? p() : p, (e: unknown) => {
+    assert.equal((e as { code?: unknown }).code, code, `expected code ${code}, got ${String((e as Error).stack ?? e)}`);
+    assert.ok((e as Error).message.length > 10, "the error says what happened");
+    return true;
+  });
+}
+
+function fp(over: Partial<FingerprintRecord> = {}): FingerprintRecord {
+  return { userId: U1, networkId: NET, peerNick: "carol", fingerprint: FP_A, trust: "unverified", verifiedBy: null, firstSeen: 1000, lastSeen: 2000, ...over };
+}
+
+export function storeContract(name: string, engine: EngineUnderTest): void {
+  describe(`Store contract: ${name}`, () => {
+    let open: Store[] = [];
+    const make = async () => {
+      const s = await engine.make();
+      open.push(s);
+      return s;
+    };
+    afterEach(async () => {
+      for (const s of open) await s.close().catch(() => undefined);
+      open = [];
+    });
+
+    it("keeps per-network settings, replaces them, lists them by network", async () => {
+      const s = await make();
+      assert.equal(await s.getUserNetwork(U1, NET), null);
+      await s.putUserNetwork({ userId: U1, networkId: NET2, nick: "alice_", otrPolicy: "always", updatedAt: 5 });
+      await s.putUserNetwork({ userId: U1, networkId: NET, nick: null, otrPolicy: null, updatedAt: 6 });
+      await s.putUserNetwork({ userId: U2, networkId: NET, nick: "bob", otrPolicy: "manual", updatedAt: 7 });
+      assert.deepEqual(await s.getUserNetwork(U1, NET2), { userId: U1, networkId: NET2, nick: "alice_", otrPolicy: "always", updatedAt: 5 });
+      await s.putUserNetwork({ userId: U1, networkId: NET2, nick: "alice2", otrPolicy: "never", updatedAt: 9 });
+      assert.deepEqual(await s.getUserNetwork(U1, NET2), { userId: U1, networkId: NET2, nick: "alice2", otrPolicy: "never", updatedAt: 9 });
+      assert.deepEqual((await s.listUserNetworks(U1)).map((u) => u.networkId), [NET, NET2]);
+      assert.deepEqual(await s.listUserNetworks("@nobody:x"), []);
+    });
+
+    it("rejects malformed settings with invalid-argument and writes nothing", async () => {
+      const s = await make();
+      await rejectsCode(s.putUserNetwork({ userId: U1, networkId: NET, nick: "a", otrPolicy: "sometimes" as never, updatedAt: 1 }), "invalid-argument");
+      await rejectsCode(s.putUserNetwork({ userId: "", networkId: NET, nick: "a", otrPolicy: null, updatedAt: 1 }), "invalid-argument");
+      await rejectsCode(s.putUserNetwork({ userId: "@a\0b:x", networkId: NET, nick: "a", otrPolicy: null, updatedAt: 1 }), "invalid-argument");
+      await rejectsCode(s.putUserNetwork({ userId: U1, networkId: NET, nick: "a", otrPolicy: null, updatedAt: -1 }), "invalid-argument");
+      assert.equal(await s.getUserNetwork(U1, NET), null);
+    });
+
+    it("stores IRC passwords per (user, network), replaces and deletes them, independent of settings", async () => {
+      const s = await make();
+      assert.equal(await s.getIrcPassword(U1, NET), null);
+      await s.setIrcPassword(U1, NET, "hunter2 ✓ ünïcode");
+      await s.setIrcPassword(U2, NET, "other");
+      assert.equal(await s.getIrcPassword(U1, NET), "hunter2 ✓ ünïcode");
+      await s.putUserNetwork({ userId: U1, networkId: NET, nick: "a", otrPolicy: null, updatedAt: 1 });
+      assert.equal(await s.getIrcPassword(U1, NET), "hunter2 ✓ ünïcode", "saving settings keeps the password");
+      await s.setIrcPassword(U1, NET, "new");
+      assert.equal(await s.getIrcPassword(U1, NET), "new");
+      await s.setIrcPassword(U1, NET, null);
+      assert.equal(await s.getIrcPassword(U1, NET), null);
+      assert.equal(await s.getIrcPassword(U2, NET), "other");
+      await rejectsCode(s.setIrcPassword(U1, NET, ""), "invalid-argument");
+    });
+
+    it("stores the first OTR private key and returns it to every later writer", async () => {
+      const s = await make();
+      assert.equal(await s.getOtrPrivateKey(U1, NET), null);
+      const k1 = new Uint8Array([1, 2, 3, 4, 5, 0, 255]);
+      const k2 = new Uint8Array([9, 9, 9]);
+      assert.deepEqual(await s.putOtrPrivateKeyIfAbsent(U1, NET, k1), k1);
+      assert.deepEqual(await s.putOtrPrivateKeyIfAbsent(U1, NET, k2), k1);
+      const got = await s.getOtrPrivateKey(U1, NET);
+      assert.deepEqual(got, k1);
+      got![0] = 77; // callers own what they get back
+      assert.deepEqual(await s.getOtrPrivateKey(U1, NET), k1);
+      assert.equal(await s.getOtrPrivateKey(U1, NET2), null);
+      assert.equal(await s.getOtrPrivateKey(U2, NET), null);
+      await rejectsCode(s.putOtrPrivateKeyIfAbsent(U2, NET, new Uint8Array(0)), "invalid-argument");
+    });
+
+    it("lets exactly one of many concurrent key writers win, and all of them see the winner", async () => {
+      const s = await make();
+      const keys = Array.from({ length: 8 }, (_, i) => new Uint8Array(32).fill(i + 1));
+      const results = await Promise.all(keys.map((k) => s.putOtrPrivateKeyIfAbsent(U1, NET, k)));
+      const stored = await s.getOtrPrivateKey(U1, NET);
+      assert.ok(stored && keys.some((k) => Buffer.from(k).equals(Buffer.from(stored))));
+      for (const r of results) assert.deepEqual(r, stored);
+    });
+
+    it("keeps instance tags first-writer-wins and inside the OTR range", async () => {
+      const s = await make();
+      assert.equal(await s.getInstanceTag(U1, NET), null);
+      assert.equal(await s.putInstanceTagIfAbsent(U1, NET, 0xffffffff), 0xffffffff);
+      assert.equal(await s.putInstanceTagIfAbsent(U1, NET, 0x1234), 0xffffffff);
+      assert.equal(await s.getInstanceTag(U1, NET), 0xffffffff);
+      assert.equal(await s.putInstanceTagIfAbsent(U2, NET, 0x100), 0x100);
+      await rejectsCode(s.putInstanceTagIfAbsent(U1, NET2, 0xff), "invalid-argument");
+      await rejectsCode(s.putInstanceTagIfAbsent(U1, NET2, 0x100000000), "invalid-argument");
+      await rejectsCode(s.putInstanceTagIfAbsent(U1, NET2, 300.5), "invalid-argument");
+      assert.equal(await s.getInstanceTag(U1, NET2), null);
+    });
+
+    it("records fingerprints per peer, updates trust, lists them in a stable order", async () => {
+      const s = await make();
+      await s.putFingerprint(fp({ peerNick: "zed", firstSeen: 1 }));
+      await s.putFingerprint(fp({ fingerprint: FP_B, firstSeen: 3000, lastSeen: 3000 }));
+      await s.putFingerprint(fp());
+      await s.putFingerprint(fp({ userId: U2 }));
+      await s.putFingerprint(fp({ networkId: NET2 }));
+      assert.deepEqual(
+        (await s.listFingerprints(U1, NET)).map((r) => [r.peerNick, r.fingerprint]),
+        [["carol", FP_A], ["carol", FP_B], ["zed", FP_A]],
+      );
+      await s.putFingerprint(fp({ trust: "verified", verifiedBy: "smp", lastSeen: 5000 }));
+      const carol = (await s.listFingerprints(U1, NET)).find((r) => r.peerNick === "carol" && r.fingerprint === FP_A);
+      assert.deepEqual(carol, fp({ trust: "verified", verifiedBy: "smp", lastSeen: 5000 }));
+      assert.equal((await s.listFingerprints(U2, NET))[0]!.trust, "unverified", "another user's trust is separate");
+    });
+
+    it("normalises libotr's human fingerprint form and rejects inconsistent trust records", async () => {
+      const s = await make();
+      await s.putFingerprint(fp({ fingerprint: "01234567 89ABCDEF 01234567 89ABCDEF 01234567" }));
+      assert.equal((await s.listFingerprints(U1, NET))[0]!.fingerprint, FP_A);
+      await rejectsCode(s.putFingerprint(fp({ fingerprint: "abc" })), "invalid-argument");
+      await rejectsCode(s.putFingerprint(fp({ trust: "verified", verifiedBy: null })), "invalid-argument");
+      await rejectsCode(s.putFingerprint(fp({ trust: "unverified", verifiedBy: "manual" })), "invalid-argument");
+      await rejectsCode(s.putFingerprint(fp({ trust: "trusted" as never })), "invalid-argument");
+      assert.equal((await s.listFingerprints(U1, NET)).length, 1);
+    });
+
+    it("deletes a fingerprint for one peer or for all peers of (user, network)", async () => {
+      const s = await make();
+      await s.putFingerprint(fp({ peerNick: "carol" }));
+      await s.putFingerprint(fp({ peerNick: "dave" }));
+      await s.putFingerprint(fp({ peerNick: "dave", fingerprint: FP_B }));
+      await s.putFingerprint(fp({ userId: U2, peerNick: "dave" }));
+      await s.deleteFingerprint(U1, NET, FP_A.toUpperCase(), "dave");
+      assert.deepEqual((await s.listFingerprints(U1, NET)).map((r) => `${r.peerNick}:${r.fingerprint}`), [`carol:${FP_A}`, `dave:${FP_B}`]);
+      await s.deleteFingerprint(U1, NET, FP_A);
+      assert.deepEqual((await s.listFingerprints(U1, NET)).map((r) => r.fingerprint), [FP_B]);
+      assert.equal((await s.listFingerprints(U2, NET)).length, 1, "other users untouched");
+    });
+
+    it("maps DM rooms both ways, moves a key to a new room, refuses a room owned by another DM", async () => {
+      const s = await make();
+      assert.equal(await s.getDmRoom(U1, NET, "carol"), null);
+      assert.equal(await s.findDmByRoom("!a:x"), null);
+      await s.putDmRoom(U1, NET, "carol", "!a:x");
+      await s.putDmRoom(U1, NET, "carol", "!a:x"); // idempotent
+      await s.putDmRoom(U1, NET, "[dave]", "!b:x");
+      await s.putDmRoom(U2, NET, "carol", "!c:x");
+      assert.equal(await s.getDmRoom(U1, NET, "carol"), "!a:x");
+      assert.deepEqual(await s.findDmByRoom("!b:x"), { userId: U1, networkId: NET, foldedNick: "[dave]" });
+      await rejectsCode(s.putDmRoom(U1, NET2, "carol", "!c:x"), "room-conflict");
+      assert.equal(await s.getDmRoom(U1, NET2, "carol"), null, "a refused mapping writes nothing");
+      assert.deepEqual(await s.findDmByRoom("!c:x"), { userId: U2, networkId: NET, foldedNick: "carol" });
+      await s.putDmRoom(U1, NET, "carol", "!new:x");
+      assert.equal(await s.findDmByRoom("!a:x"), null, "the old room is released");
+      assert.deepEqual(await s.findDmByRoom("!new:x"), { userId: U1, networkId: NET, foldedNick: "carol" });
+      await s.putDmRoom(U1, NET2, "erin", "!a:x"); // a released room can be reused
+      assert.deepEqual((await s.listDmRooms(U1)).map((r) => `${r.networkId}/${r.foldedNick}=${r.roomId}`), [`${NET}/[dave]=!b:x`, `${NET}/carol=!new:x`, `${NET2}/erin=!a:x`]);
+      assert.deepEqual((await s.listDmRooms(U1, NET2)).map((r) => r.foldedNick), ["erin"]);
+      await s.deleteDmRoom(U1, NET, "carol");
+      assert.equal(await s.getDmRoom(U1, NET, "carol"), null);
+      assert.equal(await s.findDmByRoom("!new:x"), null);
+      await s.deleteDmRoom(U1, NET, "carol"); // deleting nothing is fine
+    });
+
+    it("keeps one management room per user and finds its owner", async () => {
+      const s = await make();
+      assert.equal(await s.getManagementRoom(U1), null);
+      await s.putManagementRoom(U1, "!m1:x");
+      await s.putManagementRoom(U2, "!m2:x");
+      assert.equal(await s.getManagementRoom(U1), "!m1:x");
+      assert.equal(await s.findManagementRoomOwner("!m2:x"), U2);
+      await rejectsCode(s.putManagementRoom(U1, "!m2:x"), "room-conflict");
+      assert.equal(await s.getManagementRoom(U1), "!m1:x");
+      await s.putManagementRoom(U1, "!m3:x");
+      assert.equal(await s.findManagementRoomOwner("!m1:x"), null);
+      assert.equal(await s.findManagementRoomOwner("!m3:x"), U1);
+    });
+
+    it("maps channels to rooms both ways and lists them per network", async () => {
+      const s = await make();
+      await s.putChannelRoom(NET, "#otr", "!c1:x");
+      await s.putChannelRoom(NET, "#a", "!c2:x");
+      await s.putChannelRoom(NET2, "#otr", "!c3:x");
+      assert.equal(await s.getChannelRoom(NET, "#otr"), "!c1:x");
+      assert.deepEqual(await s.findChannelByRoom("!c3:x"), { networkId: NET2, foldedChannel: "#otr" });
+      await rejectsCode(s.putChannelRoom(NET, "#b", "!c3:x"), "room-conflict");
+      assert.equal(await s.getChannelRoom(NET, "#b"), null);
+      assert.deepEqual((await s.listChannelRooms()).map((r) => `${r.networkId}${r.foldedChannel}`), [`${NET}#a`, `${NET}#otr`, `${NET2}#otr`]);
+      assert.deepEqual((await s.listChannelRooms(NET2)).map((r) => r.roomId), ["!c3:x"]);
+      await s.putChannelRoom(NET, "#otr", "!c4:x");
+      assert.equal(await s.findChannelByRoom("!c1:x"), null);
+      await s.deleteChannelRoom(NET, "#otr");
+      assert.equal(await s.getChannelRoom(NET, "#otr"), null);
+      assert.equal(await s.findChannelByRoom("!c4:x"), null);
+    });
+
+    it("sets and clears per-peer OTR policies", async () => {
+      const s = await make();
+      assert.equal(await s.getPeerPolicy(U1, NET, "carol"), null);
+      await s.putPeerPolicy(U1, NET, "carol", "always");
+      await s.putPeerPolicy(U1, NET, "dave", "never");
+      assert.equal(await s.getPeerPolicy(U1, NET, "carol"), "always");
+      await s.putPeerPolicy(U1, NET, "carol", "manual");
+      assert.equal(await s.getPeerPolicy(U1, NET, "carol"), "manual");
+      await s.putPeerPolicy(U1, NET, "carol", null);
+      assert.equal(await s.getPeerPolicy(U1, NET, "carol"), null);
+      assert.equal(await s.getPeerPolicy(U1, NET, "dave"), "never");
+      assert.equal(await s.getPeerPolicy(U2, NET, "dave"), null);
+      await rejectsCode(s.putPeerPolicy(U1, NET, "dave", "loud" as never), "invalid-argument");
+      assert.equal(await s.getPeerPolicy(U1, NET, "dave"), "never");
+    });
+
+    it("keeps small key/value state", async () => {
+      const s = await make();
+      assert.equal(await s.getState("sync-token"), null);
+      await s.putState("sync-token", "s1");
+      await s.putState("empty", "");
+      await s.putState("sync-token", "s2 ✓");
+      assert.equal(await s.getState("sync-token"), "s2 ✓");
+      assert.equal(await s.getState("empty"), "");
+      await s.deleteState("sync-token");
+      assert.equal(await s.getState("sync-token"), null);
+    });
+
+    it("refuses every call after close with store-closed", async () => {
+      const s = await make();
+      await s.close();
+      await rejectsCode(s.getState("x"), "store-closed");
+      await rejectsCode(s.putOtrPrivateKeyIfAbsent(U1, NET, new Uint8Array([1])), "store-closed");
+      await s.close(); // closing twice is harmless
+    });
+
+    if (engine.reopen) {
+      const reopen = engine.reopen;
+      it("holds everything after close and reopen", async () => {
+        const s = await make();
+        const key = new Uint8Array(200).map((_, i) => (i * 7) & 0xff);
+        await s.putUserNetwork({ userId: U1, networkId: NET, nick: "alice", otrPolicy: "opportunistic", updatedAt: 42 });
+        await s.setIrcPassword(U1, NET, "pw");
+        await s.putOtrPrivateKeyIfAbsent(U1, NET, key);
+        await s.putInstanceTagIfAbsent(U1, NET, 0xdeadbeef);
+        await s.putFingerprint(fp({ trust: "verified", verifiedBy: "manual" }));
+        await s.putDmRoom(U1, NET, "carol", "!dm:x");
+        await s.putManagementRoom(U1, "!mgmt:x");
+        await s.putChannelRoom(NET, "#otr", "!chan:x");
+        await s.putPeerPolicy(U1, NET, "carol", "always");
+        await s.putState("k", "v");
+        const t = await reopen(s);
+        open.push(t);
+        assert.deepEqual(await t.getUserNetwork(U1, NET), { userId: U1, networkId: NET, nick: "alice", otrPolicy: "opportunistic", updatedAt: 42 });
+        assert.equal(await t.getIrcPassword(U1, NET), "pw");
+        assert.deepEqual(await t.getOtrPrivateKey(U1, NET), key);
+        assert.equal(await t.getInstanceTag(U1, NET), 0xdeadbeef);
+        assert.deepEqual(await t.listFingerprints(U1, NET), [fp({ trust: "verified", verifiedBy: "manual" })]);
+        assert.equal(await t.getDmRoom(U1, NET, "carol"), "!dm:x");
+        assert.deepEqual(await t.findDmByRoom("!dm:x"), { userId: U1, networkId: NET, foldedNick: "carol" });
+        assert.equal(await t.getManagementRoom(U1), "!mgmt:x");
+        assert.equal(await t.getChannelRoom(NET, "#otr"), "!chan:x");
+        assert.equal(await t.getPeerPolicy(U1, NET, "carol"), "always");
+        assert.equal(await t.getState("k"), "v");
+      });
+    }
+  });
+}

@@ -14,13 +14,11 @@ export interface PuppetOptions {
   tls: boolean;
   /** Verify the server certificate (default true). */
   tlsVerify?: boolean;
-  tlsCa?: string;
-  tlsServername?: string;
   nick: string;
   username?: string;
   realname?: string;
   password?: string;
-  sasl?: { mechanism: "PLAIN"; username: string; password: string };
+  sasl?: { mechanism: "PLAIN"; username: string; password: string } | { mechanism: "EXTERNAL"; cert: string; key: string };
   maxLineBytes?: number;
   backoff?: BackoffOptions;
   /** Upper bound of nick-collision retries during registration (`nick_`, `nick__`, then numbered). */
@@ -95,13 +93,11 @@ export class IrcPuppet {
       port: this.opts.port,
       tls: this.opts.tls,
       rejectUnauthorized: this.opts.tlsVerify ?? true,
-      ...(this.opts.tlsCa ? { ca: this.opts.tlsCa } : {}),
-      ...(this.opts.tlsServername ? { servername: this.opts.tlsServername } : {}),
       nick: this.wantedNick,
       username: stripUnsafe(this.opts.username ?? this.wantedNick).replace(/[ @:]/g, "").slice(0, 10) || "matrix",
       gecos: stripUnsafe(this.opts.realname ?? this.wantedNick),
       ...(this.opts.password ? { password: stripUnsafe(this.opts.password) } : {}),
-      ...(this.opts.sasl ? { account: { account: this.opts.sasl.username, password: this.opts.sasl.password } } : {}),
+      ...this.saslOptions(),
       auto_reconnect: false,
       version: "matrix-otr-irc",
     });
@@ -126,6 +122,14 @@ export class IrcPuppet {
       client.quit(stripUnsafe(reason));
     });
     this.client = null;
+  }
+
+  private saslOptions(): Record<string, unknown> {
+    const s = this.opts.sasl;
+    if (!s) return {};
+    if (s.mechanism === "PLAIN") return { account: { account: s.username, password: s.password } };
+    // EXTERNAL: the TLS client certificate is the credential.
+    return { sasl_mechanism: "EXTERNAL", client_certificate: { private_key: s.key, certificate: s.cert } };
   }
 
   changeNick(nick: string): void {

@@ -3,6 +3,7 @@
 // membership). It knows nothing of IRC: ghost names come from GhostNaming and the bridge hands it folded nicks.
 import { Bridge, AppServiceRegistration } from "matrix-appservice-bridge";
 import type { Intent } from "matrix-appservice-bridge";
+import type { Registry } from "prom-client";
 import { GhostNaming } from "./localpart.js";
 
 export type MessageKind = "text" | "notice" | "emote";
@@ -77,6 +78,11 @@ export class MatrixAdapter {
     this.bridge = bridge;
     await bridge.initialise();
     await bridge.listen(port, bindAddress);
+  }
+
+  /** The library's own metrics go into the bridge's registry, served on the metrics listener, never on the AS port. */
+  registerMetrics(registry: Registry): void {
+    this.bridge?.getPrometheusMetrics(false, registry);
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,136 @@
+// Composition root: the only place that wires concrete classes. Opens the store, builds the Matrix and IRC
+// adapters, hands them to the bridge's use cases through its ports, starts the appservice listener, and reconnects
+// the users who were connected before a restart. Nothing else connects until a user asks.
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import type { Registry } from "prom-client";
+import type { Config, NetworkConfig } from "./config/definition.js";
+import { permissionFor } from "./config/permissions.js";
+import { openConfiguredStore } from "./store/index.js";
+import type { Store } from "./store/types.js";
+import { MatrixAdapter } from "./matrix/adapter.js";
+import { IrcPuppet, type PuppetOptions } from "./irc/puppet.js";
+import { BridgeCore } from "./bridge/core.js";
+import type { BridgeLogger, PuppetFactory } from "./bridge/ports.js";
+
+export interface StartBridgeOptions {
+  config: Config;
+  registrationPath: string;
+  logger: BridgeLogger;
+  /** When given, the appservice library's metrics are registered here (served by src/metrics, not on the AS port). */
+  metrics?: { registry: Registry };
+  /** Use this store instead of opening the configured one (tests); it is closed by stop() all the same. */
+  store?: Store;
+}
+
+export interface RunningBridge {
+  stop(): Promise<void>;
+  /** For tests and diagnostics: the use-case layer. */
+  readonly core: BridgeCore;
+}
+
+export class StartError extends Error {
+  constructor(readonly code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StartError";
+  }
+}
+
+export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge> {
+  const { config, logger } = o;
+  const registration = readRegistration(o.registrationPath);
+  const puppetOptions = new Map(config.networks.map((n) => [n.id, puppetOptionsFor(n)] as const));
+  const store = o.store ?? (await openConfiguredStore(config.store)).store;
+  let matrix: MatrixAdapter | null = null;
+  try {
+    matrix = new MatrixAdapter({
+      homeserverUrl: config.homeserver.url,
+      domain: config.homeserver.domain,
+      registration,
+      ghostTemplate: config.appservice.ghost_localpart_template,
+      networkIds: config.networks.map((n) => n.id),
+      onError: (err, where) => logger.error("Matrix side error", { where, code: codeOf(err), error: messageOf(err) }),
+    });
+    const createPuppet: PuppetFactory = (req, events) => {
+      const base = puppetOptions.get(req.networkId);
+      if (!base) throw new StartError("unknown-network", `network ${req.networkId} is not configured`);
+      return new IrcPuppet({ ...base, nick: req.nick, username: usernameFor(req.userId), realname: req.userId }, events);
+    };
+    const core = new BridgeCore({
+      store,
+      matrix,
+      createPuppet,
+      networks: config.networks.map((n) => ({ id: n.id, name: n.name, nickTemplate: n.nick_template })),
+      permission: (userId) => permissionFor(config, userId),
+      logger,
+    });
+    matrix.setHandlers(core);
+    await matrix.start(config.appservice.port, config.appservice.bind_address);
+    if (o.metrics) matrix.registerMetrics(o.metrics.registry);
+    logger.info("appservice listening", { bind: config.appservice.bind_address, port: config.appservice.port, bot: matrix.botUserId });
+    const restored = await core.connections.restore();
+    if (restored) logger.info("reconnecting users connected before the restart", { count: restored });
+    const running = matrix;
+    let stopped: Promise<void> | null = null;
+    return {
+      core,
+      stop: () =>
+        (stopped ??= (async () => {
+          const quit = config.networks[0]?.quit_message ?? "Bridge shutting down";
+          await core.connections.stopAll(quit);
+          await core.idle();
+          await running.stop();
+          await store.close();
+          logger.info("bridge stopped");
+        })()),
+    };
+  } catch (err) {
+    await matrix?.stop().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+function readRegistration(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new StartError("registration-unreadable", `cannot read the registration file ${path}`, { cause: err });
+  }
+  const reg = parseYaml(text) as unknown;
+  if (!reg || typeof reg !== "object" || typeof (reg as Record<string, unknown>)["as_token"] !== "string") {
+    throw new StartError("registration-invalid", `${path} is not an appservice registration (no as_token)`);
+  }
+  return reg as Record<string, unknown>;
+}
+
+function puppetOptionsFor(n: NetworkConfig): Omit<PuppetOptions, "nick"> {
+  if (n.tls_ca_file || n.tls_servername) {
+    // irc-framework's TLS transport takes neither a CA bundle nor a separate SNI name; refusing is safer than
+    // silently verifying against a different trust store than the operator configured.
+    throw new StartError("tls-option-unsupported", `networks.${n.id}: tls_ca_file and tls_servername are not supported by this build; remove them or use a certificate the system trusts`);
+  }
+  const opts: Omit<PuppetOptions, "nick"> = { host: n.host, port: n.port, tls: n.tls, tlsVerify: true, maxLineBytes: n.max_line_bytes };
+  if (n.password) opts.password = n.password;
+  const s = n.sasl;
+  if (s?.mechanism === "PLAIN" && s.username && s.password) opts.sasl = { mechanism: "PLAIN", username: s.username, password: s.password };
+  if (s?.mechanism === "EXTERNAL" && s.cert_file && s.key_file) {
+    opts.sasl = { mechanism: "EXTERNAL", cert: readFileSync(s.cert_file, "utf8"), key: readFileSync(s.key_file, "utf8") };
+  }
+  return opts;
+}
+
+/** IRC ident from the Matrix localpart: letters and digits only, at most 10 (USERLEN on most servers). */
+function usernameFor(userId: string): string {
+  const local = /^@([^:]+)/.exec(userId)?.[1] ?? "matrix";
+  return local.replace(/[^A-Za-z0-9]/g, "").slice(0, 10) || "matrix";
+}
+
+function codeOf(err: unknown): string {
+  return (err as { code?: string })?.code ?? (err as Error)?.name ?? "unknown";
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,6 +1,8 @@
 // better-sqlite3 behind the async SqlDriver surface. better-sqlite3 is synchronous, but a Store transaction awaits
 // between statements, so every operation goes through one FIFO lock: no statement from another caller can slip
-// into an open transaction.
+// into an open transaction. The lock is shared by every connection of this process to the same file: otherwise a
+// second connection's synchronous BEGIN would block the event loop on SQLite's busy timeout while the first
+// connection, unable to run, holds the write lock (a self-deadlock ending in SQLITE_BUSY).
 //
 // Durability: WAL with synchronous=FULL. A process crash (SIGKILL) loses nothing committed even with NORMAL, but
 // NORMAL may drop the last commits on power loss, and the bridge hands a private key to the OTR engine as soon as
@@ -13,6 +15,8 @@ import type { Row, SqlDriver, SqlQueries, SqlValue } from "./driver.js";
 import { StoreError } from "./types.js";
 
 type Statement = Database.Statement<unknown[], unknown>;
+
+const fileMutexes = new Map<string, { tail: Promise<void> }>();
 
 function toParam(v: SqlValue): unknown {
   return v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v;
@@ -29,16 +33,23 @@ export class SqliteDriver implements SqlDriver {
   readonly dialect = "sqlite" as const;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Statement>();
-  private lock: Promise<void> = Promise.resolve();
+  private readonly mutex: { tail: Promise<void> };
   private closed = false;
 
   constructor(path: string) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.db = new Database(path);
+    // Other processes (the CLI during a key rotation) may hold the write lock briefly: wait rather than fail.
+    this.db.pragma("busy_timeout = 10000");
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = FULL");
     this.db.pragma("foreign_keys = ON");
-    this.db.pragma("busy_timeout = 10000");
+    let mutex = path === ":memory:" ? undefined : fileMutexes.get(path);
+    if (!mutex) {
+      mutex = { tail: Promise.resolve() };
+      if (path !== ":memory:") fileMutexes.set(path, mutex);
+    }
+    this.mutex = mutex;
   }
 
   private prepare(sql: string): Statement {
@@ -61,9 +72,9 @@ export class SqliteDriver implements SqlDriver {
 
   private async locked<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw new StoreError("store-closed", "the store is closed");
-    const previous = this.lock;
+    const previous = this.mutex.tail;
     let release!: () => void;
-    this.lock = new Promise<void>((r) => (release = r));
+    this.mutex.tail = new Promise<void>((r) => (release = r));
     await previous;
     try {
       if (this.closed) throw new StoreError("store-closed", "the store is closed");

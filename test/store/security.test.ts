@@ -1,0 +1,229 @@
+// Sealed secrets and the master key on both SQL engines: tampering, swapped rows, wrong or missing keys and
+// rotation each fail with a stable code and leave the database byte-for-byte as it was.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { openConfiguredStore, openStore, rotateMasterKey, rotateMasterKeyFile, MASTER_KEY_ENV } from "../../src/store/index.js";
+import { formatMasterKey, writeMasterKeyFile } from "../../src/store/master-key.js";
+import type { StoreConfig } from "../../src/store/types.js";
+import { startPostgres, type PostgresServer } from "../harness/postgres.js";
+import { dumpTables, rawAll, rawRun } from "./helpers.js";
+import { rejectsCode } from "./suite.js";
+
+const U1 = "@alice:example.org";
+const U2 = "@bob:example.org";
+const NET = "libera";
+const dir = mkdtempSync(join(tmpdir(), "motr-sec-"));
+let server: PostgresServer | undefined;
+before(async () => { server = await startPostgres(); });
+after(async () => {
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const newKey = () => new Uint8Array(randomBytes(32));
+const NO_ENV: NodeJS.ProcessEnv = {};
+
+/** Fills a store with two users' secrets; returns the key bytes used. */
+async function seed(cfg: StoreConfig, key: Uint8Array): Promise<{ k1: Uint8Array; k2: Uint8Array }> {
+  const s = await openStore(cfg, key);
+  const k1 = new Uint8Array(randomBytes(64));
+  const k2 = new Uint8Array(randomBytes(64));
+  await s.putOtrPrivateKeyIfAbsent(U1, NET, k1);
+  await s.putOtrPrivateKeyIfAbsent(U2, NET, k2);
+  await s.setIrcPassword(U1, NET, "alice-password");
+  await s.setIrcPassword(U2, NET, "bob-password");
+  await s.putDmRoom(U1, NET, "carol", "!dm:x");
+  await s.close();
+  return { k1, k2 };
+}
+
+function engines(): [string, () => Promise<StoreConfig>][] {
+  let n = 0;
+  return [
+    ["sqlite", async () => {
+      const d = join(dir, `s${++n}`);
+      return { engine: "sqlite", sqlite_path: join(d, "bridge.db"), master_key_file: join(d, "master.key") };
+    }],
+    ["postgres", async () => ({ engine: "postgres", postgres_url: await server!.newDatabase(), master_key_file: join(dir, `p${++n}`, "master.key") })],
+  ];
+}
+
+for (const [name, makeCfg] of engines()) {
+  describe(`sealed secrets on ${name}`, () => {
+    it("refuses a tampered private key or password (sealed-data-corrupt) and does not overwrite it", async () => {
+      const cfg = await makeCfg();
+      const key = newKey();
+      await seed(cfg, key);
+      const [row] = await rawAll(cfg, "SELECT sealed FROM otr_private_keys WHERE user_id = ?", [U1]);
+      const sealed = (row!.sealed as Uint8Array).slice();
+      sealed[sealed.length - 20]! ^= 0x40;
+      await rawRun(cfg, "UPDATE otr_private_keys SET sealed = ? WHERE user_id = ?", [sealed, U1]);
+      const pw = (await rawAll(cfg, "SELECT sealed FROM irc_passwords WHERE user_id = ?", [U1]))[0]!.sealed as Uint8Array;
+      await rawRun(cfg, "UPDATE irc_passwords SET sealed = ? WHERE user_id = ?", [pw.subarray(0, pw.length - 1), U1]);
+      const before = await dumpTables(cfg);
+      const s = await openStore(cfg, key);
+      await rejectsCode(s.getOtrPrivateKey(U1, NET), "sealed-data-corrupt");
+      await rejectsCode(s.putOtrPrivateKeyIfAbsent(U1, NET, new Uint8Array([1, 2, 3])), "sealed-data-corrupt");
+      await rejectsCode(s.getIrcPassword(U1, NET), "sealed-data-corrupt");
+      assert.equal(await s.getIrcPassword(U2, NET), "bob-password", "other rows still open");
+      await s.close();
+      assert.equal(await dumpTables(cfg), before, "nothing was overwritten");
+    });
+
+    it("refuses a sealed value moved to another user's row or another column", async () => {
+      const cfg = await makeCfg();
+      const key = newKey();
+      await seed(cfg, key);
+      const k1 = (await rawAll(cfg, "SELECT sealed FROM otr_private_keys WHERE user_id = ?", [U1]))[0]!.sealed as Uint8Array;
+      const k2 = (await rawAll(cfg, "SELECT sealed FROM otr_private_keys WHERE user_id = ?", [U2]))[0]!.sealed as Uint8Array;
+      await rawRun(cfg, "UPDATE otr_private_keys SET sealed = ? WHERE user_id = ?", [k2, U1]);
+      await rawRun(cfg, "UPDATE otr_private_keys SET sealed = ? WHERE user_id = ?", [k1, U2]);
+      const p1 = (await rawAll(cfg, "SELECT sealed FROM irc_passwords WHERE user_id = ?", [U1]))[0]!.sealed as Uint8Array;
+      await rawRun(cfg, "UPDATE irc_passwords SET sealed = ? WHERE user_id = ?", [p1, U2]);
+      const before = await dumpTables(cfg);
+      const s = await openStore(cfg, key);
+      await rejectsCode(s.getOtrPrivateKey(U1, NET), "sealed-data-corrupt");
+      await rejectsCode(s.getOtrPrivateKey(U2, NET), "sealed-data-corrupt");
+      await rejectsCode(s.getIrcPassword(U2, NET), "sealed-data-corrupt");
+      assert.equal(await s.getIrcPassword(U1, NET), "alice-password");
+      await s.close();
+      // A password ciphertext copied into the key column of the same row is refused too (kind is bound).
+      await rawRun(cfg, "UPDATE otr_private_keys SET sealed = ? WHERE user_id = ?", [p1, U1]);
+      const t = await openStore(cfg, key);
+      await rejectsCode(t.getOtrPrivateKey(U1, NET), "sealed-data-corrupt");
+      await t.close();
+      assert.notEqual(await dumpTables(cfg), before); // only our own raw edit changed it
+    });
+
+    it("refuses to open with a wrong master key (master-key-wrong) and changes nothing", async () => {
+      const cfg = await makeCfg();
+      await seed(cfg, newKey());
+      const before = await dumpTables(cfg);
+      await rejectsCode(openStore(cfg, newKey()), "master-key-wrong");
+      await rejectsCode(openStore(cfg, new Uint8Array(16)), "master-key-malformed");
+      assert.equal(await dumpTables(cfg), before);
+    });
+
+    it("refuses to open when sealed rows exist but the canary was deleted (canary-missing)", async () => {
+      const cfg = await makeCfg();
+      const key = newKey();
+      await seed(cfg, key);
+      await rawRun(cfg, "DELETE FROM meta");
+      const before = await dumpTables(cfg);
+      await rejectsCode(openStore(cfg, key), "canary-missing");
+      assert.equal(await dumpTables(cfg), before);
+    });
+
+    it("creates the key file (0600) on first start, reuses it, and refuses when it goes missing", async () => {
+      const cfg = await makeCfg();
+      const first = await openConfiguredStore(cfg, NO_ENV);
+      assert.equal(first.masterKeySource, "created");
+      assert.equal(statSync(cfg.master_key_file!).mode & 0o777, 0o600);
+      await first.store.putOtrPrivateKeyIfAbsent(U1, NET, new Uint8Array([7, 7, 7]));
+      await first.store.close();
+      const keyText = readFileSync(cfg.master_key_file!, "utf8");
+
+      const second = await openConfiguredStore(cfg, NO_ENV);
+      assert.equal(second.masterKeySource, "file");
+      assert.deepEqual(await second.store.getOtrPrivateKey(U1, NET), new Uint8Array([7, 7, 7]));
+      await second.store.close();
+
+      rmSync(cfg.master_key_file!);
+      const before = await dumpTables(cfg);
+      await rejectsCode(openConfiguredStore(cfg, NO_ENV), "master-key-missing");
+      assert.equal(existsSync(cfg.master_key_file!), false, "no new key was generated");
+      assert.equal(await dumpTables(cfg), before);
+
+      writeFileSync(cfg.master_key_file!, formatMasterKey(newKey()), { mode: 0o600 });
+      await rejectsCode(openConfiguredStore(cfg, NO_ENV), "master-key-wrong");
+      writeFileSync(cfg.master_key_file!, "not a key\n", { mode: 0o600 });
+      await rejectsCode(openConfiguredStore(cfg, NO_ENV), "master-key-malformed");
+      assert.equal(await dumpTables(cfg), before);
+
+      // The right key from the environment (base64 here) wins over the broken file.
+      const b64 = Buffer.from(keyText.trim(), "hex").toString("base64");
+      const third = await openConfiguredStore(cfg, { [MASTER_KEY_ENV]: b64 });
+      assert.equal(third.masterKeySource, "env");
+      assert.deepEqual(await third.store.getOtrPrivateKey(U1, NET), new Uint8Array([7, 7, 7]));
+      await third.store.close();
+    });
+
+    it("a database that only holds the canary still counts as sealed: a lost key file is refused", async () => {
+      const cfg = await makeCfg();
+      await (await openConfiguredStore(cfg, NO_ENV)).store.close();
+      rmSync(cfg.master_key_file!);
+      await rejectsCode(openConfiguredStore(cfg, NO_ENV), "master-key-missing");
+    });
+
+    it("rotates the master key in one transaction: the old key stops working, every secret survives", async () => {
+      const cfg = await makeCfg();
+      const oldKey = newKey();
+      const { k1, k2 } = await seed(cfg, oldKey);
+      const before = await dumpTables(cfg);
+      await rejectsCode(rotateMasterKey(cfg, newKey(), newKey()), "master-key-wrong");
+      await rejectsCode(rotateMasterKey(cfg, oldKey, oldKey), "invalid-argument");
+      assert.equal(await dumpTables(cfg), before, "a refused rotation changes nothing");
+
+      const next = newKey();
+      assert.deepEqual(await rotateMasterKey(cfg, oldKey, next), { resealed: 4 });
+      await rejectsCode(openStore(cfg, oldKey), "master-key-wrong");
+      const s = await openStore(cfg, next);
+      assert.deepEqual(await s.getOtrPrivateKey(U1, NET), k1);
+      assert.deepEqual(await s.getOtrPrivateKey(U2, NET), k2);
+      assert.equal(await s.getIrcPassword(U1, NET), "alice-password");
+      assert.equal(await s.getIrcPassword(U2, NET), "bob-password");
+      await s.close();
+    });
+
+    it("a rotation that meets a corrupt row rolls back entirely", async () => {
+      const cfg = await makeCfg();
+      const oldKey = newKey();
+      const { k1 } = await seed(cfg, oldKey);
+      await rawRun(cfg, "UPDATE irc_passwords SET sealed = ? WHERE user_id = ?", [new Uint8Array(60).fill(1), U2]);
+      const before = await dumpTables(cfg);
+      await rejectsCode(rotateMasterKey(cfg, oldKey, newKey()), "sealed-data-corrupt");
+      assert.equal(await dumpTables(cfg), before);
+      const s = await openStore(cfg, oldKey);
+      assert.deepEqual(await s.getOtrPrivateKey(U1, NET), k1);
+      await s.close();
+    });
+
+    it("rotateMasterKeyFile replaces the key file, and finishes a rotation interrupted before the rename", async () => {
+      const cfg = await makeCfg();
+      const created = await openConfiguredStore(cfg, NO_ENV);
+      await created.store.setIrcPassword(U1, NET, "pw1");
+      await created.store.close();
+      const oldText = readFileSync(cfg.master_key_file!, "utf8");
+      assert.equal((await rotateMasterKeyFile(cfg, NO_ENV)).resealed, 1);
+      assert.notEqual(readFileSync(cfg.master_key_file!, "utf8"), oldText);
+      assert.equal(statSync(cfg.master_key_file!).mode & 0o777, 0o600);
+      const s = await openConfiguredStore(cfg, NO_ENV);
+      assert.equal(await s.store.getIrcPassword(U1, NET), "pw1");
+      await s.store.close();
+
+      // Simulate a crash after re-sealing but before the rename: the DB is under the .new key.
+      const current = Buffer.from(readFileSync(cfg.master_key_file!, "utf8").trim(), "hex");
+      const pending = newKey();
+      writeMasterKeyFile(`${cfg.master_key_file}.new`, pending, { exclusive: true });
+      await rotateMasterKey(cfg, new Uint8Array(current), pending);
+      await assert.rejects(openConfiguredStore(cfg, NO_ENV), /interrupted/);
+      assert.equal((await rotateMasterKeyFile(cfg, NO_ENV)).resealed, 0);
+      assert.equal(existsSync(`${cfg.master_key_file}.new`), false);
+      const t = await openConfiguredStore(cfg, NO_ENV);
+      assert.equal(await t.store.getIrcPassword(U1, NET), "pw1");
+      await t.store.close();
+
+      // A stale .new that never sealed anything is discarded and the rotation runs normally.
+      writeMasterKeyFile(`${cfg.master_key_file}.new`, newKey(), { exclusive: true });
+      assert.equal((await rotateMasterKeyFile(cfg, NO_ENV)).resealed, 1);
+      const u = await openConfiguredStore(cfg, NO_ENV);
+      assert.equal(await u.store.getIrcPassword(U1, NET), "pw1");
+      await u.store.close();
+      await rejectsCode(rotateMasterKeyFile(cfg, { [MASTER_KEY_ENV]: formatMasterKey(newKey()) }), "invalid-argument");
+    });
+  });
+}

@@ -65,6 +65,7 @@ export class OtrConversation {
   private queue: string[] = [];
   private offer: Offer = "not";
   private policyOverride: Policy | null;
+  private recvSeq = 0;
 
   constructor(
     readonly account: OtrAccount,
@@ -217,7 +218,7 @@ export class OtrConversation {
     let victim: Session | null = null;
     for (const c of this.children.values()) {
       if (c.msgstate !== "plaintext" || c.auth.state !== "none") continue;
-      if (victim === null || c.lastRecv < victim.lastRecv) victim = c;
+      if (victim === null || c.recvSeq < victim.recvSeq) victim = c;
     }
     if (victim === null) return false;
     this.children.delete(victim.theirInstance);
@@ -239,7 +240,7 @@ export class OtrConversation {
       return;
     }
     s.auth = step.next;
-    s.lastRecv = this.account.env.now();
+    this.heard(s);
     if (step.send) this.sendAke(s, step.send, version, out);
     if (step.done) {
       const still = s.goSecure(step.done, this.account.env);
@@ -274,7 +275,7 @@ export class OtrConversation {
     }
     const env = this.account.env;
     r.commit(env);
-    s.lastRecv = env.now();
+    this.heard(s);
     if (r.text.length > 0) out.ev({ type: "received", text: r.text, encrypted: true, tlvs: r.tlvs });
     const disconnected = r.tlvs.some((t) => t.type === TLV_DISCONNECTED);
     const smpReplies: Tlv[] = [];
@@ -455,6 +456,11 @@ export class OtrConversation {
 
   // ---------------------------------------------------------------- helpers
 
+  private heard(s: Session): void {
+    s.lastRecv = this.account.env.now();
+    s.recvSeq = ++this.recvSeq;
+  }
+
   private sessions(): Session[] {
     return [this.master, ...this.children.values()];
   }
@@ -464,7 +470,7 @@ export class OtrConversation {
     let best = this.master;
     for (const c of this.children.values()) {
       const d = RANK[c.msgstate] - RANK[best.msgstate];
-      if (d > 0 || (d === 0 && c.lastRecv > best.lastRecv)) best = c;
+      if (d > 0 || (d === 0 && c.recvSeq > best.recvSeq)) best = c;
     }
     return best;
   }

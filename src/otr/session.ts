@@ -26,6 +26,8 @@ export class Session {
   smp: Smp | null = null;
   lastSent = 0;
   lastRecv = 0;
+  /** Order of the last accepted message among the conversation's sessions (ties of lastRecv within one ms). */
+  recvSeq = 0;
 
   /** theirInstance 0 = the master session. */
   constructor(readonly theirInstance: number) {}

@@ -104,6 +104,26 @@ export function pump(
   return crossed;
 }
 
+/** Deliver lines from both sides at once (crossing messages), until quiet. */
+export function pumpBoth(a: Side, b: Side, fromA: string[], fromB: string[], hook?: (line: string, sender: Side) => string | null): void {
+  let queue: Array<{ line: string; sender: Side; receiver: Side }> = [
+    ...fromA.map((line) => ({ line, sender: a, receiver: b })),
+    ...fromB.map((line) => ({ line, sender: b, receiver: a })),
+  ];
+  for (let round = 0; queue.length > 0; round++) {
+    if (round > 200) throw new Error("pumpBoth: no quiescence");
+    const next: typeof queue = [];
+    for (const { line, sender, receiver } of queue) {
+      const l = hook ? hook(line, sender) : line;
+      if (l === null) continue;
+      const r = receiver.conv.receive(l);
+      receiver.events.push(...r.events);
+      for (const reply of r.toSend) next.push({ line: reply, sender: receiver, receiver: sender });
+    }
+    queue = next;
+  }
+}
+
 /** Run the AKE from `a`'s query; returns both sides' events of the exchange. */
 export function establish(a: Side, b: Side): void {
   const q = a.conv.startAke();

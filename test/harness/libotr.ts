@@ -38,7 +38,14 @@ export type HelperEvent =
   | { ev: "status"; state: string; version?: number; their_instance?: number; our_instance?: number; ssid?: string;
       fp_raw?: string | null; smp_state?: number }
   | { ev: "policy"; value: number }
+  | { ev: "dhstate"; state: LibotrDhState }
   | { ev: "create_privkey"; account: string; protocol: string };
+
+/** libotr's DH keys for one instance (hex MPIs), so tests can forge correctly MACed messages. */
+export interface LibotrDhState {
+  our_keyid: number; our_x: string; our_old_x: string | null;
+  their_keyid: number; their_y: string; their_old_y: string | null; instance: number; ssid: string;
+}
 
 type Done = { ev: "done"; cmd: string; ok: boolean; error?: string };
 
@@ -155,6 +162,13 @@ export class LibotrPeer {
   async status(peer: string): Promise<Extract<HelperEvent, { ev: "status" }>> {
     const ev = (await this.cmd("status", peer)).find((e) => e.ev === "status");
     return ev as Extract<HelperEvent, { ev: "status" }>;
+  }
+
+  /** Forget every context with this peer (a fresh start for the next AKE). */
+  forget(peer: string): Promise<HelperEvent[]> { return this.cmd("forget", peer); }
+  async dhState(peer: string): Promise<LibotrDhState> {
+    const ev = (await this.cmd("dhstate", peer)).find((e) => e.ev === "dhstate") as Extract<HelperEvent, { ev: "dhstate" }>;
+    return ev.state;
   }
 
   async close(): Promise<void> {

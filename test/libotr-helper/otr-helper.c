@@ -31,6 +31,9 @@
  *   symkey   <peer> <use> <hex usedata> otrl_message_symkey (sends TLV 8, reports the key)
  *   disconnect <peer>                   otrl_message_disconnect (TLV 1)
  *   status   <peer>                     state of the best instance
+ *   dhstate  <peer>                     the best instance's DH keys (secret!), for forging test messages:
+ *                                       {"ev":"dhstate","our_keyid","our_x","our_old_x","their_keyid","their_y","their_old_y"}
+ *   forget   <peer>                     drop every context (master and instances) for peer, as if never seen
  *   poll                                otrl_message_poll
  *   fingerprint                         our own fingerprint
  *   quit
@@ -377,6 +380,8 @@ static int ep_recv(Endpoint *e, const char *peer, const char *wire) {
 
 /* ---------- serve mode ---------- */
 
+static void dump_dh_state(FILE *f, const char *who, ConnContext *c);
+
 static void done(const char *cmd, int ok, const char *err) {
     printf("{\"ev\":\"done\",\"cmd\":"); put_str(stdout, cmd);
     printf(",\"ok\":%s", ok ? "true" : "false");
@@ -494,6 +499,27 @@ static int serve(void) {
                 if (c->active_fingerprint && c->active_fingerprint->fingerprint) put_hex(stdout, c->active_fingerprint->fingerprint, 20);
                 else printf("null");
                 printf(",\"smp_state\":%d}\n", c->smstate ? (int)c->smstate->nextExpected : -1);
+            }
+            done(cmd, 1, NULL);
+        } else if (!strcmp(cmd, "dhstate")) {
+            NEED(1);
+            ConnContext *c = find_ctx(&e, f[1], 0);
+            if (!c || c->msgstate != OTRL_MSGSTATE_ENCRYPTED) { done(cmd, 0, "not encrypted"); continue; }
+            printf("{\"ev\":\"dhstate\",");
+            dump_dh_state(stdout, "state", c);
+            printf("}\n");
+            done(cmd, 1, NULL);
+        } else if (!strcmp(cmd, "forget")) {
+            NEED(1);
+            /* children (instance contexts) first, then the master, so no list link dangles */
+            for (int pass = 0; pass < 2; pass++) {
+                for (ConnContext *c = e.us->context_root, *next; c; c = next) {
+                    next = c->next;
+                    if (strcmp(c->username, f[1]) || strcmp(c->accountname, e.account) || strcmp(c->protocol, e.protocol)) continue;
+                    if ((pass == 0) == (c->m_context == c)) continue;
+                    otrl_context_force_plaintext(c);
+                    otrl_context_forget(c);
+                }
             }
             done(cmd, 1, NULL);
         } else if (!strcmp(cmd, "poll")) { otrl_message_poll(e.us, &ops, &e); done(cmd, 1, NULL); }

@@ -1,0 +1,16 @@
+// Prometheus metrics for the bridge and the listener that serves them.
+export {
+  createMetrics,
+  includeBridgeLibraryMetrics,
+  instrumentStore,
+  MetricsRegistry,
+  PREFIX,
+  type Direction,
+  type IrcConnectionState,
+  type MessageKind,
+  type Metrics,
+  type OtrEventLike,
+  type OtrSessionState,
+} from "./metrics.js";
+export { startMetricsServer, MetricsServerError, type MetricsServer, type MetricsServerOptions, type Readiness } from "./server.js";
+export { findUnsafeLabels, safeLabel, type UnsafeLabel } from "./labels.js";

@@ -1,6 +1,8 @@
 // A raw-socket IRC client that plays the IRC contact in tests: it registers, answers PING, and keeps every line
 // it received so a test can wait for one. Deliberately not irc-framework: tests must see the wire as it is.
 import { connect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { readFileSync } from "node:fs";
 
 export interface IrcMessage {
   raw: string;
@@ -39,6 +41,19 @@ export function parseIrcLine(raw: string): IrcMessage {
   return { raw, prefix, nick, command, params };
 }
 
+export interface IrcClientOptions {
+  /** Server password (PASS). */
+  password?: string;
+  username?: string;
+  realname?: string;
+  /** Answer PING automatically (default true). */
+  autoPong?: boolean;
+  /** Connect with TLS; certFile/keyFile present a client certificate (SASL EXTERNAL). */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; servername?: string; rejectUnauthorized?: boolean };
+  /** Authenticate with SASL during registration. */
+  sasl?: { mechanism: "PLAIN"; username: string; password: string } | { mechanism: "EXTERNAL" };
+}
+
 type Waiter = { pred: (m: IrcMessage) => boolean; from: number; resolve: (m: IrcMessage) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
 
 export class IrcClient {
@@ -48,6 +63,8 @@ export class IrcClient {
   /** Every line sent, in order. */
   readonly sent: string[] = [];
   nick = "";
+  /** Account name from RPL_LOGGEDIN (900) after SASL, else null. */
+  account: string | null = null;
   private sock: Socket | null = null;
   private buf = Buffer.alloc(0);
   private waiters: Waiter[] = [];
@@ -56,24 +73,53 @@ export class IrcClient {
   /** Resolves when the connection has closed. */
   readonly closed: Promise<void> = new Promise((r) => { this.closedResolve = r; });
 
-  constructor(readonly host: string, readonly port: number, readonly opts: { password?: string; username?: string; realname?: string; autoPong?: boolean } = {}) {}
+  constructor(readonly host: string, readonly port: number, readonly opts: IrcClientOptions = {}) {}
 
-  /** Connects and registers; resolves on RPL_WELCOME (001), rejects on a nick error or ERROR. */
+  /**
+   * Connects and registers; resolves on RPL_WELCOME (001), rejects on a nick error, ERROR, or (with `sasl`) a
+   * SASL failure (904-906) — the account the server logged us into is then in `account`.
+   */
   async connect(nick: string, timeoutMs = 30_000): Promise<void> {
     this.nick = nick;
-    const sock = connect({ host: this.host, port: this.port });
+    const t = this.opts.tls;
+    const sock: Socket = t
+      ? tlsConnect({
+        host: this.host, port: this.port, servername: t.servername ?? "irc.test",
+        ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
+        ...(t.certFile ? { cert: readFileSync(t.certFile) } : {}),
+        ...(t.keyFile ? { key: readFileSync(t.keyFile) } : {}),
+        rejectUnauthorized: t.rejectUnauthorized ?? true,
+      })
+      : connect({ host: this.host, port: this.port });
     this.sock = sock;
     sock.setNoDelay(true);
     sock.on("data", (d) => this.onData(d));
     sock.on("error", (e) => this.onClose(e));
     sock.on("close", () => this.onClose(new Error("connection closed")));
     await new Promise<void>((resolve, reject) => {
-      sock.once("connect", resolve);
+      sock.once(t ? "secureConnect" : "connect", resolve);
       sock.once("error", reject);
     });
+    const sasl = this.opts.sasl;
+    if (sasl) this.send("CAP REQ :sasl");
     if (this.opts.password) this.send(`PASS ${this.opts.password}`);
     this.send(`NICK ${nick}`);
     this.send(`USER ${this.opts.username ?? nick.toLowerCase().replace(/[^a-z0-9]/g, "x").slice(0, 9)} 0 * :${this.opts.realname ?? "test client"}`);
+    if (sasl) {
+      const ack = await this.waitFor((x) => x.command === "CAP" && (x.params[1] === "ACK" || x.params[1] === "NAK"), timeoutMs);
+      if (ack.params[1] !== "ACK") throw new Error(`IRC ${nick}: server refused CAP sasl: ${ack.raw}`);
+      let from = this.mark();
+      this.send(`AUTHENTICATE ${sasl.mechanism}`);
+      await this.waitFor((x) => x.command === "AUTHENTICATE" && x.params[0] === "+", timeoutMs, from);
+      from = this.mark();
+      this.send(`AUTHENTICATE ${sasl.mechanism === "PLAIN"
+        ? Buffer.from(`${sasl.username}\0${sasl.username}\0${sasl.password}`).toString("base64") : "+"}`);
+      const r = await this.waitFor((x) => ["903", "904", "905", "906", "907"].includes(x.command), timeoutMs, from);
+      if (r.command !== "903") throw new Error(`IRC ${nick}: SASL ${sasl.mechanism} failed: ${r.raw}`);
+      const logged = this.messages.find((x, i) => i >= from && x.command === "900");
+      this.account = logged?.params[2] ?? null;
+      this.send("CAP END");
+    }
     const m = await this.waitFor((x) => ["001", "432", "433", "436", "464", "ERROR"].includes(x.command), timeoutMs);
     if (m.command !== "001") throw new Error(`IRC registration of ${nick} failed: ${m.raw}`);
     this.nick = m.params[0] ?? nick;
@@ -179,7 +225,7 @@ export class IrcClient {
 }
 
 /** Connects a client and registers `nick`. */
-export async function connectIrc(host: string, port: number, nick: string, opts: IrcClient["opts"] = {}): Promise<IrcClient> {
+export async function connectIrc(host: string, port: number, nick: string, opts: IrcClientOptions = {}): Promise<IrcClient> {
   const c = new IrcClient(host, port, opts);
   await c.connect(nick);
   return c;

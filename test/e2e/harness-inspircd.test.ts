@@ -1,0 +1,51 @@
+// Self-test of the InspIRCd + Atheme harness: the real SASL and NickServ paths the IRC tests rely on.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { startInspircd, type InspircdInstance } from "../harness/inspircd.js";
+import { connectIrc, type IrcClient } from "../harness/irc-client.js";
+
+describe("harness: InspIRCd + Atheme", { timeout: 300_000 }, () => {
+  let irc: InspircdInstance;
+  const clients: IrcClient[] = [];
+  before(async () => {
+    irc = await startInspircd({ tls: true, accounts: [{ name: "alice", password: "alice-secret" }] });
+  });
+  after(async () => {
+    for (const c of clients) c.destroy();
+    await irc?.stop();
+  });
+
+  it("logs in with SASL PLAIN and refuses a wrong password", async () => {
+    const c = await connectIrc(irc.host, irc.port, "alice_plain",
+      { sasl: { mechanism: "PLAIN", username: "alice", password: "alice-secret" } });
+    clients.push(c);
+    assert.equal(c.account, "alice");
+    await assert.rejects(connectIrc(irc.host, irc.port, "alice_bad",
+      { sasl: { mechanism: "PLAIN", username: "alice", password: "wrong" } }), /SASL PLAIN failed: .* 904 /);
+  });
+
+  it("identifies with NickServ", async () => {
+    const c = await connectIrc(irc.host, irc.port, "alice");
+    clients.push(c);
+    c.privmsg("NickServ", "IDENTIFY alice-secret");
+    await c.waitFor((m) => m.command === "NOTICE" && m.nick === "NickServ" && /identified for .?alice|now logged in as .?alice/i.test(m.params[1] ?? ""));
+  });
+
+  it("logs in with SASL EXTERNAL over TLS with a client certificate", async () => {
+    const cert = await irc.addCertFingerprint("alice", "alice-secret");
+    const c = await connectIrc(irc.host, irc.tlsPort!, "alice_ext", {
+      tls: { caFile: irc.tlsCertFile!, certFile: cert.certFile, keyFile: cert.keyFile },
+      sasl: { mechanism: "EXTERNAL" },
+    });
+    clients.push(c);
+    assert.equal(c.account, "alice");
+  });
+
+  it("restart() brings the server back with services linked", async () => {
+    await irc.restart();
+    const c = await connectIrc(irc.host, irc.port, "alice_again",
+      { sasl: { mechanism: "PLAIN", username: "alice", password: "alice-secret" } });
+    clients.push(c);
+    assert.equal(c.account, "alice");
+  });
+});

@@ -183,8 +183,14 @@ export class OtrConversation {
       if (msg.receiverInstance !== ours && !(isCommit && msg.receiverInstance === 0)) {
         return out.ev({ type: "for-other-instance" });
       }
-      s = this.childFor(msg, out);
-      if (s === null) return;
+      const c = this.childFor(msg, out);
+      if (c === null) return;
+      s = c.s;
+      if (c.isNew) {
+        // Only an AKE message gets here for a new instance; keep the session if it was accepted.
+        if (msg.kind === "ake" && this.onAke(s, msg.msg, msg.version, out)) this.adopt(s);
+        return;
+      }
     } else {
       s = this.master;
     }
@@ -192,11 +198,14 @@ export class OtrConversation {
     else this.onData(s, msg, out);
   }
 
-  /** The child session of the sending instance; created only for messages that can start an AKE with it. */
-  private childFor(msg: Extract<Incoming, { kind: "ake" | "data" }>, out: Out): Session | null {
+  /**
+   * The child session of the sending instance. A new one is made only for messages that can start an AKE with
+   * it, and is kept (see `adopt`) only if that message is accepted, so rejected input leaves no trace.
+   */
+  private childFor(msg: Extract<Incoming, { kind: "ake" | "data" }>, out: Out): { s: Session; isNew: boolean } | null {
     const tag = msg.senderInstance;
     const existing = this.children.get(tag);
-    if (existing) return existing;
+    if (existing) return { s: existing, isNew: false };
     const type = msg.kind === "ake" ? msg.msg.type : "data";
     const canStart = type === "dh-commit" || (type === "dh-key" && this.master.auth.state === "awaiting-dhkey");
     if (!canStart) {
@@ -204,28 +213,33 @@ export class OtrConversation {
       if (msg.kind === "data" && (msg.fields.flags & FLAG_IGNORE_UNREADABLE) === 0) out.ev({ type: "unreadable", code: CODE.UNKNOWN_KEYID });
       return null;
     }
-    if (this.children.size >= MAX_PEER_INSTANCES && !this.evictChild()) {
+    if (this.children.size >= MAX_PEER_INSTANCES && this.evictable() === null) {
       out.ev({ type: "malformed", code: CODE.INSTANCE_LIMIT });
       return null;
     }
-    const s = new Session(tag);
-    this.children.set(tag, s);
-    return s;
+    return { s: new Session(tag), isNew: true };
   }
 
-  /** Drop the least recently heard child that holds nothing (plaintext, no AKE); false if every child is busy. */
-  private evictChild(): boolean {
+  private adopt(s: Session): void {
+    if (this.children.size >= MAX_PEER_INSTANCES) {
+      const victim = this.evictable();
+      if (victim !== null) this.children.delete(victim.theirInstance);
+    }
+    this.children.set(s.theirInstance, s);
+  }
+
+  /** The least recently heard child that holds nothing (plaintext, no AKE), or null if every child is busy. */
+  private evictable(): Session | null {
     let victim: Session | null = null;
     for (const c of this.children.values()) {
       if (c.msgstate !== "plaintext" || c.auth.state !== "none") continue;
       if (victim === null || c.recvSeq < victim.recvSeq) victim = c;
     }
-    if (victim === null) return false;
-    this.children.delete(victim.theirInstance);
-    return true;
+    return victim;
   }
 
-  private onAke(s: Session, msg: AkeMessage, version: 2 | 3, out: Out): void {
+  /** Returns false when the message was rejected (and nothing changed). */
+  private onAke(s: Session, msg: AkeMessage, version: 2 | 3, out: Out): boolean {
     let from = s.auth;
     // Our commit went out from the master (receiver tag 0) before we knew the peer's instance. Its answer, or a
     // crossing commit, lands in the child: give the child the master's pending commit (libotr's
@@ -237,7 +251,7 @@ export class OtrConversation {
     if (step.error !== null) {
       const parseLike = step.error === CODE.MALFORMED || step.error === CODE.BAD_DH_RANGE;
       out.ev(parseLike ? { type: "malformed", code: step.error } : { type: "ake-failed", code: step.error });
-      return;
+      return false;
     }
     s.auth = step.next;
     this.heard(s);
@@ -257,6 +271,7 @@ export class OtrConversation {
       );
       this.flushQueue(s, out);
     }
+    return true;
   }
 
   private onData(s: Session, msg: IncomingData, out: Out): void {

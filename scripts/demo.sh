@@ -40,7 +40,8 @@ for p in "$HS_PORT" "$IRC_PORT" "$AS_PORT" "$METRICS_PORT"; do
   port_busy "$p" && die "port $p on 127.0.0.1 is in use (another demo running?); set DEMO_*_PORT to move it"
 done
 
-mkdir -p "$DEMO_DIR"/{logs,synapse,ngircd/conf.d,bridge}
+mkdir -p "$DEMO_DIR"/{logs,synapse,ngircd/conf.d,ngircd/run,bridge}
+chown nobody:nogroup "$DEMO_DIR/ngircd/run"   # ngIRCd writes its pid file after switching to nobody
 chmod 755 "$DEMO_DIR" "$DEMO_DIR/ngircd" "$DEMO_DIR/ngircd/conf.d"   # ngIRCd runs as nobody
 chmod 700 "$DEMO_DIR/synapse" "$DEMO_DIR/bridge"
 
@@ -186,7 +187,10 @@ cat >"$DEMO_DIR/ngircd/ngircd.conf" <<EOF
   Listen = 127.0.0.1
   Ports = $IRC_PORT
   MotdFile = $DEMO_DIR/ngircd/ngircd.motd
-  PidFile = $DEMO_DIR/ngircd/ngircd.pid
+  PidFile = $DEMO_DIR/ngircd/run/ngircd.pid
+  AdminInfo1 = matrix-otr-irc demo
+  AdminInfo2 = loopback only
+  AdminEMail = root@localhost
 [Limits]
   MaxConnectionsIP = 0
   MaxNickLength = 30

@@ -9,7 +9,7 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 export DEBIAN_FRONTEND=noninteractive
 
 PKGS=(ca-certificates ngircd inspircd atheme-services postgresql sqlite3 debootstrap
-      libotr5-dev libgcrypt20-dev gcc make python3 build-essential util-linux procps)
+      libotr5-dev libgcrypt20-dev gcc make python3 build-essential util-linux procps openssl curl)
 
 if [[ $EUID -ne 0 ]]; then
   log "run as root (apt-get, debootstrap and chroot need it)"; exit 1

@@ -50,6 +50,10 @@ export async function startNgircd(opts: NgircdOptions = {}): Promise<NgircdInsta
   chmodSync(dir, 0o755); // ngIRCd runs as nobody after start and re-reads config/MOTD on REHASH
   const confDir = join(dir, "conf.d");
   mkdirSync(confDir, { mode: 0o755 });
+  // The pid file is written after the switch to nobody, so its directory must be writable by nobody.
+  const runDir = join(dir, "run");
+  mkdirSync(runDir);
+  chmodSync(runDir, 0o777);
   const port = await freePort(host);
   const motd = join(dir, "ngircd.motd");
   writeFileSync(motd, "matrix-otr-irc test server\n", { mode: 0o644 });
@@ -61,7 +65,10 @@ export async function startNgircd(opts: NgircdOptions = {}): Promise<NgircdInsta
     `  Listen = ${host}`,
     `  Ports = ${port}`,
     `  MotdFile = ${motd}`,
-    `  PidFile = ${join(dir, "ngircd.pid")}`,
+    `  PidFile = ${join(runDir, "ngircd.pid")}`,
+    "  AdminInfo1 = matrix-otr-irc tests",
+    "  AdminInfo2 = loopback only",
+    "  AdminEMail = admin@irc.test",
     ...(opts.password ? [`  Password = ${opts.password}`] : []),
     ...(opts.extraGlobal ?? []).map((l) => `  ${l}`),
     "[Limits]",

@@ -33,6 +33,10 @@
  *   status   <peer>                     state of the best instance
  *   dhstate  <peer>                     the best instance's DH keys (secret!), for forging test messages:
  *                                       {"ev":"dhstate","our_keyid","our_x","our_old_x","their_keyid","their_y","their_old_y"}
+ *   writefps <file>                     otrl_privkey_write_fingerprints
+ *   readfps  <file>                     otrl_privkey_read_fingerprints, then lists every known fingerprint:
+ *                                       {"ev":"fpentry","peer":P,"account":A,"protocol":R,"fp_raw":HEX,"trust":T}
+ *   settrust <peer> <hex fp> <trust>    otrl_context_set_trust on a known fingerprint
  *   forget   <peer>                     drop every context (master and instances) for peer, as if never seen
  *   poll                                otrl_message_poll
  *   fingerprint                         our own fingerprint
@@ -508,6 +512,36 @@ static int serve(void) {
             printf("{\"ev\":\"dhstate\",");
             dump_dh_state(stdout, "state", c);
             printf("}\n");
+            done(cmd, 1, NULL);
+        } else if (!strcmp(cmd, "writefps")) {
+            NEED(1);
+            gcry_error_t err = otrl_privkey_write_fingerprints(e.us, f[1]);
+            done(cmd, !err, err ? gcry_strerror(err) : NULL);
+        } else if (!strcmp(cmd, "readfps")) {
+            NEED(1);
+            gcry_error_t err = otrl_privkey_read_fingerprints(e.us, f[1], NULL, NULL);
+            if (err) { done(cmd, 0, gcry_strerror(err)); continue; }
+            for (ConnContext *c = e.us->context_root; c; c = c->next) {
+                if (c->m_context != c) continue;
+                for (Fingerprint *fp = c->fingerprint_root.next; fp; fp = fp->next) {
+                    printf("{\"ev\":\"fpentry\",\"peer\":"); put_hexs(stdout, c->username);
+                    printf(",\"account\":"); put_hexs(stdout, c->accountname);
+                    printf(",\"protocol\":"); put_hexs(stdout, c->protocol);
+                    printf(",\"fp_raw\":"); put_hex(stdout, fp->fingerprint, 20);
+                    printf(",\"trust\":"); put_hexs(stdout, fp->trust ? fp->trust : "");
+                    printf("}\n");
+                }
+            }
+            done(cmd, 1, NULL);
+        } else if (!strcmp(cmd, "settrust")) {
+            NEED(3);
+            unsigned char *raw; size_t len;
+            if (unhex(f[2], &raw, &len) || len != 20) { done(cmd, 0, "bad fingerprint"); continue; }
+            ConnContext *c = otrl_context_find(e.us, f[1], e.account, e.protocol, OTRL_INSTAG_MASTER, 0, NULL, NULL, NULL);
+            Fingerprint *fp = c ? otrl_context_find_fingerprint(c, raw, 0, NULL) : NULL;
+            free(raw);
+            if (!fp) { done(cmd, 0, "unknown fingerprint"); continue; }
+            otrl_context_set_trust(fp, f[3]);
             done(cmd, 1, NULL);
         } else if (!strcmp(cmd, "forget")) {
             NEED(1);

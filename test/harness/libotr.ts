@@ -39,6 +39,7 @@ export type HelperEvent =
       fp_raw?: string | null; smp_state?: number }
   | { ev: "policy"; value: number }
   | { ev: "dhstate"; state: LibotrDhState }
+  | { ev: "fpentry"; peer: string; account: string; protocol: string; fp_raw: string; trust: string }
   | { ev: "create_privkey"; account: string; protocol: string };
 
 /** libotr's DH keys for one instance (hex MPIs), so tests can forge correctly MACed messages. */

@@ -114,8 +114,7 @@ describe("libotr key files", { timeout: TIMEOUT }, () => {
     ]));
     const p = await LibotrPeer.start({ account: "alice" });
     try {
-      const got = (await p.cmd("readfps", file)).filter((e) => e.ev === "fpentry") as unknown as
-        { peer: string; account: string; protocol: string; fp_raw: string; trust: string }[];
+      const got = libOfType(await p.cmd("readfps", file), "fpentry");
       const rows = got.map((e) => [unhex(e.peer), unhex(e.account), unhex(e.protocol), e.fp_raw, unhex(e.trust)]).sort();
       assert.deepEqual(rows, [
         ["erin", "alice", "irc", hex(fpA), "verified"],

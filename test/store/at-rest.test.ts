@@ -1,0 +1,65 @@
+// What a stolen SQLite file reveals (issue 5): neither a private key nor an IRC password nor the canary's
+// plaintext appears in the database file or its WAL, in any encoding we could think of, while ordinary
+// (unsealed) data such as room ids does — which shows the search itself works.
+import { after, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { openStore } from "../../src/store/index.js";
+import { CANARY_PLAINTEXT } from "../../src/store/seal.js";
+import type { StoreConfig } from "../../src/store/types.js";
+
+const dir = mkdtempSync(join(tmpdir(), "motr-atrest-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function files(path: string): Buffer[] {
+  return [path, `${path}-wal`, `${path}-shm`, `${path}-journal`].filter(existsSync).map((p) => readFileSync(p));
+}
+
+function needles(key: Uint8Array, password: string): [string, Buffer][] {
+  const k = Buffer.from(key);
+  const out: [string, Buffer][] = [
+    ["key hex", Buffer.from(k.toString("hex"))],
+    ["key HEX", Buffer.from(k.toString("hex").toUpperCase())],
+    ["key base64", Buffer.from(k.toString("base64").slice(0, 40))],
+    ["password utf8", Buffer.from(password, "utf8")],
+    ["password utf16", Buffer.from(password, "utf16le")],
+    ["canary plaintext", Buffer.from(CANARY_PLAINTEXT)],
+  ];
+  // Any 12-byte window of the raw key: catches a key stored raw, split or with a prefix.
+  for (let i = 0; i + 12 <= k.length; i += 6) out.push([`key bytes [${i}..${i + 12})`, k.subarray(i, i + 12)]);
+  return out;
+}
+
+it("the SQLite file and its WAL contain no private key, password or canary plaintext", async () => {
+  const path = join(dir, "bridge.db");
+  const cfg: StoreConfig = { engine: "sqlite", sqlite_path: path };
+  const masterKey = new Uint8Array(randomBytes(32));
+  const key = new Uint8Array(randomBytes(600));
+  const password = `correct-horse-${randomBytes(8).toString("hex")}`;
+  const room = `!visible-${randomBytes(8).toString("hex")}:example.org`;
+
+  const s = await openStore(cfg, masterKey);
+  await s.putOtrPrivateKeyIfAbsent("@alice:example.org", "libera", key);
+  await s.setIrcPassword("@alice:example.org", "libera", password);
+  await s.setIrcPassword("@alice:example.org", "oftc", password);
+  await s.putDmRoom("@alice:example.org", "libera", "carol", room);
+
+  const check = (when: string) => {
+    const blobs = files(path);
+    assert.ok(blobs.some((b) => b.includes(room)), `${when}: the unsealed room id is visible, so the search works`);
+    for (const [what, needle] of needles(key, password)) {
+      for (const b of blobs) assert.equal(b.indexOf(needle), -1, `${when}: found ${what} in the database files`);
+    }
+  };
+  check("while open (data in the WAL)");
+  await s.close();
+  check("after close (checkpointed)");
+  // A replaced password must not linger either.
+  const t = await openStore(cfg, masterKey);
+  await t.setIrcPassword("@alice:example.org", "libera", "something-else-entirely");
+  await t.close();
+  check("after replacing a password");
+});

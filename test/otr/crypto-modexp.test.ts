@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { bigIntToBytes, bytesToBigInt, encodeMpi, bitLength } from "../../src/otr/crypto/bigint.js";
-import { modInverse, modPowBigInt, modPowPublic, modPowSecret } from "../../src/otr/crypto/modexp.js";
+import { modInverse, modPowBigInt, modPowDoublePublic, modPowPublic, modPowSecret, registerModulus } from "../../src/otr/crypto/modexp.js";
 import { DH_G, DH_P, DH_Q, dhSharedSecret, generateDhKeyPair, isValidDhPublic } from "../../src/otr/crypto/dh.js";
 import { seededEnv } from "./crypto-helpers.js";
 
@@ -71,6 +71,24 @@ test("small or even moduli use the BigInt path and stay correct", () => {
 test("modPowPublic on an uncached large modulus equals BigInt", () => {
   const m = (1n << 1023n) + 1155n; // odd, not registered
   assert.equal(modPowPublic(3n, 65537n, m), modPowBigInt(3n, 65537n, m));
+});
+
+test("modPowDoublePublic (Shamir in BigInt, then OpenSSL once the modulus is learned) equals two BigInt powers", () => {
+  const m = (1n << 1021n) + 2877n; // odd, unregistered: first calls take the BigInt path, later ones OpenSSL
+  fc.assert(
+    fc.property(bigArb(130), bigArb(21), bigArb(130), bigArb(21), (a, x, b, y) => {
+      const want = (modPowBigInt(a, x, m) * modPowBigInt(b, y, m)) % m;
+      assert.equal(modPowDoublePublic(a, x, b, y, m), want);
+      assert.equal(modPowDoublePublic(a, x, b, y, DH_P), (modPowBigInt(a, x, DH_P) * modPowBigInt(b, y, DH_P)) % DH_P);
+    }),
+    { numRuns: 30 },
+  );
+  assert.equal(modPowDoublePublic(5n, 0n, 7n, 0n, 11n), 1n);
+  assert.equal(modPowDoublePublic(5n, 3n, 7n, 2n, 1n), 0n);
+  registerModulus(m); // pinning an already learned modulus keeps results identical
+  assert.equal(modPowDoublePublic(3n, 5n, 2n, 7n, m), (243n * 128n) % m);
+  registerModulus(1n << 600n); // even: ignored, still correct through BigInt
+  assert.equal(modPowSecret(3n, 5n, 1n << 600n), 243n);
 });
 
 test("modInverse", () => {

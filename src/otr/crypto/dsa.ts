@@ -5,7 +5,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import { bigIntToBytes, bitLength, bytesToBigInt, concatBytes, encodeMpi } from "./bigint.js";
 import { parsePkcs8Dsa } from "./der.js";
-import { modInverse, modPowPublic, modPowSecret, registerModulus } from "./modexp.js";
+import { modInverse, modPowDoublePublic, modPowSecret } from "./modexp.js";
 import { sha1 } from "./primitives.js";
 import type { RandomSource } from "./dh.js";
 
@@ -40,7 +40,6 @@ export function generateDsaKey(env?: RandomSource): DsaPrivateKey {
   const der = privateKey.export({ format: "der", type: "pkcs8" });
   const k = parsePkcs8Dsa(new Uint8Array(der.buffer, der.byteOffset, der.byteLength));
   const x = env ? randomBelow(k.q, env) : k.x;
-  registerModulus(k.p);
   return { p: k.p, q: k.q, g: k.g, x, y: modPowSecret(k.g, x, k.p) };
 }
 
@@ -95,7 +94,7 @@ export function dsaVerify(pub: DsaPublicKey, hash: Uint8Array, sig: DsaSignature
   const h = bytesToBigInt(hash) % q;
   const u1 = (h * w) % q;
   const u2 = (r * w) % q;
-  const v = ((modPowPublic(g, u1, p) * modPowPublic(y, u2, p)) % p) % q;
+  const v = modPowDoublePublic(g, u1, y, u2, p) % q;
   return v === r;
 }
 

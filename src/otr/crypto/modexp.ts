@@ -1,6 +1,6 @@
 // Modular exponentiation for OTR: secret exponents through OpenSSL (node:crypto Diffie-Hellman objects, which
-// are constant-time and ~6x faster than BigInt here), public ones through BigInt unless the modulus is already
-// one OpenSSL knows. Used by the DH group (spec "Diffie-Hellman"), DSA and SMP.
+// are constant-time and ~6x faster than BigInt here), public ones through OpenSSL when the modulus is cached or
+// learned, else BigInt. Used by the DH group (spec "Diffie-Hellman"), DSA and SMP.
 //
 // Behaviour contract (callers should still validate ranges first; these never throw on peer-chosen values):
 // - base is reduced mod `mod` first; exp must be >= 0 (a negative exponent is caller misuse and throws).
@@ -14,22 +14,53 @@ import { bigIntToBytes, bitLength, bytesToBigInt } from "./bigint.js";
 
 const MIN_OPENSSL_MODULUS_BITS = 512;
 // Building a DH object runs DH_check (primality tests, ~18 ms for 1024 bits), so objects are cached per modulus.
-// The cap keeps peer-chosen moduli (their DSA p) from growing the cache: public math with an unknown modulus
-// uses BigInt instead of building an object.
-const MAX_CACHED_MODULI = 16;
-const cache = new Map<bigint, DiffieHellman>();
+// Registered moduli (the DH group, our own DSA p) stay for good; others live in a small LRU so peer-chosen moduli
+// (their DSA p) cannot grow memory. Public math with a modulus not cached yet uses BigInt until the modulus has
+// been seen LEARN_AFTER times, then it is learned: a peer we keep verifying is worth one DH_check.
+const MAX_LEARNED_MODULI = 16;
+const LEARN_AFTER = 4;
+const MAX_SEEN_COUNTS = 256;
+const pinned = new Map<bigint, DiffieHellman>();
+const learned = new Map<bigint, DiffieHellman>();
+const seen = new Map<bigint, number>();
+
+function usable(mod: bigint): boolean {
+  return (mod & 1n) === 1n && bitLength(mod) >= MIN_OPENSSL_MODULUS_BITS;
+}
+
+function build(mod: bigint): DiffieHellman {
+  return createDiffieHellman(Buffer.from(bigIntToBytes(mod)), Buffer.from([2]));
+}
 
 function dhFor(mod: bigint, create: boolean): DiffieHellman | null {
-  const hit = cache.get(mod);
-  if (hit) return hit;
-  if (!create || (mod & 1n) === 0n || bitLength(mod) < MIN_OPENSSL_MODULUS_BITS) return null;
-  if (cache.size >= MAX_CACHED_MODULI) {
-    const oldest = cache.keys().next().value;
-    if (oldest !== undefined) cache.delete(oldest);
+  const p = pinned.get(mod);
+  if (p) return p;
+  const hit = learned.get(mod);
+  if (hit) {
+    learned.delete(mod); // re-insert: Map order is the LRU order
+    learned.set(mod, hit);
+    return hit;
   }
-  const dh = createDiffieHellman(Buffer.from(bigIntToBytes(mod)), Buffer.from([2]));
-  cache.set(mod, dh);
+  if (!create || !usable(mod)) return null;
+  if (learned.size >= MAX_LEARNED_MODULI) {
+    const oldest = learned.keys().next().value;
+    if (oldest !== undefined) learned.delete(oldest);
+  }
+  const dh = build(mod);
+  learned.set(mod, dh);
   return dh;
+}
+
+/** Public math: use OpenSSL once the modulus is cached or has been seen often enough to be worth caching. */
+function dhForPublic(mod: bigint): DiffieHellman | null {
+  const dh = dhFor(mod, false);
+  if (dh || !usable(mod)) return dh;
+  if (seen.size >= MAX_SEEN_COUNTS && !seen.has(mod)) seen.clear();
+  const n = (seen.get(mod) ?? 0) + 1;
+  seen.set(mod, n);
+  if (n < LEARN_AFTER) return null;
+  seen.delete(mod);
+  return dhFor(mod, true);
 }
 
 /** Square-and-multiply in BigInt. Not constant-time: public values only. */
@@ -87,13 +118,45 @@ export function modPowPublic(base: bigint, exp: bigint, mod: bigint): bigint {
   const b = ((base % mod) + mod) % mod;
   const t = trivial(b, exp, mod);
   if (t !== null) return t;
-  const dh = dhFor(mod, false);
+  const dh = dhForPublic(mod);
   return dh ? viaOpenSsl(dh, b, exp, mod) : modPowBigInt(b, exp, mod);
 }
 
-/** Warm the OpenSSL cache for a modulus (e.g. our DSA p at account load) so later calls skip DH_check. */
+/**
+ * a^x * b^y mod m with public inputs (DSA verification). OpenSSL when the modulus is cached or learned,
+ * otherwise Shamir's simultaneous exponentiation in BigInt (one squaring chain for both exponents).
+ */
+export function modPowDoublePublic(a: bigint, x: bigint, b: bigint, y: bigint, mod: bigint): bigint {
+  if (mod <= 0n) throw new RangeError("modPow: modulus must be positive");
+  if (x < 0n || y < 0n) throw new RangeError("modPow: negative exponent");
+  if (mod === 1n) return 0n;
+  const dh = dhForPublic(mod);
+  if (dh) return (modPowPublic(a, x, mod) * modPowPublic(b, y, mod)) % mod;
+  const am = ((a % mod) + mod) % mod;
+  const bm = ((b % mod) + mod) % mod;
+  const ab = (am * bm) % mod;
+  let r = 1n;
+  for (let i = Math.max(bitLength(x), bitLength(y)) - 1; i >= 0; i--) {
+    r = (r * r) % mod;
+    const bit = BigInt(i);
+    const xa = (x >> bit) & 1n;
+    const yb = (y >> bit) & 1n;
+    if (xa && yb) r = (r * ab) % mod;
+    else if (xa) r = (r * am) % mod;
+    else if (yb) r = (r * bm) % mod;
+  }
+  return r;
+}
+
+/**
+ * Keep an OpenSSL object for this modulus for good (the DH group; our DSA p at account load), so calls never pay
+ * DH_check again and a crowd of peer moduli cannot evict it. Unusable moduli (even, < 512 bits) are ignored.
+ */
 export function registerModulus(mod: bigint): void {
-  dhFor(mod, true);
+  if (pinned.has(mod) || !usable(mod)) return;
+  const dh = learned.get(mod) ?? build(mod);
+  learned.delete(mod);
+  pinned.set(mod, dh);
 }
 
 /** a^-1 mod m by the extended Euclidean algorithm (not constant-time). Throws if no inverse exists. */

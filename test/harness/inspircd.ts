@@ -86,10 +86,10 @@ function inspircdConf(o: {
     `<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="${o.dir}/inspircd.log">`,
     `<module name="spanningtree">`,
     `<module name="services_account">`,
-    `<module name="sasl">`,
     `<module name="cap">`,
     `<module name="svshold">`,
     ...(o.services ? [
+      `<module name="sasl">`,
       `<sasl target="services.test" requiressl="no">`,
       `<link name="services.test" ipaddr="127.0.0.1" port="${o.linkPort}" allowmask="127.0.0.0/8" ` +
         `sendpass="${o.linkPassword}" recvpass="${o.linkPassword}" timeout="60">`,
@@ -184,6 +184,7 @@ export async function startInspircd(opts: InspircdOptions = {}): Promise<Inspirc
       name: "inspircd",
       cmd: INSPIRCD,
       args: ["--runasroot", "--nofork", "--config", join(dir, "inspircd.conf")],
+      cwd: dir,
       ...(logPath ? { logPath } : {}),
     });
     logPath = ircd.logPath;
@@ -198,6 +199,7 @@ export async function startInspircd(opts: InspircdOptions = {}): Promise<Inspirc
       cmd: ATHEME,
       args: ["-n", "-c", join(dir, "atheme.conf"), "-D", join(dir, "atheme-data"), "-l", join(dir, "atheme-main.log"),
         "-p", join(dir, "atheme.pid")],
+      cwd: dir,
     });
     await waitLinked(before);
   }

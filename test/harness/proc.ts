@@ -15,6 +15,8 @@ export interface ServiceOptions {
   env?: NodeJS.ProcessEnv;
   /** Log file path; default `<logRoot>/<name>-<n>.log`. */
   logPath?: string;
+  /** Allow core dumps (default off: InspIRCd with gnutls crashes on exit and would drop a core into cwd). */
+  coreDumps?: boolean;
 }
 
 export interface Exit { code: number | null; signal: NodeJS.Signals | null }
@@ -78,7 +80,11 @@ export function spawnService(opts: ServiceOptions): Service {
   const fd = openSync(logPath, "a");
   let child: ChildProcess;
   try {
-    child = spawn(opts.cmd, opts.args, {
+    // `exec` keeps the pid, so stop() still signals the server itself.
+    const [cmd, args] = opts.coreDumps
+      ? [opts.cmd, opts.args]
+      : ["/bin/sh", ["-c", 'ulimit -c 0; exec "$0" "$@"', opts.cmd, ...opts.args]];
+    child = spawn(cmd, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
       detached: true, // own process group: stop() reaches the whole tree

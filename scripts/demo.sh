@@ -5,7 +5,8 @@
 #
 # Usage (as root, fresh Debian 12): sudo bash scripts/demo.sh
 # Env: DEMO_DIR (/var/lib/matrix-otr-irc-demo), DEMO_HS_PORT (8008), DEMO_IRC_PORT (6667),
-#      DEMO_AS_PORT (8090), DEMO_METRICS_PORT (9102), DEMO_SKIP_DEPS=1 to skip install and build.
+#      DEMO_AS_PORT (8090), DEMO_METRICS_PORT (9102), DEMO_SKIP_DEPS=1 to skip install and build,
+#      DEMO_SMOKE=1 to drive one DM through it (scripts/demo-smoke.ts), stop, and exit with the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"
@@ -20,7 +21,8 @@ SERVER_NAME=localhost
 NETWORK_ID=demo
 BOT_LOCALPART=ircotr
 DEMO_USER=demo
-HS_IN_CHROOT=/srv/matrix-otr-irc-demo   # Synapse's data dir as Synapse sees it
+# Synapse's data dir as Synapse sees it; one per DEMO_DIR so two demos never share a homeserver.
+HS_IN_CHROOT="/srv/matrix-otr-irc-demo-$(printf '%s' "$DEMO_DIR" | md5sum | cut -c1-8)"
 
 log() { printf '[demo] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -244,6 +246,13 @@ cat <<EOF
  Metrics http://127.0.0.1:$METRICS_PORT/metrics
 ================================================================================
 EOF
+
+if [[ "${DEMO_SMOKE:-}" == 1 ]]; then
+  DEMO_HS_URL="http://127.0.0.1:$HS_PORT" DEMO_SERVER_NAME="$SERVER_NAME" DEMO_USER="$DEMO_USER" \
+  DEMO_PASSWORD="$DEMO_PASSWORD" DEMO_BOT_LOCALPART="$BOT_LOCALPART" DEMO_NETWORK="$NETWORK_ID" \
+  DEMO_IRC_PORT="$IRC_PORT" node --import tsx scripts/demo-smoke.ts
+  exit $?
+fi
 
 # Foreground until the bridge exits or Ctrl-C; the EXIT trap stops the rest.
 wait "$BRIDGE_PID" || die "the bridge exited with status $?; see $DEMO_DIR/logs/bridge.log"

@@ -39,6 +39,7 @@ export type HelperEvent =
       fp_raw?: string | null; smp_state?: number }
   | { ev: "policy"; value: number }
   | { ev: "dhstate"; state: LibotrDhState }
+  | { ev: "verify"; valid: boolean }
   | { ev: "fpentry"; peer: string; account: string; protocol: string; fp_raw: string; trust: string }
   | { ev: "create_privkey"; account: string; protocol: string };
 
@@ -163,6 +164,13 @@ export class LibotrPeer {
   async status(peer: string): Promise<Extract<HelperEvent, { ev: "status" }>> {
     const ev = (await this.cmd("status", peer)).find((e) => e.ev === "status");
     return ev as Extract<HelperEvent, { ev: "status" }>;
+  }
+
+  /** libotr's otrl_privkey_verify on a DSA public key (hex integers), a value and an r||s signature. */
+  async verify(pub: { p: bigint; q: bigint; g: bigint; y: bigint }, data: Uint8Array, sig: Uint8Array): Promise<boolean> {
+    const h = (n: bigint) => { const s = n.toString(16); return s.length % 2 ? "0" + s : s; };
+    const evs = await this.cmd("verify", h(pub.p), h(pub.q), h(pub.g), h(pub.y), hex(data), hex(sig));
+    return (evs.find((e) => e.ev === "verify") as Extract<HelperEvent, { ev: "verify" }>).valid;
   }
 
   /** Forget every context with this peer (a fresh start for the next AKE). */

@@ -37,6 +37,8 @@
  *   readfps  <file>                     otrl_privkey_read_fingerprints, then lists every known fingerprint:
  *                                       {"ev":"fpentry","peer":P,"account":A,"protocol":R,"fp_raw":HEX,"trust":T}
  *   settrust <peer> <hex fp> <trust>    otrl_context_set_trust on a known fingerprint
+ *   verify   <p> <q> <g> <y> <hex data> <hex sig>   otrl_privkey_verify with a DSA public key given as hex
+ *                                       integers; reports {"ev":"verify","valid":true|false}
  *   forget   <peer>                     drop every context (master and instances) for peer, as if never seen
  *   poll                                otrl_message_poll
  *   fingerprint                         our own fingerprint
@@ -542,6 +544,20 @@ static int serve(void) {
             free(raw);
             if (!fp) { done(cmd, 0, "unknown fingerprint"); continue; }
             otrl_context_set_trust(fp, f[3]);
+            done(cmd, 1, NULL);
+        } else if (!strcmp(cmd, "verify")) {
+            NEED(6);
+            gcry_mpi_t m[4] = { 0 }; gcry_sexp_t pubs = NULL;
+            unsigned char *data, *sig; size_t dlen, slen;
+            int bad = 0;
+            for (int i = 0; i < 4; i++) if (gcry_mpi_scan(&m[i], GCRYMPI_FMT_HEX, f[1 + i], 0, NULL)) bad = 1;
+            if (bad || unhex(f[5], &data, &dlen)) { done(cmd, 0, "bad hex"); continue; }
+            if (unhex(f[6], &sig, &slen)) { free(data); done(cmd, 0, "bad hex"); continue; }
+            gcry_sexp_build(&pubs, NULL, "(public-key (dsa (p %m)(q %m)(g %m)(y %m)))", m[0], m[1], m[2], m[3]);
+            gcry_error_t err = otrl_privkey_verify(sig, slen, OTRL_PUBKEY_TYPE_DSA, pubs, data, dlen);
+            printf("{\"ev\":\"verify\",\"valid\":%s}\n", err ? "false" : "true");
+            gcry_sexp_release(pubs); for (int i = 0; i < 4; i++) gcry_mpi_release(m[i]);
+            free(data); free(sig);
             done(cmd, 1, NULL);
         } else if (!strcmp(cmd, "forget")) {
             NEED(1);

@@ -150,6 +150,10 @@ test("encoded-message framing: junk in the base64, missing '.', bad body are mal
   assert.deepEqual(parseOtrText(good.replace("?OTR:AA", "?OTR:A*")), { kind: "malformed", code: "bad-base64" });
   assert.deepEqual(parseOtrText("?OTR:."), { kind: "malformed", code: "truncated" });
   assert.deepEqual(parseOtrText("?OTR|zz"), { kind: "malformed", code: "bad-fragment" });
+  // Like libotr, a fragment may follow other text; text merely containing the marker stays text.
+  const pf = parseOtrText("<alice> ?OTR,00001,00002,abc,");
+  assert.equal(pf.kind === "fragment" && pf.fragment.piece, "abc");
+  assert.equal(parseOtrText("what is ?OTR, anyway").kind, "plaintext");
 });
 
 test("random text and random base64 bodies never throw", () => {

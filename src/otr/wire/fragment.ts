@@ -169,7 +169,8 @@ export class Reassembler {
    */
   add(text: string, now: number): { complete: string | null; dropped: string[]; forOtherInstance: boolean } {
     const dropped = this.expire(now);
-    const f = parseFragment(text);
+    const at = Math.min(...["?OTR|", "?OTR,"].map((m) => text.indexOf(m)).filter((i) => i >= 0), Infinity);
+    const f = at === Infinity ? null : parseFragment(text.slice(at));
     if (!f) return { complete: null, dropped: [...dropped, "bad-fragment"], forOtherInstance: false };
     const r = this.push(f, now);
     switch (r.status) {

@@ -329,9 +329,13 @@ function stripWhitespaceTag(text: string): { text: string; versions: (2 | 3)[] }
  * anything else), then the first "?OTR" marker decides between encoded, query and error; then whitespace tags.
  */
 export function parseOtrText(text: string): ParsedText {
-  if (text.startsWith("?OTR|") || text.startsWith("?OTR,")) {
-    const f = parseFragment(text);
-    return f ? { kind: "fragment", fragment: f } : { kind: "malformed", code: "bad-fragment" };
+  // libotr looks for the fragment marker anywhere in the line; so do we, but only a line that starts with it is
+  // reported malformed when the rest does not parse (otherwise it is ordinary text that happens to contain it).
+  const fragAt = Math.min(...["?OTR|", "?OTR,"].map((m) => text.indexOf(m)).filter((i) => i >= 0), Infinity);
+  if (fragAt !== Infinity) {
+    const f = parseFragment(text.slice(fragAt));
+    if (f) return { kind: "fragment", fragment: f };
+    if (fragAt === 0) return { kind: "malformed", code: "bad-fragment" };
   }
   const at = text.indexOf(QUERY_PREFIX);
   if (at >= 0) {

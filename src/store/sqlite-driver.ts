@@ -9,7 +9,7 @@
 // putOtrPrivateKeyIfAbsent resolves; FULL makes "resolved" mean "on disk". Writes are rare, so the extra fsync per
 // commit costs nothing that matters.
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Row, SqlDriver, SqlQueries, SqlValue } from "./driver.js";
 import { StoreError } from "./types.js";
@@ -37,7 +37,12 @@ export class SqliteDriver implements SqlDriver {
   private closed = false;
 
   constructor(path: string) {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    if (path !== ":memory:") {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      // Create the file ourselves so it is private from the start; SQLite gives the -wal and -shm files the
+      // database file's permissions. What stays readable in it (ids, rooms, fingerprints) is not for other users.
+      closeSync(openSync(path, "a", 0o600));
+    }
     this.db = new Database(path);
     // Other processes (the CLI during a key rotation) may hold the write lock briefly: wait rather than fail.
     this.db.pragma("busy_timeout = 10000");

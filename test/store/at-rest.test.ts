@@ -3,7 +3,7 @@
 // (unsealed) data such as room ids does — which shows the search itself works.
 import { after, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -55,6 +55,7 @@ it("the SQLite file and its WAL contain no private key, password or canary plain
     }
   };
   check("while open (data in the WAL)");
+  for (const f of [path, `${path}-wal`]) assert.equal(statSync(f).mode & 0o077, 0, `${f} is private to the bridge's user`);
   await s.close();
   check("after close (checkpointed)");
   // A replaced password must not linger either.

@@ -43,7 +43,8 @@ function keyFrom(priv: Sexp[]): DsaPrivateKey | KeyfileError {
   if (p < 3n || q < 2n || g < 2n || g >= p || x <= 0n || x >= q || y < 2n || y >= p) {
     return { code: "bad-key", message: "dsa values out of range" };
   }
-  if (p.toString(2).length > 4096 || q.toString(2).length > 160) return { code: "bad-key", message: "dsa key too large" };
+  // Same bounds dsaVerify applies to peers: r and s travel in 20 bytes, so q is at most 160 bits.
+  if (p.toString(2).length > 3072 || q.toString(2).length > 160) return { code: "bad-key", message: "dsa key too large" };
   // A corrupted or hand-edited key would otherwise only show up as peers rejecting our signatures.
   if (modPowPublic(g, x, p) !== y) return { code: "key-mismatch", message: "y is not g^x mod p" };
   return { p, q, g, y, x };

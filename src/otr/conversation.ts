@@ -228,12 +228,22 @@ export class OtrConversation {
     this.children.set(s.theirInstance, s);
   }
 
-  /** The least recently heard child that holds nothing (plaintext, no AKE), or null if every child is busy. */
+  /**
+   * The child to forget when a new instance needs room: the least recently heard plaintext one (idle before
+   * any mid-AKE one). Encrypted children hold a session and finished ones keep us from falling back to
+   * plaintext after the peer ended, so neither is ever evicted; null if every child is one of those.
+   */
   private evictable(): Session | null {
     let victim: Session | null = null;
     for (const c of this.children.values()) {
-      if (c.msgstate !== "plaintext" || c.auth.state !== "none") continue;
-      if (victim === null || c.recvSeq < victim.recvSeq) victim = c;
+      if (c.msgstate !== "plaintext") continue;
+      if (
+        victim === null ||
+        (c.auth.state === "none" && victim.auth.state !== "none") ||
+        ((c.auth.state === "none") === (victim.auth.state === "none") && c.recvSeq < victim.recvSeq)
+      ) {
+        victim = c;
+      }
     }
     return victim;
   }

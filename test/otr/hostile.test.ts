@@ -386,3 +386,22 @@ describe("leading zeros are preserved", () => {
     void encodeMessageBytes;
   });
 });
+
+describe("bounded per-peer state", () => {
+  test("a peer inventing instance tags cannot grow the conversation past MAX_PEER_INSTANCES", () => {
+    const [a, b] = makePair();
+    const query = a.conv.startAke().toSend[0]!;
+    const commit = decode(b.conv.receive(query).toSend[0]!);
+    const size0 = snapshot(a.conv).length;
+    for (let tag = 0x5000; tag < 0x5000 + 100; tag++) a.conv.receive(encodeOtrMessage({ ...commit, senderInstance: tag }));
+    const children = (a.conv as unknown as { children: Map<number, unknown> }).children;
+    assert.ok(children.size <= 8, `children: ${children.size}`);
+    assert.ok(snapshot(a.conv).length < size0 + 8 * 4000);
+    // The genuine instance still gets its session.
+    const [a2, b2] = makePair();
+    establish(a2, b2);
+    for (let tag = 0x6000; tag < 0x6000 + 50; tag++) a2.conv.receive(encodeOtrMessage({ ...commit, senderInstance: tag }));
+    assert.equal(a2.conv.status().state, "encrypted");
+    assert.deepEqual(receivedTexts(say(b2, a2, "still here")), ["still here"]);
+  });
+});

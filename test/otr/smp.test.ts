@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { Smp, SmpUsageError, smpSecret, type SmpEvent, type Tlv } from "../../src/otr/smp.js";
+import { decodeMpis } from "../../src/otr/smp/mpis.js";
+import { DH_P, DH_Q } from "../../src/otr/crypto/dh.js";
 
 import { TLV_SMP1, TLV_SMP1Q, TLV_SMP2, TLV_SMP3, TLV_SMP4, TLV_SMP_ABORT } from "../../src/otr/wire/messages.js";
 
@@ -120,6 +122,34 @@ describe("SMP full runs", () => {
     const { wire } = fullRun(new Smp(seededEnv("a6")), new Smp(seededEnv("b6")), secret("k"), secret("k"));
     const counts = wire.map((t) => new DataView(t.value.buffer, t.value.byteOffset).getUint32(0));
     assert.deepEqual(counts, [6, 11, 8, 3]);
+  });
+});
+
+describe("what goes on the wire", () => {
+  test("every value is in the range a strict peer (libotr) checks", () => {
+    const { wire } = fullRun(new Smp(seededEnv("w1a")), new Smp(seededEnv("w1b")), secret("k"), secret("k"));
+    const layout: Record<number, { group: number[]; expon: number[]; hash: number[]; count: number }> = {
+      [TLV_SMP1]: { group: [0, 3], expon: [2, 5], hash: [1, 4], count: 6 },
+      [TLV_SMP2]: { group: [0, 3, 6, 7], expon: [2, 5, 9, 10], hash: [1, 4, 8], count: 11 },
+      [TLV_SMP3]: { group: [0, 1, 5], expon: [3, 4, 7], hash: [2, 6], count: 8 },
+      [TLV_SMP4]: { group: [0], expon: [2], hash: [1], count: 3 },
+    };
+    for (const t of wire) {
+      const l = layout[t.type]!;
+      const m = decodeMpis(t.value, l.count);
+      assert.ok(m, `TLV ${t.type} parses strictly`);
+      for (const i of l.group) assert.ok(m[i]! >= 2n && m[i]! <= DH_P - 2n, `TLV ${t.type} #${i} group element`);
+      for (const i of l.expon) assert.ok(m[i]! >= 1n && m[i]! < DH_Q, `TLV ${t.type} #${i} exponent`);
+      for (const i of l.hash) assert.ok(m[i]! < 1n << 256n, `TLV ${t.type} #${i} hash`);
+    }
+  });
+
+  test("randomness comes only from the env: the same env bytes give the same messages", () => {
+    const a = fullRun(new Smp(seededEnv("d-a")), new Smp(seededEnv("d-b")), secret("k"), secret("k"));
+    const b = fullRun(new Smp(seededEnv("d-a")), new Smp(seededEnv("d-b")), secret("k"), secret("k"));
+    assert.deepEqual(a.wire, b.wire);
+    const c = fullRun(new Smp(seededEnv("d-c")), new Smp(seededEnv("d-b")), secret("k"), secret("k"));
+    assert.notDeepEqual(a.wire[0], c.wire[0]);
   });
 });
 

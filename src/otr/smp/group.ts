@@ -3,10 +3,9 @@
 // SHA-256(version || MPI(a) [|| MPI(b)]).
 //
 // Every large exponentiation goes through OpenSSL (modPowSecret): for secret exponents because it is the
-// constant-time path, and for public ones (the peer's D values) because it is also ~6x faster than BigInt,
-// which matters here: an SMP run is ~78 exponentiations, 44 of them with 1536-bit exponents.
-// Multiplications, inverses and comparisons only ever touch public values or values about to be published,
-// and stay in BigInt.
+// constant-time path, and for public ones (the peer's D and c values) because it is also several times faster
+// than BigInt, which is what an SMP run's speed comes down to (~60 exponentiations per run, both sides).
+// Multiplications, inverses and comparisons stay in BigInt.
 import { DH_P, DH_Q } from "../crypto/dh.js";
 import { modPowSecret, modInverse } from "../crypto/modexp.js";
 import { bytesToBigInt, encodeMpi } from "../crypto/bigint.js";

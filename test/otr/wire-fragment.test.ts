@@ -152,7 +152,9 @@ test("a flood of first fragments stays within the caps", () => {
 test("parseFragment: strict shape, bounds on k and n", () => {
   assert.deepEqual(parseFragment("?OTR|5a73a599|27e31597,00001,00003,abc,"), { version: 3, senderInstance: 0x5a73a599, receiverInstance: 0x27e31597, k: 1, n: 3, piece: "abc" });
   assert.deepEqual(parseFragment("?OTR,1,2,abc,"), { version: 2, senderInstance: 0, receiverInstance: 0, k: 1, n: 2, piece: "abc" });
-  for (const bad of ["?OTR,0,1,a,", "?OTR,2,1,a,", "?OTR,1,1,,", "?OTR,1,65536,a,", "?OTR,1,1,a", "?OTR,1,1,a,b,", "?OTR|1|2|3,1,1,a,", "?OTR|123456789|1,1,1,a,", "?OTR,-1,1,a,", " ?OTR,1,1,a,"]) {
+  // libotr's sscanf stops the piece at the first comma and ignores the rest (its fragmented query has commas).
+  assert.deepEqual(parseFragment("?OTR,1,1,a,b,"), { version: 2, senderInstance: 0, receiverInstance: 0, k: 1, n: 1, piece: "a" });
+  for (const bad of ["?OTR,0,1,a,", "?OTR,2,1,a,", "?OTR,1,1,,", "?OTR,1,65536,a,", "?OTR,1,1,a", "?OTR|1|2|3,1,1,a,", "?OTR|123456789|1,1,1,a,", "?OTR,-1,1,a,", " ?OTR,1,1,a,"]) {
     assert.equal(parseFragment(bad), null, bad);
   }
   fc.assert(fc.property(fc.string({ maxLength: 80 }), (s) => {

@@ -19,8 +19,10 @@ export const MAX_REASSEMBLY_BYTES = 256 * 1024;
 export const MAX_PENDING_REASSEMBLIES = 4;
 export const REASSEMBLY_TIMEOUT_MS = 120_000;
 
-const V3_RE = /^\?OTR\|([0-9a-fA-F]{1,8})\|([0-9a-fA-F]{1,8}),(\d{1,5}),(\d{1,5}),([^,]*),$/;
-const V2_RE = /^\?OTR,(\d{1,5}),(\d{1,5}),([^,]*),$/;
+// As libotr's sscanf("...,%n%*[^,],%n"): the piece ends at the first comma after the header and anything after
+// that comma is ignored. libotr fragments its own query message, whose explanation text contains commas.
+const V3_RE = /^\?OTR\|([0-9a-fA-F]{1,8})\|([0-9a-fA-F]{1,8}),(\d{1,5}),(\d{1,5}),([^,]*),/;
+const V2_RE = /^\?OTR,(\d{1,5}),(\d{1,5}),([^,]*),/;
 
 /** Parse one fragment line; null if it is not exactly a well-formed fragment (k, n in 1..65535, k <= n, piece non-empty). */
 export function parseFragment(text: string): Fragment | null {

@@ -9,10 +9,14 @@ import { Link, OUR_NAME, hex, libOfType, libReceived, normFp, ourKey, ourOfType,
 const TIMEOUT = 600_000;
 const isEncoded = (l: string) => /^\?OTR[:|,]/.test(l);
 
-/** Lines of our own that carry OTR data must fit the fragment size; so must libotr's. */
+/**
+ * Lines of our own that carry OTR data must fit the fragment size. (Not libotr's: otrl_message_symkey and
+ * otrl_message_disconnect inject their data message unfragmented whatever max_message_size says — a libotr
+ * quirk; we read those long lines fine, as the test shows.)
+ */
 function assertFragmentSizes(link: Link, size: number): void {
   for (const { from, line } of link.trace) {
-    if (isEncoded(line)) assert.ok(line.length <= size, `${from} sent a ${line.length}-char line over the ${size} limit: ${line.slice(0, 40)}`);
+    if (from === "ours" && isEncoded(line)) assert.ok(line.length <= size, `${from} sent a ${line.length}-char line over the ${size} limit: ${line.slice(0, 40)}`);
   }
 }
 

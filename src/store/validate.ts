@@ -6,14 +6,19 @@ import { OTR_POLICY_NAMES, StoreError, type FingerprintRecord, type OtrPolicyNam
 export const MIN_INSTANCE_TAG = 0x100;
 export const MAX_INSTANCE_TAG = 0xffffffff;
 
+const LONE_SURROGATE = /\p{Cs}/u;
+
 export function invalid(message: string): StoreError {
   return new StoreError("invalid-argument", message);
 }
 
 export function checkId(name: string, v: unknown): string {
   if (typeof v !== "string" || v.length === 0) throw invalid(`${name} must be a non-empty string`);
-  // NUL separates fields in the sealing associated data; an id containing it could alias another row's binding.
+  // NUL separates fields in the sealing associated data (an id containing it could alias another row's binding),
+  // and PostgreSQL text cannot hold it.
   if (v.includes("\0")) throw invalid(`${name} must not contain NUL`);
+  // A lone surrogate has no UTF-8 form: the engines would store U+FFFD and hand back a different id.
+  if (LONE_SURROGATE.test(v)) throw invalid(`${name} must be well-formed Unicode`);
   return v;
 }
 
@@ -53,7 +58,7 @@ export function checkKeyBytes(v: unknown): Uint8Array {
 
 export function checkUserNetwork(u: UserNetwork): UserNetwork {
   if (u === null || typeof u !== "object") throw invalid("user network record must be an object");
-  if (u.nick !== null && (typeof u.nick !== "string" || u.nick.length === 0)) throw invalid("nick must be a non-empty string or null");
+  if (u.nick !== null) checkId("nick", u.nick);
   return {
     userId: checkId("userId", u.userId),
     networkId: checkId("networkId", u.networkId),
@@ -86,10 +91,14 @@ export function checkFingerprintRecord(r: FingerprintRecord): FingerprintRecord 
 export function checkPassword(v: unknown): string | null {
   if (v === null) return null;
   if (typeof v !== "string" || v.length === 0) throw invalid("password must be a non-empty string or null");
+  if (LONE_SURROGATE.test(v)) throw invalid("password must be well-formed Unicode");
   return v;
 }
 
 export function checkStateValue(v: unknown): string {
   if (typeof v !== "string") throw invalid("state value must be a string");
+  // PostgreSQL text cannot hold NUL; refusing it everywhere keeps the engines alike.
+  if (v.includes("\0")) throw invalid("state value must not contain NUL");
+  if (LONE_SURROGATE.test(v)) throw invalid("state value must be well-formed Unicode");
   return v;
 }

@@ -15,6 +15,8 @@ export interface PostgresServer {
   /** Connection string of the default `postgres` database. */
   url: string;
   port: number;
+  /** The cluster's data directory (tables and WAL), for tests that inspect what lands on disk. */
+  dataDir: string;
   /** Creates an empty database and returns its connection string. */
   newDatabase(): Promise<string>;
   stop(): Promise<void>;
@@ -77,6 +79,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   return {
     url,
     port,
+    dataDir: data,
     async newDatabase() {
       const name = `t_${randomBytes(6).toString("hex")}`;
       const c = new pg.Client({ connectionString: url });

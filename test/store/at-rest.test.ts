@@ -1,9 +1,10 @@
 // What a stolen SQLite file reveals (issue 5): neither a private key nor an IRC password nor the canary's
 // plaintext appears in the database file or its WAL, in any encoding we could think of, while ordinary
-// (unsealed) data such as room ids does — which shows the search itself works.
-import { after, it } from "node:test";
+// (unsealed) data such as room ids does — which shows the search itself works. The same holds for every file of
+// a PostgreSQL cluster (tables and WAL).
+import { after, before, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -11,8 +12,16 @@ import { openStore } from "../../src/store/index.js";
 import { CANARY_PLAINTEXT } from "../../src/store/seal.js";
 import type { StoreConfig } from "../../src/store/types.js";
 
+import pg from "pg";
+import { startPostgres, type PostgresServer } from "../harness/postgres.js";
+
 const dir = mkdtempSync(join(tmpdir(), "motr-atrest-"));
-after(() => rmSync(dir, { recursive: true, force: true }));
+let server: PostgresServer | undefined;
+before(async () => { server = await startPostgres(); });
+after(async () => {
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function files(path: string): Buffer[] {
   return [path, `${path}-wal`, `${path}-shm`, `${path}-journal`].filter(existsSync).map((p) => readFileSync(p));
@@ -63,4 +72,30 @@ it("the SQLite file and its WAL contain no private key, password or canary plain
   await t.setIrcPassword("@alice:example.org", "libera", "something-else-entirely");
   await t.close();
   check("after replacing a password");
+});
+
+it("no file of the PostgreSQL cluster (tables, WAL) contains the private key, password or canary plaintext", async () => {
+  const url = await server!.newDatabase();
+  const masterKey = new Uint8Array(randomBytes(32));
+  const key = new Uint8Array(randomBytes(600));
+  const password = `correct-horse-${randomBytes(8).toString("hex")}`;
+  const room = `!visible-${randomBytes(8).toString("hex")}:example.org`;
+  const s = await openStore({ engine: "postgres", postgres_url: url }, masterKey);
+  await s.putOtrPrivateKeyIfAbsent("@alice:example.org", "libera", key);
+  await s.setIrcPassword("@alice:example.org", "libera", password);
+  await s.putDmRoom("@alice:example.org", "libera", "carol", room);
+  await s.close();
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  await c.query("CHECKPOINT"); // table pages on disk, not only in shared buffers
+  await c.end();
+
+  const blobs = (readdirSync(server!.dataDir, { recursive: true }) as string[])
+    .map((f) => join(server!.dataDir, f))
+    .filter((f) => statSync(f).isFile())
+    .map((f) => readFileSync(f));
+  assert.ok(blobs.some((b) => b.includes(room)), "the unsealed room id is visible, so the search works");
+  for (const [what, needle] of needles(key, password)) {
+    for (const b of blobs) assert.equal(b.indexOf(needle), -1, `found ${what} in the cluster's files`);
+  }
 });

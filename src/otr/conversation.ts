@@ -19,7 +19,6 @@ import {
   TLV_EXTRA_SYMKEY,
   TLV_SMP1,
   TLV_SMP1Q,
-  TLV_SMP_ABORT,
   type Tlv,
 } from "./wire/messages.js";
 import {
@@ -120,7 +119,7 @@ export class OtrConversation {
         this.offerAnswered();
         out.ev({ type: "error-received", text: msg.text });
         // Never resend anything automatically; at most ask for a new AKE.
-        if (this.policy.errorStartAke) out.toSend.push(queryMessage(this.policy));
+        if (this.policy.errorStartAke) out.toSend.push(this.query());
         return;
       case "ake":
       case "data":
@@ -329,6 +328,11 @@ export class OtrConversation {
     const out = new Out();
     const policy = this.policy;
     if (!otrEnabled(policy)) {
+      // Requiring encryption with no version allowed can only mean "never send".
+      if (policy.requireEncryption) {
+        out.ev({ type: "refused", code: CODE.POLICY_NEVER });
+        return { ...out.result(), outcome: "refused" };
+      }
       out.toSend.push(plaintext);
       return { ...out.result(), outcome: "plaintext" };
     }
@@ -350,7 +354,7 @@ export class OtrConversation {
         out.ev({ type: "refused", code: CODE.QUEUE_FULL });
       }
       out.ev({ type: "queued", count: this.queue.length });
-      if (wasEmpty) out.toSend.push(queryMessage(policy));
+      if (wasEmpty) out.toSend.push(this.query());
       return { ...out.result(), outcome: "queued" };
     }
     let line = plaintext;
@@ -366,7 +370,7 @@ export class OtrConversation {
   startAke(): OtrResult {
     const out = new Out();
     if (!otrEnabled(this.policy)) out.ev({ type: "refused", code: CODE.POLICY_NEVER });
-    else out.toSend.push(queryMessage(this.policy));
+    else out.toSend.push(this.query());
     return out.result();
   }
 
@@ -395,7 +399,7 @@ export class OtrConversation {
   refresh(): OtrResult {
     const out = new Out();
     this.endInto(out);
-    if (otrEnabled(this.policy)) out.toSend.push(queryMessage(this.policy));
+    if (otrEnabled(this.policy)) out.toSend.push(this.query());
     return out.result();
   }
 
@@ -480,6 +484,13 @@ export class OtrConversation {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Our query message; without the explanation when that would not fit in one line of maxFragmentSize. */
+  private query(): string {
+    const q = queryMessage(this.policy);
+    const max = this.account.maxFragmentSize;
+    return max > 0 && q.length > max ? queryMessage(this.policy, false) : q;
+  }
 
   private heard(s: Session): void {
     s.lastRecv = this.account.env.now();

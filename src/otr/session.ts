@@ -6,7 +6,7 @@ import { initialDataKeys, openData, sealData, type DataFields, type DataKeyState
 import { formatFingerprint, type DsaPublicKey } from "./crypto/dsa.js";
 import { Smp } from "./smp.js";
 import type { OtrEnv } from "./env.js";
-import { joinPlaintext, splitPlaintext, FLAG_IGNORE_UNREADABLE, type Tlv } from "./wire/messages.js";
+import { joinPlaintext, splitPlaintext, type Tlv } from "./wire/messages.js";
 import { encodeDataLine, type IncomingData } from "./wireio.js";
 
 export type MsgState = "plaintext" | "encrypted" | "finished";
@@ -109,4 +109,4 @@ export function decrypt(s: Session, msg: IncomingData): DecryptResult {
   return { ok: true, text: utf8.decode(text), tlvs, flags: msg.fields.flags, extraKey: r.extraKey, commit: r.commit };
 }
 
-export { FLAG_IGNORE_UNREADABLE };
+

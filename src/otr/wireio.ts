@@ -123,8 +123,8 @@ function policyVersions(p: Policy): (2 | 3)[] {
   return v;
 }
 
-export function queryMessage(p: Policy): string {
-  return encodeQuery(policyVersions(p), QUERY_EXPLANATION);
+export function queryMessage(p: Policy, explain = true): string {
+  return encodeQuery(policyVersions(p), explain ? QUERY_EXPLANATION : "");
 }
 
 export function whitespaceTag(p: Policy): string {

@@ -406,3 +406,26 @@ describe("SMP through the engine", () => {
     assert.ok(a.conv.smpStart(new Uint8Array([1])).events.some((e) => e.type === "refused"));
   });
 });
+
+describe("line limits and odd policies", () => {
+  test("with a small maxFragmentSize every line we produce fits, the query included", () => {
+    const [a, b] = makePair({ maxFragmentSize: 60, policy: POLICY.ALWAYS }, { maxFragmentSize: 60 });
+    const lines: string[] = [];
+    const r = a.conv.send("queued until secure");
+    lines.push(...r.toSend);
+    pump(a, b, r.toSend, (line) => {
+      lines.push(line);
+      return line;
+    });
+    assert.equal(a.conv.status().state, "encrypted");
+    assert.deepEqual(receivedTexts(b.events), ["queued until secure"]);
+    for (const l of lines) assert.ok(l.length <= 60, `${l.length}: ${l.slice(0, 30)}`);
+  });
+
+  test("require-encryption without any version refuses instead of sending plaintext", () => {
+    const [a] = makePair({ policy: { ...POLICY.NEVER, requireEncryption: true } }, {});
+    const r = a.conv.send("nope");
+    assert.equal(r.outcome, "refused");
+    assert.deepEqual(r.toSend, []);
+  });
+});

@@ -10,6 +10,9 @@ import type { Policy } from "./policy.js";
 /** The smallest valid instance tag (spec v3 "Instance Tags"); 1..0xff are reserved. */
 export const MIN_INSTANCE_TAG = 0x100;
 
+/** Smallest usable maxFragmentSize: a v3 fragment header and trailer take 36 characters. */
+export const MIN_FRAGMENT_SIZE = 40;
+
 export interface OtrAccountOptions {
   privateKey: DsaPrivateKey;
   instanceTag: number;
@@ -37,7 +40,9 @@ export class OtrAccount {
       throw new RangeError(`instance tag must be an integer in [0x100, 0xffffffff], got ${o.instanceTag}`);
     }
     const max = o.maxFragmentSize ?? 0;
-    if (!Number.isInteger(max) || max < 0) throw new RangeError("maxFragmentSize must be a non-negative integer");
+    if (!Number.isInteger(max) || max < 0 || (max > 0 && max < MIN_FRAGMENT_SIZE)) {
+      throw new RangeError(`maxFragmentSize must be 0 (no limit) or an integer >= ${MIN_FRAGMENT_SIZE}, got ${max}`);
+    }
     this.privateKey = o.privateKey;
     this.publicKey = dsaPublicKey(o.privateKey);
     this.instanceTag = o.instanceTag;

@@ -2,7 +2,7 @@
 // OtrConversation.receive and put OtrResult.toSend on the wire themselves.
 export { defaultEnv, type OtrEnv } from "./env.js";
 export { POLICY, type Policy } from "./policy.js";
-export { OtrAccount, generateInstanceTag, MIN_INSTANCE_TAG, type OtrAccountOptions } from "./account.js";
+export { OtrAccount, generateInstanceTag, MIN_INSTANCE_TAG, MIN_FRAGMENT_SIZE, type OtrAccountOptions } from "./account.js";
 export { OtrConversation, MAX_QUEUED_MESSAGES, MAX_PEER_INSTANCES } from "./conversation.js";
 export { CODE, type Code, type OtrEvent, type OtrResult, type OtrSendResult } from "./events.js";
 export { HEARTBEAT_INTERVAL_MS } from "./session.js";

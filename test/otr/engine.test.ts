@@ -12,7 +12,15 @@ import {
   say,
   type Side,
 } from "./fixtures.js";
-import { HEARTBEAT_INTERVAL_MS, MAX_QUEUED_MESSAGES, POLICY, type OtrEvent } from "../../src/otr/index.js";
+import {
+  HEARTBEAT_INTERVAL_MS,
+  MAX_QUEUED_MESSAGES,
+  MIN_FRAGMENT_SIZE,
+  OtrAccount,
+  POLICY,
+  generateInstanceTag,
+  type OtrEvent,
+} from "../../src/otr/index.js";
 
 const V2_ONLY = { ...POLICY.MANUAL, allowV3: false };
 
@@ -427,5 +435,18 @@ describe("line limits and odd policies", () => {
     const r = a.conv.send("nope");
     assert.equal(r.outcome, "refused");
     assert.deepEqual(r.toSend, []);
+  });
+});
+
+describe("account options", () => {
+  test("caller misuse throws: bad instance tag, unusable fragment size", () => {
+    const base = makeSide({ name: "x" }).account;
+    const o = { privateKey: base.privateKey, policy: POLICY.MANUAL };
+    assert.throws(() => new OtrAccount({ ...o, instanceTag: 0xff }), RangeError);
+    assert.throws(() => new OtrAccount({ ...o, instanceTag: 0x100, maxFragmentSize: 20 }), RangeError);
+    assert.throws(() => new OtrAccount({ ...o, instanceTag: 0x100, maxFragmentSize: -1 }), RangeError);
+    assert.equal(new OtrAccount({ ...o, instanceTag: 0x100, maxFragmentSize: MIN_FRAGMENT_SIZE }).maxFragmentSize, MIN_FRAGMENT_SIZE);
+    const t = generateInstanceTag(base.env);
+    assert.ok(t >= 0x100 && t <= 0xffffffff);
   });
 });

@@ -3,6 +3,7 @@
 // abort mid-way by either side (and a later run still works), and SMP over a fragmented session (150).
 import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { ensureHelperBuilt, unhex } from "../harness/libotr.js";
 import { Link, OUR_NAME, libOfType, libSmp, ourKey, ourOfType } from "./link.js";
 
@@ -156,6 +157,23 @@ describe("SMP interop with libotr", { timeout: TIMEOUT }, () => {
       const r = await weStart(link, RIGHT, RIGHT);
       assert.equal(last(r.ours), "smp-success");
       assert.equal(last(r.lib), "SUCCESS");
+    } finally { await link.close(); }
+  });
+
+  test("30 runs with random secrets, equal or not, alternating initiator: success exactly when equal, on both sides", { timeout: TIMEOUT }, async () => {
+    const link = await secureLink();
+    try {
+      const seen = { equal: 0, different: 0 };
+      for (let i = 0; i < 30; i++) {
+        const a = randomBytes(1 + (i % 24)).toString("base64");
+        const equal = (i * 7919) % 3 !== 0;
+        const b = equal ? a : a + "!";
+        const r = i % 2 === 0 ? await weStart(link, a, b) : await libotrStarts(link, a, b, i % 4 === 1 ? `question ${i}` : undefined);
+        assert.equal(last(r.ours), equal ? "smp-success" : "smp-failure", `run ${i} (ours: ${r.ours.join(",")})`);
+        assert.equal(last(r.lib), equal ? "SUCCESS" : "FAILURE", `run ${i} (libotr: ${r.lib.join(",")})`);
+        seen[equal ? "equal" : "different"]++;
+      }
+      assert.ok(seen.equal > 0 && seen.different > 0);
     } finally { await link.close(); }
   });
 });

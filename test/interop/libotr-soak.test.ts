@@ -53,3 +53,42 @@ test(`${AKES} consecutive AKEs plus messages against libotr, zero failures`, { t
   t.diagnostic(`${AKES} AKEs in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   assert.deepEqual(failures, []);
 });
+
+const MIXED = Number(process.env.OTR_SOAK_MIXED ?? 100);
+
+for (const [version, frag] of [[3, 150], [3, 400], [2, 150], [2, 400]] as const) {
+  test(`${MIXED} consecutive AKEs plus 1-600-byte messages against libotr, v${version}, fragments of ${frag}, zero failures`, { timeout: 30 * 60_000 }, async () => {
+    const link = await Link.open({ version, fragmentSize: frag });
+    const failures: string[] = [];
+    try {
+      for (let i = 0; i < MIXED && failures.length === 0; i++) {
+        await link.lib.forget(OUR_NAME);
+        link.renewOurs();
+        link.trace.length = 0;
+        if (i % 2 === 0) await link.fromOurs(link.conv.startAke());
+        else await link.fromLib(await link.lib.send(OUR_NAME, "?OTRv23?"));
+        let evs = link.take();
+        const ours = ourOfType(evs.ours, "gone-secure"), lib = libOfType(evs.lib, "gone_secure");
+        if (ours.length !== 1 || lib.length !== 1 || ours[0]!.version !== version || hex(ours[0]!.ssid) !== lib[0]!.ssid) {
+          failures.push(`AKE ${i}: ours=${JSON.stringify(evs.ours)} libotr=${JSON.stringify(evs.lib.filter((e) => e.ev !== "inject" && e.ev !== "ignored"))}`);
+          break;
+        }
+        const out = utf8Text(1 + ((i * 37) % 600), i);
+        await link.fromOurs(link.conv.send(out));
+        const back = utf8Text(1 + ((i * 53) % 600), i + 2);
+        await link.fromLib(await link.lib.send(OUR_NAME, back));
+        evs = link.take();
+        const libGot = receivedTexts(evs.lib);
+        const weGot = ourOfType(evs.ours, "received").map((e) => e.text);
+        if (libGot.length !== 1 || libGot[0] !== out) failures.push(`message ${i} to libotr: got ${JSON.stringify(libGot)}`);
+        if (weGot.length !== 1 || weGot[0] !== back) failures.push(`message ${i} from libotr: got ${JSON.stringify(weGot)} (${JSON.stringify(evs.ours)})`);
+        for (const { from, line } of link.trace) {
+          if (from === "ours" && /^\?OTR[:|,]/.test(line) && line.length > frag) failures.push(`our line of ${line.length} chars at ${i}`);
+        }
+      }
+    } finally {
+      await link.close();
+    }
+    assert.deepEqual(failures, []);
+  });
+}

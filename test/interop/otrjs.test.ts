@@ -182,4 +182,34 @@ describe("interop with otr.js", { timeout: TIMEOUT }, () => {
     assert.ok(got.length === 0 || (got.length === 1 && got[0] === "after re-AKE"), `no garbage shown: ${JSON.stringify(after)}`);
     t.diagnostic(`message after re-AKE: ${got.length ? "read" : `not read (${after.map((e) => JSON.stringify(e)).join(" ")})`}`);
   });
+
+  for (const [starter, equal] of [["ours", true], ["otrjs", true], ["ours", false], ["otrjs", false]] as const) {
+    test(`SMP with otr.js: ${starter} starts${starter === "ours" ? " with a question" : ""}, ${equal ? "same" : "different"} secrets`, { timeout: TIMEOUT }, async (t) => {
+      const { link } = await akeAllowingKnownBug(() => newLink(), "ours", t);
+      const secret = "shared secret ✓", theirs = equal ? secret : "another secret";
+      const enc = (x: string) => new Uint8Array(Buffer.from(x, "utf8"));
+      if (starter === "ours") {
+        const r = link.conv.smpStart(enc(secret), "what is it?");
+        link.ourEvents.push(...r.events);
+        await link.pump(r.toSend);
+        const q = link.take().js.filter((e) => e.type === "smp");
+        assert.deepEqual(q.map((e) => e.type === "smp" && [e.kind, e.data]), [["question", "what is it?"]]);
+        link.js.otr.smpSecret(theirs);
+        await link.pump([]);
+      } else {
+        link.js.otr.smpSecret(theirs);
+        await link.pump([]);
+        const ask = link.take().ours.filter((e) => e.type === "smp-ask");
+        assert.equal(ask.length, 1);
+        const r = link.conv.smpRespond(enc(secret));
+        link.ourEvents.push(...r.events);
+        await link.pump(r.toSend);
+      }
+      const evs = link.take();
+      const ours = evs.ours.filter((e) => e.type.startsWith("smp-")).map((e) => e.type);
+      const js = evs.js.filter((e) => e.type === "smp" && e.kind === "trust").map((e) => e.type === "smp" && e.data);
+      assert.equal(ours[ours.length - 1], equal ? "smp-success" : "smp-failure", `ours: ${ours.join(",")}`);
+      assert.deepEqual(js, [equal], `otr.js trust events: ${JSON.stringify(evs.js)}`);
+    });
+  }
 });

@@ -13,3 +13,4 @@ export {
   type StoreConfig,
 } from "./definition.js";
 export { permissionFor } from "./permissions.js";
+export { buildRegistration, renderRegistration, newToken, type Registration } from "./registration.js";

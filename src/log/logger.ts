@@ -77,7 +77,7 @@ function jsonLine(record: LogFields): string {
   return JSON.stringify(record);
 }
 
-// logfmt has no nesting: nested maps become dotted keys, lists become JSON.
+// logfmt has no nesting: nested maps become dotted keys, lists of plain values are comma-joined, other lists JSON.
 function logfmtLine(record: LogFields): string {
   const parts: string[] = [];
   const add = (key: string, v: unknown): void => {
@@ -97,7 +97,12 @@ function logfmtKey(k: string): string {
 
 function logfmtValue(v: unknown): string {
   if (v === undefined || v === null) return "";
-  const s = typeof v === "string" ? v : Array.isArray(v) ? JSON.stringify(v) : String(v);
+  const s =
+    typeof v === "string"
+      ? v
+      : Array.isArray(v)
+        ? v.every((x) => ["string", "number", "boolean"].includes(typeof x) && !String(x).includes(",")) ? v.join(",") : JSON.stringify(v)
+        : String(v);
   // Quote anything with spaces, quotes, '=' or control characters; JSON string escaping keeps it on one line.
   return s === "" || /[\s"=\\\x00-\x1f\x7f]/.test(s) ? JSON.stringify(s) : s;
 }

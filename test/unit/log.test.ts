@@ -36,10 +36,10 @@ test("lines are JSON with ts, level, msg and fields; levels below the threshold 
 
 test("logfmt lines quote what needs quoting and flatten nested maps", () => {
   const { lines, logger } = capture("debug", "logfmt");
-  logger.warn("send queue full", { network: "libera", depth: 12, peer: { kind: "dm", n: 2 }, note: 'a "quoted" value\nsecond line' });
+  logger.warn("send queue full", { network: "libera", depth: 12, peer: { kind: "dm", n: 2 }, note: 'a "quoted" value\nsecond line', ids: ["a", "b"], mixed: ["x,y", 1] });
   assert.equal(
     lines[0],
-    `ts=1970-01-01T00:00:00.000Z level=warn msg="send queue full" network=libera depth=12 peer.kind=dm peer.n=2 note="a \\"quoted\\" value\\nsecond line"\n`,
+    `ts=1970-01-01T00:00:00.000Z level=warn msg="send queue full" network=libera depth=12 peer.kind=dm peer.n=2 note="a \\"quoted\\" value\\nsecond line" ids=a,b mixed="[\\"x,y\\",1]"\n`,
   );
 });
 

@@ -1,0 +1,148 @@
+// `start`: checks the config, starts the metrics listener and the bridge, then runs until SIGTERM or SIGINT.
+// SIGHUP re-reads the config and applies what can change while running (permissions, logging) and names the
+// sections that need a restart. The bridge itself is wired in src/main.ts; this file owns only process concerns.
+
+import { loadConfig, formatConfigError, type Config } from "../config/index.js";
+import { createLogger, type Logger } from "../log/index.js";
+import { createMetrics, startMetricsServer, type MetricsServer, type Readiness } from "../metrics/index.js";
+import type { RunningBridge } from "../main.js";
+import { CONFIG_OPTION, HELP_OPTION, parseCommandArgs, REGISTRATION_OPTION, required } from "./args.js";
+import { loadOrReport } from "./check-config.js";
+import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, type CliIo } from "./io.js";
+
+export const START_HELP = `Usage: matrix-otr-irc start -c <config.yaml> -f <registration.yaml>
+
+Checks the configuration, starts the metrics listener (/metrics, /health, /ready) when enabled, and runs the
+bridge until SIGTERM or SIGINT, then shuts down cleanly (IRC connections QUIT, the store is closed).
+SIGHUP re-reads the configuration: permissions and logging apply at once; other changes need a restart.
+
+Options:
+  -c, --config <file>         configuration file (required)
+  -f, --registration <file>   appservice registration file, as written by generate-registration (required)
+  -h, --help                  show this help
+
+Exit status: 0 after a clean shutdown, 2 on a usage or config error, 1 when the bridge fails to start or stop.
+`;
+
+/** How long a clean shutdown may take before the process gives up on it. */
+export const SHUTDOWN_TIMEOUT_MS = 30_000;
+/** How long /ready waits for the homeserver to answer. */
+const HOMESERVER_PROBE_TIMEOUT_MS = 3_000;
+
+// Start errors that the operator fixes by changing a file, not by retrying (codes from src/main.ts).
+const CONFIG_ERROR_CODES = new Set(["registration-unreadable", "registration-invalid", "tls-option-unsupported", "unknown-network"]);
+
+export async function startCommand(args: string[], io: CliIo): Promise<number> {
+  const o = parseCommandArgs("start", args, { ...CONFIG_OPTION, ...REGISTRATION_OPTION, ...HELP_OPTION });
+  if (o.help) {
+    io.out(START_HELP);
+    return EXIT_OK;
+  }
+  const configPath = required("start", o.config, "-c <config.yaml>");
+  const registrationPath = required("start", o.registration, "-f <registration.yaml>");
+  const config = loadOrReport(configPath, io);
+  if (!config) return EXIT_USAGE;
+
+  const logger = createLogger(config.logging, io.logSink ? { sink: io.logSink } : {});
+  const metrics = config.metrics.enabled ? createMetrics() : null;
+  let bridge: RunningBridge | null = null;
+  let stopping = false;
+  let metricsServer: MetricsServer | null = null;
+
+  if (metrics) {
+    try {
+      metricsServer = await startMetricsServer({
+        bind: config.metrics.bind_address,
+        port: config.metrics.port,
+        registry: metrics.registry,
+        readiness: () => readiness(config, bridge !== null && !stopping),
+      });
+      logger.info("metrics listening", { bind: config.metrics.bind_address, port: metricsServer.port });
+    } catch (e) {
+      logger.error("cannot start the metrics listener", { error: e });
+      return EXIT_RUNTIME;
+    }
+  }
+
+  const startBridge = io.startBridge ?? (await import("../main.js")).startBridge;
+  try {
+    bridge = await startBridge({ config, registrationPath, logger, ...(metrics ? { metrics } : {}) });
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    logger.error("the bridge failed to start", { error: e });
+    await metricsServer?.close();
+    return typeof code === "string" && CONFIG_ERROR_CODES.has(code) ? EXIT_USAGE : EXIT_RUNTIME;
+  }
+  logger.info("bridge started", { networks: config.networks.map((n) => n.id) });
+
+  const signal = await waitForStopSignal(io, () => reload(configPath, config, logger, io));
+  stopping = true;
+  logger.info("shutting down", { signal });
+  const running = bridge;
+  let code = EXIT_OK;
+  try {
+    await withTimeout(running.stop(), SHUTDOWN_TIMEOUT_MS);
+    logger.info("shutdown complete");
+  } catch (e) {
+    logger.error("clean shutdown failed", { error: e });
+    code = EXIT_RUNTIME;
+  }
+  await metricsServer?.close();
+  return code;
+}
+
+function waitForStopSignal(io: CliIo, onHup: () => void): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const handlers: Array<[NodeJS.Signals, () => void]> = [];
+    const stop = (sig: NodeJS.Signals) => () => {
+      for (const [s, h] of handlers) io.signals.off(s, h);
+      resolve(sig);
+    };
+    handlers.push(["SIGTERM", stop("SIGTERM")], ["SIGINT", stop("SIGINT")], ["SIGHUP", onHup]);
+    for (const [s, h] of handlers) io.signals.on(s, h);
+  });
+}
+
+// Sections whose new values take effect without a restart. Permissions are read through the live config object
+// on every check (main.ts closes over it), and the logger's family shares one level and format.
+const RELOADABLE = new Set<keyof Config>(["permissions", "logging"]);
+
+/** Applies a re-read config in place. Exported for tests. */
+export function reload(configPath: string, live: Config, logger: Logger, io: Pick<CliIo, "env">): void {
+  const r = loadConfig(configPath, { env: io.env });
+  if (!r.ok) {
+    logger.error("config reload failed; keeping the running config", { errors: r.errors.map(formatConfigError) });
+    return;
+  }
+  const next = r.config;
+  const needRestart = (Object.keys(next) as Array<keyof Config>).filter(
+    (k) => !RELOADABLE.has(k) && JSON.stringify(next[k]) !== JSON.stringify(live[k]),
+  );
+  live.permissions = next.permissions;
+  live.logging = next.logging;
+  logger.configure(next.logging);
+  logger.info("config reloaded", { applied: [...RELOADABLE], restart_needed_for: needRestart });
+}
+
+async function readiness(config: Config, bridgeUp: boolean): Promise<Readiness> {
+  const homeserver = await fetch(new URL("/_matrix/client/versions", config.homeserver.url), {
+    signal: AbortSignal.timeout(HOMESERVER_PROBE_TIMEOUT_MS),
+  }).then(
+    (res) => res.ok,
+    () => false,
+  );
+  // startBridge resolves only once the store is open and the appservice listens; stop() closes both.
+  const checks = { homeserver, appservice: bridgeUp, store: bridgeUp };
+  return { ok: Object.values(checks).every(Boolean), checks };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error(`shutdown took longer than ${ms} ms`), { code: "shutdown-timeout" })), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+

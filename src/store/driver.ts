@@ -1,5 +1,7 @@
 // The small SQL surface both engines share, so the Store logic (sql-store.ts) is written once. Statements use `?`
 // placeholders; the PostgreSQL driver numbers them. Byte columns come back as Uint8Array, integers as number.
+import { StoreError } from "./types.js";
+
 export type Dialect = "sqlite" | "postgres";
 export type SqlValue = string | number | Uint8Array | null;
 export type Row = Record<string, unknown>;
@@ -20,8 +22,15 @@ export interface SqlDriver extends SqlQueries {
   close(): Promise<void>;
 }
 
-/** True when the error is a unique/primary-key violation in either engine. */
+/** Engine errors leave the drivers as StoreErrors with a stable code; the engine's own error stays in `cause`. */
+export function dbError(e: unknown): StoreError {
+  if (e instanceof StoreError) return e;
+  return new StoreError("database-error", `database error: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+}
+
+/** True when the error (or the engine error it wraps) is a unique/primary-key violation in either engine. */
 export function isUniqueViolation(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code;
+  const inner = e instanceof StoreError ? e.cause : e;
+  const code = (inner as { code?: unknown } | null)?.code;
   return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
 }

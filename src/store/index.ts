@@ -48,9 +48,11 @@ export function openDriver(cfg: StoreConfig): SqlDriver {
   }
 }
 
+/** At open, an engine failure (no server, not a database file, no permission) means the database is unavailable. */
 function wrapOpenError(cfg: StoreConfig, e: unknown): unknown {
-  if (e instanceof StoreError) return e;
-  return new StoreError("database-unavailable", `cannot use the ${cfg.engine} database: ${(e as Error).message}`, { cause: e });
+  if (e instanceof StoreError && e.code !== "database-error") return e;
+  const inner = e instanceof StoreError ? e.cause : e;
+  return new StoreError("database-unavailable", `cannot use the ${cfg.engine} database: ${(inner as Error)?.message ?? String(inner)}`, { cause: inner });
 }
 
 /** Runs `fn` on a migrated driver and closes it afterwards. */

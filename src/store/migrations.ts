@@ -98,7 +98,7 @@ export async function migrate(db: SqlDriver, migrations: readonly Migration[] = 
         return m.version;
       }, { exclusive: true });
     } catch (e) {
-      if (e instanceof StoreError) throw e;
+      if (e instanceof StoreError && e.code !== "database-error") throw e;
       throw new StoreError("migration-failed", `schema migration ${m.version} (${m.name}) failed: ${(e as Error).message}`, { cause: e });
     }
   }

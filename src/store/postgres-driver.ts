@@ -2,7 +2,7 @@
 // int8 columns are parsed to number (every integer we store — ms timestamps, 32-bit instance tags — is far below
 // 2^53) so both engines hand back the same shapes.
 import pg from "pg";
-import type { Row, SqlDriver, SqlQueries, SqlValue } from "./driver.js";
+import { dbError, type Row, type SqlDriver, type SqlQueries, type SqlValue } from "./driver.js";
 import { StoreError } from "./types.js";
 
 const INT8_OID = 20;
@@ -33,8 +33,20 @@ const types = {
 function queries(client: pg.Pool | pg.PoolClient): SqlQueries {
   return {
     dialect: "postgres",
-    all: async (sql, params = []) => (await client.query(numbered(sql), params.map(toParam))).rows as Row[],
-    run: async (sql, params = []) => (await client.query(numbered(sql), params.map(toParam))).rowCount ?? 0,
+    all: async (sql, params = []) => {
+      try {
+        return (await client.query(numbered(sql), params.map(toParam))).rows as Row[];
+      } catch (e) {
+        throw dbError(e);
+      }
+    },
+    run: async (sql, params = []) => {
+      try {
+        return (await client.query(numbered(sql), params.map(toParam))).rowCount ?? 0;
+      } catch (e) {
+        throw dbError(e);
+      }
+    },
   };
 }
 
@@ -67,13 +79,19 @@ export class PostgresDriver implements SqlDriver {
 
   async tx<T>(fn: (q: SqlQueries) => Promise<T>, opts?: { exclusive?: boolean }): Promise<T> {
     this.check();
-    const client = await this.pool.connect();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (e) {
+      throw dbError(e);
+    }
     let broken = false;
     try {
-      await client.query("BEGIN");
-      if (opts?.exclusive) await client.query("SELECT pg_advisory_xact_lock($1)", [ADVISORY_LOCK_ID]);
-      const result = await fn(queries(client));
-      await client.query("COMMIT");
+      const q = queries(client);
+      await q.run("BEGIN");
+      if (opts?.exclusive) await q.all("SELECT pg_advisory_xact_lock(?)", [ADVISORY_LOCK_ID]);
+      const result = await fn(q);
+      await q.run("COMMIT");
       return result;
     } catch (e) {
       try {
@@ -81,7 +99,7 @@ export class PostgresDriver implements SqlDriver {
       } catch {
         broken = true;
       }
-      throw e;
+      throw dbError(e);
     } finally {
       client.release(broken);
     }

@@ -11,7 +11,7 @@
 import Database from "better-sqlite3";
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Row, SqlDriver, SqlQueries, SqlValue } from "./driver.js";
+import { dbError, type Row, type SqlDriver, type SqlQueries, type SqlValue } from "./driver.js";
 import { StoreError } from "./types.js";
 
 type Statement = Database.Statement<unknown[], unknown>;
@@ -69,10 +69,19 @@ export class SqliteDriver implements SqlDriver {
   private direct: SqlQueries = {
     dialect: "sqlite",
     all: async (sql, params = []) => {
-      const s = this.prepare(sql);
-      return (s.all(...params.map(toParam)) as Row[]).map(fromRow);
+      try {
+        return (this.prepare(sql).all(...params.map(toParam)) as Row[]).map(fromRow);
+      } catch (e) {
+        throw dbError(e);
+      }
     },
-    run: async (sql, params = []) => this.prepare(sql).run(...params.map(toParam)).changes,
+    run: async (sql, params = []) => {
+      try {
+        return this.prepare(sql).run(...params.map(toParam)).changes;
+      } catch (e) {
+        throw dbError(e);
+      }
+    },
   };
 
   private async locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -99,14 +108,18 @@ export class SqliteDriver implements SqlDriver {
 
   tx<T>(fn: (q: SqlQueries) => Promise<T>): Promise<T> {
     return this.locked(async () => {
-      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        this.db.exec("BEGIN IMMEDIATE");
+      } catch (e) {
+        throw dbError(e);
+      }
       try {
         const result = await fn(this.direct);
         this.db.exec("COMMIT");
         return result;
       } catch (e) {
         if (this.db.inTransaction) this.db.exec("ROLLBACK");
-        throw e;
+        throw dbError(e);
       }
     });
   }

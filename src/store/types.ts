@@ -149,6 +149,7 @@ export type StoreErrorCode =
   | "schema-too-new" // database written by a newer version of the bridge
   | "migration-failed"
   | "database-unavailable" // cannot open the SQLite file or connect to PostgreSQL
+  | "database-error" // a statement failed in the engine (connection lost, disk full, lock timeout, ...); see `cause`
   | "config-invalid"; // store section unusable (unknown engine, no path/url)
 
 export class StoreError extends Error {

@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { openConfiguredStore, openStore } from "../../src/store/index.js";
 import type { StoreConfig } from "../../src/store/types.js";
 import { rejectsCode } from "./suite.js";
+import { startPostgres } from "../harness/postgres.js";
 
 const dir = mkdtempSync(join(tmpdir(), "motr-open-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,4 +42,18 @@ it("a file that is not a SQLite database is database-unavailable and left as it 
   writeFileSync(path, "this is not a database, just some text long enough to look like a header........");
   await rejectsCode(openStore({ engine: "sqlite", sqlite_path: path }, key), "database-unavailable");
   assert.match(readFileSync(path, "utf8"), /^this is not a database/);
+});
+
+it("a statement failing after open (server gone) is database-error, with the engine's error as cause", async () => {
+  const server = await startPostgres();
+  try {
+    const s = await openStore({ engine: "postgres", postgres_url: await server.newDatabase() }, key);
+    await s.putState("k", "v");
+    await server.stop();
+    await rejectsCode(s.getState("k"), "database-error");
+    await rejectsCode(s.putOtrPrivateKeyIfAbsent("@a:x", "n", new Uint8Array([1])), "database-error");
+    await s.close();
+  } finally {
+    await server.stop();
+  }
 });

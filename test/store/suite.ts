@@ -184,6 +184,20 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
       await s.deleteDmRoom(U1, NET, "carol"); // deleting nothing is fine
     });
 
+    it("gives a contested room to exactly one of many concurrent DM keys", async () => {
+      const s = await make();
+      const nicks = ["n0", "n1", "n2", "n3", "n4", "n5"];
+      // Warm a connection pool first so the writers really overlap (PostgreSQL: the unique index decides the race).
+      await Promise.all(nicks.map(() => s.getState("warm-up")));
+      const outcomes = await Promise.allSettled(nicks.map((n) => s.putDmRoom(U1, NET, n, "!contested:x")));
+      assert.equal(outcomes.filter((o) => o.status === "fulfilled").length, 1);
+      for (const o of outcomes) if (o.status === "rejected") assert.equal((o.reason as { code?: string }).code, "room-conflict");
+      const owner = await s.findDmByRoom("!contested:x");
+      assert.ok(owner);
+      assert.equal(nicks.indexOf(owner.foldedNick), outcomes.findIndex((o) => o.status === "fulfilled"));
+      for (const n of nicks) assert.equal(await s.getDmRoom(U1, NET, n), n === owner.foldedNick ? "!contested:x" : null);
+    });
+
     it("keeps one management room per user and finds its owner", async () => {
       const s = await make();
       assert.equal(await s.getManagementRoom(U1), null);

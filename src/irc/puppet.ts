@@ -175,13 +175,18 @@ export class IrcPuppet {
 
   private bind(client: InstanceType<typeof irc.Client>): void {
     const mine = () => this.client === client;
-    client.on("registered", () => {
+    client.on("registered", (e: { nick: string }) => {
       if (!mine()) return;
+      // irc-framework updates client.user.nick after this event's listeners run: take the nick from the 001.
+      client.user.nick = e.nick;
       this.state = "connected";
       this.attempt = 0;
       this.reportedDown = false;
-      this.mapping = parseCaseMapping(client.network.supports("CASEMAPPING"));
-      this.handlers.onConnected({ nick: client.user.nick });
+      this.handlers.onConnected({ nick: e.nick });
+    });
+    // ISUPPORT (005) arrives after the welcome (001) that fires "registered".
+    client.on("server options", () => {
+      if (mine()) this.mapping = parseCaseMapping(client.network.supports("CASEMAPPING"));
     });
     client.on("nick in use", () => {
       if (!mine() || this.state !== "connecting") return;
@@ -201,7 +206,8 @@ export class IrcPuppet {
       }
     });
     const onMsg = (kind: IncomingMessage["kind"]) => (e: MessageEvent) => {
-      if (!mine() || e.from_server || !e.nick) return;
+      // Server notices come with a bare server name as prefix (no user@host): they are not from a contact.
+      if (!mine() || e.from_server || !e.nick || (!e.ident && !e.hostname)) return;
       if (foldNick(e.target, this.mapping) !== foldNick(client.user.nick, this.mapping)) return;
       this.handlers.onMessage({ kind, from: e.nick, fromUser: e.ident, fromHost: e.hostname, text: e.message });
     };

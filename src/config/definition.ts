@@ -3,7 +3,7 @@
 // then run `npm run gen:config`. Keys are snake_case in YAML and in the type alike, so the type reads like the file.
 
 import { isIP } from "node:net";
-import { bool, int, list, obj, oneOf, record, secret, str, type Infer } from "./schema.js";
+import { bool, checkedSecret, int, list, obj, oneOf, record, secret, secretInto, str, type Infer } from "./schema.js";
 
 // Matrix server names: a DNS name, an IPv4 literal or a bracketed IPv6 literal, then an optional port.
 const SERVER_NAME = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
@@ -172,22 +172,20 @@ const store = obj({
     .example("postgresql://bridge@localhost/bridge"),
   postgres_url_file: str({ minLength: 1, typeName: "path" }).optional().describe("File holding the PostgreSQL connection URL.")
     .example("/run/secrets/postgres-url"),
-  postgres_url_from_file: secret({ fileKey: "postgres_url_file", env: "MATRIX_OTR_IRC_POSTGRES_URL" }),
+  postgres_url_secret: secretInto("postgres_url", { fileKey: "postgres_url_file", env: "MATRIX_OTR_IRC_POSTGRES_URL" }),
   master_key_file: str({ minLength: 1, typeName: "path" })
     .describe("File holding the 32-byte master key (64 hex digits) that seals secrets in the store; created on first start when missing. The environment variable MATRIX_OTR_IRC_MASTER_KEY overrides it.")
     .default("./data/master.key"),
   // Checked here so check-config catches a malformed key; the store reads (or creates) the key itself.
-  master_key: secret({
+  master_key: checkedSecret({
     fileKey: "master_key_file",
     env: "MATRIX_OTR_IRC_MASTER_KEY",
     missingFileOk: true,
-    checkOnly: true,
     validate: (s) => (decodeMasterKey(s) ? null : "expected a 32-byte key as 64 hex digits or base64"),
   }),
 }, { renamed: { database: "sqlite_path", master_key_path: "master_key_file" } })
   .refine((s, add) => {
-    if (s.postgres_url !== undefined && s.postgres_url_file !== undefined) add(["postgres_url_file"], "set postgres_url or postgres_url_file, not both");
-    if (s.engine === "postgres" && s.postgres_url === undefined && s.postgres_url_from_file === undefined) {
+    if (s.engine === "postgres" && s.postgres_url === undefined) {
       add(["engine"], "engine postgres needs postgres_url, postgres_url_file or MATRIX_OTR_IRC_POSTGRES_URL");
     }
   })
@@ -231,8 +229,7 @@ export const configSchema = obj({
  * The checked configuration. Keys are snake_case, as in the YAML file; defaults are applied. Secrets read at
  * load time appear as `networks[].password` and `networks[].sasl.password`; `store.postgres_url` holds the URL
  * whether it was inline, in postgres_url_file or in MATRIX_OTR_IRC_POSTGRES_URL. The master key is only
- * checked (format, readability): the store reads or creates it (src/store/master-key.ts), so `store.master_key`
- * is always absent.
+ * checked (format, readability): the store reads or creates it (src/store/master-key.ts).
  */
 export type Config = Infer<typeof configSchema>;
 export type NetworkConfig = Config["networks"][number];

@@ -125,8 +125,6 @@ export function parseConfig(text: string, sourceName = "config", opts: ParseOpti
     errors.sort((a, b) => a.line - b.line || a.col - b.col);
     return { ok: false, errors };
   }
-  // One place to read the connection URL from, whichever way it was given.
-  config.store.postgres_url ??= config.store.postgres_url_from_file;
   return { ok: true, config };
 }
 

@@ -249,24 +249,28 @@ export class RecordSchema<V> extends Schema<Record<string, V>> {
   }
 }
 
+export interface SecretOpts {
+  fileKey: string;
+  env?: string;
+  /** A missing file is fine (e.g. a key the daemon creates on first start). */
+  missingFileOk?: boolean;
+  validate?: (s: string) => string | null;
+}
+
 /**
  * A secret that never appears inline: it is read from the file named by a sibling `*_file` key, or from an
  * environment variable, while the config is loaded. Present in the type, absent from the YAML.
  */
 export class SecretSchema extends Schema<string | undefined> {
   readonly _optional = true as const;
-  readonly _secret = true as const;
   readonly typeName = "secret";
   readonly expected = "nothing here";
   constructor(
-    readonly opts: {
-      fileKey: string;
-      env?: string;
-      /** A missing file is fine (e.g. a key the daemon creates on first start). */
-      missingFileOk?: boolean;
-      /** Check the secret at load time but keep it out of the config object (another module reads it itself). */
+    readonly opts: SecretOpts & {
+      /** Only check it at load time (another module reads it itself): the key stays out of the config. */
       checkOnly?: boolean;
-      validate?: (s: string) => string | null;
+      /** Put the value into this sibling key when that one is unset, instead of under its own key. */
+      into?: string;
     },
   ) {
     super();
@@ -283,12 +287,22 @@ export interface ObjectOpts {
 }
 
 type Shape = Record<string, Schema<unknown>>;
+/** A secret that is checked, or merged into another key, but never appears under its own key. */
+export class HiddenSecretSchema extends SecretSchema {
+  readonly _hidden = true as const;
+}
+
 type OptionalKeys<S extends Shape> = {
   [K in keyof S]: S[K] extends { readonly _optional: true } ? K : never;
 }[keyof S];
+type HiddenKeys<S extends Shape> = {
+  [K in keyof S]: S[K] extends { readonly _hidden: true } ? K : never;
+}[keyof S];
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 export type ObjectOut<S extends Shape> = Simplify<
-  { [K in Exclude<keyof S, OptionalKeys<S>>]: Infer<S[K]> } & { [K in OptionalKeys<S>]?: Exclude<Infer<S[K]>, undefined> }
+  { [K in Exclude<keyof S, OptionalKeys<S> | HiddenKeys<S>>]: Infer<S[K]> } & {
+    [K in Exclude<OptionalKeys<S>, HiddenKeys<S>>]?: Exclude<Infer<S[K]>, undefined>;
+  }
 >;
 
 export class ObjectSchema<S extends Shape> extends Schema<ObjectOut<S>> {
@@ -339,8 +353,16 @@ export class ObjectSchema<S extends Shape> extends Schema<ObjectOut<S>> {
     }
     for (const [k, field] of Object.entries(this.shape)) {
       if (!(field instanceof SecretSchema) || k in v || ctx.resolveSecrets === false) continue;
+      const into = field.opts.into;
+      if (into !== undefined && out[into] !== undefined) {
+        // Given inline: a file as well would be ambiguous, the environment is simply not consulted.
+        if (out[field.opts.fileKey] !== undefined) issues.push({ path: [...path, field.opts.fileKey], message: `set ${into} or ${field.opts.fileKey}, not both` });
+        continue;
+      }
       const secret = resolveSecret(field, out[field.opts.fileKey], [...path, field.opts.fileKey], issues, ctx);
-      if (secret !== undefined && !field.opts.checkOnly) out[k] = secret;
+      if (secret === undefined || field.opts.checkOnly) continue;
+      if (into !== undefined) out[into] = secret;
+      else out[k] = secret;
     }
     if (issues.length > before) return undefined;
     const result = out as ObjectOut<S>;
@@ -431,4 +453,9 @@ export const list = <T>(item: Schema<T>, minItems = 0) => new ArraySchema<T>(ite
 export const record = <V>(keyDesc: string, keyCheck: (k: string) => string | null, value: Schema<V>) =>
   new RecordSchema<V>(keyDesc, keyCheck, value);
 export const obj = <S extends Shape>(shape: S, opts?: ObjectOpts) => new ObjectSchema<S>(shape, opts);
-export const secret = (opts: ConstructorParameters<typeof SecretSchema>[0]) => new SecretSchema(opts);
+/** A secret from a file or the environment, under its own key in the config. */
+export const secret = (opts: SecretOpts) => new SecretSchema(opts);
+/** A secret only checked at load time; the module that needs it reads it itself. */
+export const checkedSecret = (opts: SecretOpts) => new HiddenSecretSchema({ ...opts, checkOnly: true });
+/** A secret from a file or the environment that fills the sibling key `into` when that is not set inline. */
+export const secretInto = (into: string, opts: SecretOpts) => new HiddenSecretSchema({ ...opts, into });

@@ -56,7 +56,7 @@ test("a minimal config gets every documented default", () => {
   assert.equal(c.store.engine, "sqlite");
   assert.equal(c.store.sqlite_path, "./data/bridge.db");
   assert.equal(c.store.master_key_file, "./data/master.key");
-  assert.equal(c.store.master_key, undefined, "a missing master key file is not an error: the store creates it on first start");
+  assert.ok(!("master_key" in c.store), "a missing master key file is not an error: the store creates it on first start");
   assert.deepEqual(c.metrics, { enabled: true, bind_address: "127.0.0.1", port: 9102 });
   assert.deepEqual(c.logging, { level: "info", format: "json" });
   const n = c.networks[0]!;
@@ -204,7 +204,7 @@ test("master key: checked from the environment or the file, never kept in the co
   writeFileSync(keyFile, "ab".repeat(32) + "\n");
   const text = MINIMAL + `store:\n  master_key_file: ${keyFile}\n`;
   const io = { env: {}, readFile: (p: string) => readFileSync(p, "utf8") };
-  assert.equal(ok(text, io).store.master_key, undefined);
+  assert.ok(!("master_key" in ok(text, io).store), "checked only, never kept");
   assert.ok(ok(text, { ...io, env: { MATRIX_OTR_IRC_MASTER_KEY: Buffer.alloc(32, 7).toString("base64url") } }));
   const bad = errors(text, { ...io, env: { MATRIX_OTR_IRC_MASTER_KEY: "short-secret" } });
   assert.equal(bad[0]!.path, "store.master_key_file");
@@ -234,6 +234,12 @@ test("store engine postgres needs a URL, from the file, the environment or inlin
     readFile: noFiles.readFile,
   });
   assert.equal(fromEnv.store.postgres_url, "postgresql://u:p@h/db");
+  const fromFile = ok(MINIMAL + "store:\n  engine: postgres\n  postgres_url_file: /run/pg\n", {
+    env: {},
+    readFile: (p) => (p === "/run/pg" ? "postgresql://u:pw@h/db\n" : noFiles.readFile(p)),
+  });
+  assert.equal(fromFile.store.postgres_url, "postgresql://u:pw@h/db");
+  assert.ok(!Object.keys(fromFile.store).some((k) => k.includes("secret")), "the merged secret has no key of its own");
   const inline = ok(MINIMAL + "store:\n  engine: postgres\n  postgres_url: postgresql://h/db\n");
   assert.equal(inline.store.postgres_url, "postgresql://h/db");
   const both = errors(MINIMAL + "store:\n  engine: postgres\n  postgres_url: postgresql://h/db\n  postgres_url_file: /x\n", {

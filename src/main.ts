@@ -76,8 +76,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       core,
       stop: () =>
         (stopped ??= (async () => {
-          const quit = config.networks[0]?.quit_message ?? "Bridge shutting down";
-          await core.connections.stopAll(quit);
+          await core.connections.stopAll((id) => config.networks.find((n) => n.id === id)?.quit_message ?? "Bridge shutting down");
           await core.idle();
           await running.stop();
           await store.close();

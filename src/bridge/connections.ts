@@ -92,10 +92,10 @@ export class ConnectionManager {
   }
 
   /** Closes every connection without forgetting who wants to be connected (bridge shutdown). */
-  async stopAll(reason: string): Promise<void> {
-    const all = [...this.puppets.values()];
+  async stopAll(reason: (networkId: string) => string): Promise<void> {
+    const all = [...this.puppets.entries()];
     this.puppets.clear();
-    await Promise.all(all.map((p) => p.disconnect(reason)));
+    await Promise.all(all.map(([k, p]) => p.disconnect(reason(k.slice(0, k.indexOf("\u0000"))))));
     await this.persistChain;
   }
 

@@ -82,8 +82,7 @@ export class BridgeCore implements MatrixEventHandlers {
     if (e.invitee === matrix.botUserId) {
       if (!this.allowed(e.inviter)) {
         // Join only to say no once; a second invite from the same user is declined silently.
-        if (this.refused.has(e.inviter)) return matrix.leave(e.roomId, null);
-        this.refused.add(e.inviter);
+        if (!(await this.firstRefusal(e.inviter))) return matrix.leave(e.roomId, null);
         await matrix.join(e.roomId, null);
         await matrix.send(e.roomId, null, "notice", REFUSAL_TEXT);
         await matrix.leave(e.roomId, null);
@@ -120,8 +119,7 @@ export class BridgeCore implements MatrixEventHandlers {
     const dm = owner ? null : await store.findDmByRoom(e.roomId);
     if (owner !== e.sender && dm?.userId !== e.sender) return; // someone else's room, or a room we do not manage
     if (!this.allowed(e.sender)) {
-      if (!this.refused.has(e.sender)) {
-        this.refused.add(e.sender);
+      if (await this.firstRefusal(e.sender)) {
         await matrix.send(e.roomId, dm ? matrix.ghostUserId(dm.networkId, dm.foldedNick) : null, "notice", REFUSAL_TEXT);
       }
       return;
@@ -185,12 +183,22 @@ export class BridgeCore implements MatrixEventHandlers {
     }
   }
 
+  /** True the first time a user is refused (remembered in the store, so a restart does not refuse them again). */
+  private async firstRefusal(userId: string): Promise<boolean> {
+    if (this.refused.has(userId)) return false;
+    this.refused.add(userId);
+    const k = `refused.${userId}`;
+    if (await this.o.store.getState(k)) return false;
+    await this.o.store.putState(k, String(Date.now()));
+    return true;
+  }
+
   private allowed(userId: string): boolean {
     return this.o.permission(userId) !== null;
   }
 
   private fail(where: string, err: unknown): void {
-    this.o.logger.error(`handling a Matrix ${where} failed`, { code: codeOf(err) });
+    this.o.logger.error(`handling a Matrix ${where} failed`, { code: codeOf(err), error: err instanceof Error ? err.message : String(err) });
   }
 }
 

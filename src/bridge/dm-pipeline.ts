@@ -9,6 +9,10 @@ export interface DmContext {
   /** The contact's nick as last seen (for sending), and its case-folded key. */
   peerNick: string;
   foldedNick: string;
+  /** The Matrix DM room. */
+  roomId: string;
+  /** Bytes of text one IRC line to the contact can carry (what an OTR fragment may use). */
+  ircTextBudget(): number;
   /** Post into the user's DM room as the contact's ghost. */
   toMatrix(kind: MessageKind, body: string, extraContent?: Record<string, unknown>): Promise<void>;
   /** Send to the contact on IRC through the user's puppet; returns the number of IRC lines written. */

@@ -107,6 +107,8 @@ export class DmRouter {
       networkId,
       peerNick,
       foldedNick: folded,
+      roomId,
+      ircTextBudget: () => this.o.connections.get(userId, networkId)?.textBudget(peerNick) ?? 0,
       toMatrix: async (kind, body, extra) => {
         await this.o.matrix.send(roomId, ghost, kind, body, extra);
       },

@@ -39,6 +39,10 @@ export interface MatrixPort {
   parseGhost(userId: string): { networkId: string; foldedNick: string } | null;
   /** `from` null = the bot. Returns the event id. */
   send(roomId: string, from: string | null, kind: MessageKind, body: string, extraContent?: Record<string, unknown>): Promise<string>;
+  /** State event (e.g. the OTR status of a DM room); returns the event id. */
+  sendState(roomId: string, from: string | null, type: string, stateKey: string, content: Record<string, unknown>): Promise<string>;
+  /** Removes an event's content (secrets typed into Matrix are redacted once read). */
+  redact(roomId: string, as: string | null, eventId: string, reason?: string): Promise<void>;
   setDisplayName(userId: string, name: string): Promise<void>;
   /** An unencrypted private room created by `creator` (a ghost), with `invitee` invited as a direct chat. */
   createDmRoom(creator: string, invitee: string, name: string): Promise<string>;
@@ -74,6 +78,8 @@ export interface PuppetPort {
   notice(target: string, text: string): number;
   action(target: string, text: string): number;
   changeNick(nick: string): void;
+  /** Bytes of text one PRIVMSG to target can carry once the server prepends its prefix (OTR fragment sizing). */
+  textBudget(target: string): number;
 }
 
 export interface PuppetRequest {

@@ -151,7 +151,7 @@ export class IrcPuppet {
   }
 
   /** Bytes of text that fit in one PRIVMSG to target, given what the server will prepend when relaying. */
-  textBudget(target: string, command = "PRIVMSG"): number {
+  textBudget(target: string, command: "PRIVMSG" | "NOTICE" = "PRIVMSG"): number {
     const u = this.client?.user;
     return textBudget(
       { nick: this.nick, user: u?.username ? "~" + u.username : undefined, host: u?.host || undefined },

@@ -104,6 +104,15 @@ export class MatrixAdapter {
     return r.event_id;
   }
 
+  async sendState(roomId: string, from: string | null, type: string, stateKey: string, content: Record<string, unknown>): Promise<string> {
+    const r = await this.intent(from).sendStateEvent(roomId, type, stateKey, content);
+    return r.event_id;
+  }
+
+  async redact(roomId: string, as: string | null, eventId: string, reason?: string): Promise<void> {
+    await this.intent(as).matrixClient.redactEvent(roomId, eventId, reason ?? null);
+  }
+
   async setDisplayName(userId: string, name: string): Promise<void> {
     if (this.displayNames.get(userId) === name) return;
     await this.intent(userId).ensureProfile(name);
@@ -173,7 +182,21 @@ export class MatrixAdapter {
       const msgtype = content["msgtype"];
       const kind: MessageKind | null = msgtype === "m.text" ? "text" : msgtype === "m.notice" ? "notice" : msgtype === "m.emote" ? "emote" : null;
       if (!kind) return;
-      await h.onMessage({ roomId: ev.room_id, sender: ev.sender, eventId: ev.event_id, kind, body });
+      const inReplyTo = (content["m.relates_to"] as { "m.in_reply_to"?: unknown } | undefined)?.["m.in_reply_to"];
+      await h.onMessage({ roomId: ev.room_id, sender: ev.sender, eventId: ev.event_id, kind, body: inReplyTo ? stripReplyFallback(body) : body });
     }
   }
+}
+
+/**
+ * Replies carry a quote of the original as "> " lines and a blank line before the answer (spec: "Fallbacks for
+ * rich replies"); the IRC contact already saw the original, so only the answer is bridged.
+ */
+export function stripReplyFallback(body: string): string {
+  const lines = body.split("\n");
+  let i = 0;
+  while (i < lines.length && lines[i]!.startsWith(">")) i++;
+  if (i === 0 || i >= lines.length || lines[i] !== "") return body;
+  const rest = lines.slice(i + 1).join("\n");
+  return rest.trim() === "" ? body : rest;
 }

@@ -234,7 +234,7 @@ test("after a restart, users who were connected are reconnected and nobody else"
   const s1 = setup(store);
   await withManagementRoom(s1);
   await s1.say(MGMT, ALICE, "connect local");
-  await s1.core.connections.stopAll("restart");
+  await s1.core.connections.stopAll(() => "restart");
   const s2 = setup(store);
   assert.equal(await s2.core.connections.restore(), 1);
   assert.equal(s2.puppets.length, 1);
@@ -243,4 +243,17 @@ test("after a restart, users who were connected are reconnected and nobody else"
   await s2.say(MGMT, ALICE, "disconnect local");
   const s3 = setup(store);
   assert.equal(await s3.core.connections.restore(), 0);
+});
+
+test("a refused user is not refused again after a restart", async () => {
+  const store = new MemoryStore();
+  const s1 = setup(store);
+  await s1.core.onInvite({ roomId: "!m1:evil.example", inviter: MALLORY, invitee: s1.matrix.botUserId, isDirect: true });
+  await s1.core.idle();
+  const s2 = setup(store);
+  await s2.core.onInvite({ roomId: "!m2:evil.example", inviter: MALLORY, invitee: s2.matrix.botUserId, isDirect: true });
+  await s2.core.idle();
+  assert.equal(s1.matrix.sent.filter((m) => m.body === REFUSAL_TEXT).length, 1);
+  assert.equal(s2.matrix.sent.length, 0);
+  assert.deepEqual(s2.matrix.left, [{ roomId: "!m2:evil.example", as: null }]);
 });

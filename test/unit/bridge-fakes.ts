@@ -25,6 +25,15 @@ export class FakeMatrix implements MatrixPort {
     this.sent.push({ roomId, from, kind, body });
     return `$e${this.sent.length}`;
   }
+  states: { roomId: string; from: string | null; type: string; stateKey: string; content: Record<string, unknown> }[] = [];
+  async sendState(roomId: string, from: string | null, type: string, stateKey: string, content: Record<string, unknown>): Promise<string> {
+    this.states.push({ roomId, from, type, stateKey, content });
+    return `$s${this.states.length}`;
+  }
+  redactions: { roomId: string; eventId: string }[] = [];
+  async redact(roomId: string, _as: string | null, eventId: string): Promise<void> {
+    this.redactions.push({ roomId, eventId });
+  }
   async setDisplayName(userId: string, name: string): Promise<void> {
     this.displayNames.set(userId, name);
   }
@@ -72,6 +81,7 @@ export class FakePuppet implements PuppetPort {
   notice(target: string, text: string) { this.lines.push({ cmd: "notice", target, text }); return this.connected ? 1 : 0; }
   action(target: string, text: string) { this.lines.push({ cmd: "action", target, text }); return this.connected ? 1 : 0; }
   changeNick(nick: string) { this.nicks.push(nick); }
+  textBudget(target: string) { return 400 - target.length; }
   /** Test helper: the server accepted the registration. */
   up() { this.connected = true; this.events.onConnected({ nick: this.req.nick }); }
 }

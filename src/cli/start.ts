@@ -7,12 +7,12 @@ import { createLogger, type Logger } from "../log/index.js";
 import { createMetrics, startMetricsServer, type MetricsServer, type Readiness } from "../metrics/index.js";
 import type { RunningBridge } from "../main.js";
 import { CONFIG_OPTION, HELP_OPTION, parseCommandArgs, REGISTRATION_OPTION, required } from "./args.js";
-import { loadOrReport } from "./check-config.js";
+import { checkRegistration, loadOrReport } from "./check-config.js";
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, type CliIo } from "./io.js";
 
 export const START_HELP = `Usage: matrix-otr-irc start -c <config.yaml> -f <registration.yaml>
 
-Checks the configuration, starts the metrics listener (/metrics, /health, /ready) when enabled, and runs the
+Checks the configuration and that the registration fits it, starts the metrics listener (/metrics, /health, /ready) when enabled, and runs the
 bridge until SIGTERM or SIGINT, then shuts down cleanly (IRC connections QUIT, the store is closed).
 SIGHUP re-reads the configuration: permissions and logging apply at once; other changes need a restart.
 
@@ -42,6 +42,8 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
   const registrationPath = required("start", o.registration, "-f <registration.yaml>");
   const config = loadOrReport(configPath, io);
   if (!config) return EXIT_USAGE;
+  // A registration that does not fit the config starts a bridge the homeserver never talks to: refuse early.
+  if (!checkRegistration(registrationPath, config, io)) return EXIT_USAGE;
 
   const logger = createLogger(config.logging, io.logSink ? { sink: io.logSink } : {});
   const metrics = config.metrics.enabled ? createMetrics() : null;

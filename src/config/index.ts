@@ -13,4 +13,4 @@ export {
   type StoreConfig,
 } from "./definition.js";
 export { permissionFor } from "./permissions.js";
-export { buildRegistration, renderRegistration, newToken, type Registration } from "./registration.js";
+export { buildRegistration, registrationProblems, renderRegistration, newToken, type Registration } from "./registration.js";

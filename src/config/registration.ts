@@ -61,3 +61,37 @@ export function renderRegistrationExample(sample: Config): string {
     ],
   );
 }
+
+/**
+ * What is wrong with a registration file for this config: the homeserver would push to another URL, know the bot
+ * by another name, or not give the bridge its ghosts. Empty when it fits.
+ */
+export function registrationProblems(config: Pick<Config, "appservice" | "homeserver" | "networks">, reg: unknown): string[] {
+  if (typeof reg !== "object" || reg === null || Array.isArray(reg)) return ["not an appservice registration (expected a map)"];
+  const r = reg as Record<string, unknown>;
+  const problems: string[] = [];
+  for (const k of ["as_token", "hs_token"]) {
+    if (typeof r[k] !== "string" || r[k] === "") problems.push(`${k} is missing`);
+    else if ((r[k] as string).startsWith("REPLACE_ME")) problems.push(`${k} is the example's placeholder: run generate-registration`);
+  }
+  if (r["sender_localpart"] !== config.appservice.bot_localpart) {
+    problems.push(`sender_localpart is ${JSON.stringify(r["sender_localpart"])} but appservice.bot_localpart is ${JSON.stringify(config.appservice.bot_localpart)}`);
+  }
+  if (r["url"] !== config.appservice.url) {
+    problems.push(`url is ${JSON.stringify(r["url"])} but appservice.url is ${JSON.stringify(config.appservice.url)}: the homeserver would push transactions elsewhere`);
+  }
+  const users = (r["namespaces"] as { users?: unknown } | undefined)?.users;
+  const network = config.networks[0]?.id ?? "net";
+  const ghost = `@${config.appservice.ghost_localpart_template.replace("{network}", network).replace("{nick}", "nick")}:${config.homeserver.domain}`;
+  const claims = Array.isArray(users) && users.some((u) => {
+    const ns = u as { exclusive?: unknown; regex?: unknown };
+    if (ns.exclusive !== true || typeof ns.regex !== "string") return false;
+    try {
+      return new RegExp(ns.regex).test(ghost);
+    } catch {
+      return false;
+    }
+  });
+  if (!claims) problems.push(`namespaces.users has no exclusive regex covering ghosts such as ${ghost} (from appservice.ghost_localpart_template)`);
+  return problems;
+}

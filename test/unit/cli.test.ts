@@ -173,6 +173,26 @@ test("generate-registration writes a registration the appservice library accepts
   assert.match(r.err(), /cannot write .*ENOENT/);
 });
 
+test("check-config -f checks that the registration fits the config", async () => {
+  const dir = tmp();
+  const cfg = writeConfig(dir);
+  const reg = join(dir, "reg.yaml");
+  assert.equal(await runCli(["generate-registration", "-c", cfg, "-f", reg], fakeIo().io), 0);
+  let r = fakeIo();
+  assert.equal(await runCli(["check-config", "-c", cfg, "-f", reg], r.io), 0, r.err());
+  assert.equal(r.out(), "config OK, registration OK\n");
+  // The config moves on (new bot name, other ghost template) while the registration stays behind.
+  writeFileSync(cfg, readFileSync(cfg, "utf8").replace("appservice:\n", "appservice:\n  bot_localpart: otrbot\n  ghost_localpart_template: x_{network}_{nick}\n"));
+  r = fakeIo();
+  assert.equal(await runCli(["check-config", "-c", cfg, "-f", reg], r.io), 2);
+  assert.match(r.err(), /2 problems with this config/);
+  assert.match(r.err(), /sender_localpart is "ircotr" but appservice\.bot_localpart is "otrbot"/);
+  assert.match(r.err(), /no exclusive regex covering ghosts such as @x_local_nick:example\.org/);
+  r = fakeIo();
+  assert.equal(await runCli(["check-config", "-c", SAMPLE_PATH, "-f", REGISTRATION_EXAMPLE_PATH], r.io), 2);
+  assert.match(r.err(), /as_token is the example's placeholder/);
+});
+
 test("registration.example.yaml is generated from the sample config by the same code, with placeholder tokens", () => {
   const text = readFileSync(REGISTRATION_EXAMPLE_PATH, "utf8");
   assert.equal(text, registrationExampleText(), "registration.example.yaml is stale: run npm run gen:config");
@@ -197,6 +217,7 @@ test("start: validates, serves metrics, calls startBridge, reloads permissions a
       return { core: {} as never, stop: async () => void stopped++ };
     },
   });
+  assert.equal(await runCli(["generate-registration", "-c", cfgPath, "-f", join(dir, "registration.yaml")], fakeIo().io), 0);
   const done = runCli(["start", "-c", cfgPath, "-f", join(dir, "registration.yaml")], r.io);
   // Whatever fails below, stop the command so the metrics listener does not keep the test process alive.
   t.after(async () => {
@@ -248,11 +269,16 @@ test("start: an invalid config exits 2 before anything starts; start failures ex
 
   const cfg = writeConfig(dir);
   writeFileSync(cfg, readFileSync(cfg, "utf8").replace("metrics:\n", "metrics:\n  enabled: false\n"));
-  r = fakeIo({ startBridge: async () => { throw Object.assign(new Error("cannot read the registration file r.yaml"), { code: "registration-unreadable" }); } });
-  assert.equal(await runCli(["start", "-c", cfg, "-f", "r.yaml"], r.io), 2);
-  assert.ok(r.logs.some((l) => l.includes("registration-unreadable") && l.includes("failed to start")), r.logs.join(""));
+  r = fakeIo({ startBridge: async () => assert.fail("must not start") });
+  assert.equal(await runCli(["start", "-c", cfg, "-f", join(dir, "none.yaml")], r.io), 2);
+  assert.match(r.err(), /none\.yaml: cannot read the registration: ENOENT/);
+  const reg = join(dir, "reg.yaml");
+  assert.equal(await runCli(["generate-registration", "-c", cfg, "-f", reg], fakeIo().io), 0);
+  r = fakeIo({ startBridge: async () => { throw Object.assign(new Error("not an appservice registration"), { code: "registration-invalid" }); } });
+  assert.equal(await runCli(["start", "-c", cfg, "-f", reg], r.io), 2);
+  assert.ok(r.logs.some((l) => l.includes("registration-invalid") && l.includes("failed to start")), r.logs.join(""));
   r = fakeIo({ startBridge: async () => { throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }); } });
-  assert.equal(await runCli(["start", "-c", cfg, "-f", "r.yaml"], r.io), 1);
+  assert.equal(await runCli(["start", "-c", cfg, "-f", reg], r.io), 1);
 });
 
 test("store rotate-master-key re-seals with a new key file", async () => {

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { checkConfigCommand } from "./check-config.js";
 import { generateRegistrationCommand } from "./generate-registration.js";
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError, type CliIo } from "./io.js";
+import { keysCommand } from "./keys.js";
 import { startCommand } from "./start.js";
 import { storeCommand } from "./store.js";
 
@@ -17,6 +18,7 @@ Commands:
   generate-registration    write the appservice registration for the homeserver (-c config.yaml -f registration.yaml)
   check-config             check a configuration file and print every problem (-c config.yaml)
   store rotate-master-key  re-seal the store's secrets under a new master key (-c config.yaml)
+  keys import|export       move a user's OTR key and fingerprints between the store and libotr files
 
 Run 'matrix-otr-irc <command> --help' for a command's options. Configuration reference: docs/configuration.md.
 Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.
@@ -27,6 +29,7 @@ const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> =
   "generate-registration": generateRegistrationCommand,
   "check-config": checkConfigCommand,
   store: storeCommand,
+  keys: keysCommand,
 };
 
 function version(): string {

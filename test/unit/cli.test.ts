@@ -84,7 +84,7 @@ test("usage: no command, unknown command and bad options exit 2; --help exits 0 
   r = fakeIo();
   assert.equal(await runCli(["--version"], r.io), 0);
   assert.match(r.out(), /^matrix-otr-irc \d+\.\d+\.\d+/);
-  for (const cmd of [["start"], ["generate-registration"], ["check-config"], ["store", "rotate-master-key"]]) {
+  for (const cmd of [["start"], ["generate-registration"], ["check-config"], ["store", "rotate-master-key"], ["keys", "import"], ["keys", "export"]]) {
     r = fakeIo();
     assert.equal(await runCli([...cmd, "--help"], r.io), 0, cmd.join(" "));
     assert.ok(r.out().startsWith(`Usage: matrix-otr-irc ${cmd.join(" ")}`), r.out());
@@ -304,6 +304,55 @@ test("store rotate-master-key re-seals with a new key file", async () => {
   r = fakeIo({ env: { MATRIX_OTR_IRC_MASTER_KEY: "22".repeat(32) } });
   assert.equal(await runCli(["store", "rotate-master-key", "-c", cfg], r.io), 2);
   assert.match(r.err(), /MATRIX_OTR_IRC_MASTER_KEY/);
+});
+
+test("keys export then import moves an OTR identity through libotr files; refusals have their exit codes", async () => {
+  const dir = tmp();
+  const cfg = writeConfig(dir);
+  writeFileSync(join(dir, "master.key"), "33".repeat(32) + "\n", { mode: 0o600 });
+  const { openStore } = await import("../../src/store/index.js");
+  const { generateDsaKey } = await import("../../src/otr/crypto/dsa.js");
+  const { encodeStoredOtrKey } = await import("../../src/bridge/keys-cli.js");
+  const store = await openStore({ engine: "sqlite", sqlite_path: join(dir, "bridge.db") }, new Uint8Array(32).fill(0x33));
+  await store.putOtrPrivateKeyIfAbsent("@alice:example.org", "local", encodeStoredOtrKey(generateDsaKey()));
+  await store.putFingerprint({
+    userId: "@alice:example.org", networkId: "local", peerNick: "bob", fingerprint: "ab".repeat(20),
+    trust: "verified", verifiedBy: "smp", firstSeen: 1, lastSeen: 2,
+  });
+  await store.close();
+
+  const keyFile = join(dir, "otr.private_key");
+  const fpFile = join(dir, "otr.fingerprints");
+  let r = fakeIo();
+  assert.equal(await runCli(["keys", "export", "-c", cfg, "-u", "@alice:example.org", "-n", "local", "-k", keyFile, "--fingerprints", fpFile], r.io), 0, r.err());
+  const fp = /fingerprint ((?:[0-9A-F]{8} ){4}[0-9A-F]{8})/.exec(r.out())?.[1];
+  assert.ok(fp, r.out());
+  assert.match(r.out(), /wrote 1 fingerprint to/);
+  assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+  assert.match(readFileSync(keyFile, "utf8"), /\(privkeys/);
+
+  r = fakeIo();
+  assert.equal(await runCli(["keys", "export", "-c", cfg, "-u", "@alice:example.org", "-n", "local", "-k", keyFile], r.io), 2);
+  assert.match(r.err(), /exists; not overwriting it \(file-exists\)/);
+
+  r = fakeIo();
+  assert.equal(await runCli(["keys", "import", "-c", cfg, "-u", "@carol:example.org", "-n", "local", "-k", keyFile, "--fingerprints", fpFile], r.io), 0, r.err());
+  assert.ok(r.out().includes(`imported OTR key of @carol:example.org on local`), r.out());
+  assert.ok(r.out().includes(`fingerprint ${fp}`), "the same identity arrives");
+  assert.match(r.out(), /fingerprints: 1 recorded, 1 verified/);
+
+  r = fakeIo();
+  assert.equal(await runCli(["keys", "import", "-c", cfg, "-u", "@dave:example.org", "-n", "nowhere", "-k", keyFile], r.io), 2);
+  assert.match(r.err(), /no network "nowhere"/);
+  r = fakeIo();
+  assert.equal(await runCli(["keys", "import", "-c", cfg, "-u", "dave", "-n", "local", "-k", keyFile], r.io), 2);
+  assert.match(r.err(), /not a Matrix user id/);
+  r = fakeIo();
+  assert.equal(await runCli(["keys", "import", "-c", cfg, "-u", "@dave:example.org", "-n", "local", "-k", join(dir, "missing")], r.io), 2);
+  assert.match(r.err(), /unreadable-file/);
+  r = fakeIo();
+  assert.equal(await runCli(["keys", "export", "-c", cfg, "-u", "@nobody:example.org", "-n", "local", "-k", join(dir, "none.key")], r.io), 1);
+  assert.match(r.err(), /no OTR key .*\(no-key\)/);
 });
 
 test("the executable exits with the command's status", () => {

@@ -66,10 +66,13 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
     }
   }
 
+  // Listen before starting: a SIGTERM that arrives while the bridge starts lets it finish starting, then stops it.
+  const stopSignal = waitForStopSignal(io, () => reload(configPath, config, logger, io));
   const startBridge = io.startBridge ?? (await import("../main.js")).startBridge;
   try {
     bridge = await startBridge({ config, registrationPath, logger, ...(metrics ? { metrics } : {}) });
   } catch (e) {
+    stopSignal.cancel();
     const code = (e as { code?: unknown }).code;
     logger.error("the bridge failed to start", { error: e });
     await metricsServer?.close();
@@ -77,7 +80,7 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
   }
   logger.info("bridge started", { networks: config.networks.map((n) => n.id) });
 
-  const signal = await waitForStopSignal(io, () => reload(configPath, config, logger, io));
+  const signal = await stopSignal.signal;
   stopping = true;
   logger.info("shutting down", { signal });
   const running = bridge;
@@ -93,16 +96,21 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
   return code;
 }
 
-function waitForStopSignal(io: CliIo, onHup: () => void): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const handlers: Array<[NodeJS.Signals, () => void]> = [];
+// After the first SIGTERM/SIGINT the handlers are removed, so a second Ctrl-C kills a shutdown that hangs.
+function waitForStopSignal(io: CliIo, onHup: () => void): { signal: Promise<NodeJS.Signals>; cancel(): void } {
+  const handlers: Array<[NodeJS.Signals, () => void]> = [];
+  const cancel = () => {
+    for (const [s, h] of handlers) io.signals.off(s, h);
+  };
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
     const stop = (sig: NodeJS.Signals) => () => {
-      for (const [s, h] of handlers) io.signals.off(s, h);
+      cancel();
       resolve(sig);
     };
     handlers.push(["SIGTERM", stop("SIGTERM")], ["SIGINT", stop("SIGINT")], ["SIGHUP", onHup]);
     for (const [s, h] of handlers) io.signals.on(s, h);
   });
+  return { signal, cancel };
 }
 
 // Sections whose new values take effect without a restart. Permissions are read through the live config object

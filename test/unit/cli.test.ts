@@ -279,6 +279,19 @@ test("start: an invalid config exits 2 before anything starts; start failures ex
   assert.ok(r.logs.some((l) => l.includes("registration-invalid") && l.includes("failed to start")), r.logs.join(""));
   r = fakeIo({ startBridge: async () => { throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }); } });
   assert.equal(await runCli(["start", "-c", cfg, "-f", reg], r.io), 1);
+  assert.equal(r.signals.listenerCount("SIGTERM") + r.signals.listenerCount("SIGHUP"), 0, "no signal handlers left behind");
+
+  // SIGTERM while the bridge is still starting: it finishes starting, then stops cleanly.
+  let stops = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((res) => (release = res));
+  r = fakeIo({ startBridge: async () => { await gate; return { core: {} as never, stop: async () => void stops++ }; } });
+  const done = runCli(["start", "-c", cfg, "-f", reg], r.io);
+  while (r.signals.listenerCount("SIGTERM") === 0) await new Promise((res) => setImmediate(res));
+  r.signals.emit("SIGTERM");
+  release();
+  assert.equal(await done, 0);
+  assert.equal(stops, 1);
 });
 
 test("store rotate-master-key re-seals with a new key file", async () => {

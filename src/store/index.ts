@@ -77,8 +77,8 @@ export async function openStore(cfg: StoreConfig, masterKey: Uint8Array): Promis
   const db = openDriver(cfg);
   try {
     await migrate(db);
-    await verifyOrPlantCanary(db, sealer);
-    return new SqlStore(db, sealer);
+    const canary = await verifyOrPlantCanary(db, sealer);
+    return new SqlStore(db, sealer, canary);
   } catch (e) {
     await db.close();
     throw wrapOpenError(cfg, e);

@@ -35,19 +35,34 @@ export async function holdsSealedData(q: SqlQueries): Promise<boolean> {
  * Refuses (`canary-missing`) when sealed rows exist without a canary: someone edited the database, and sealing new
  * rows under a possibly different key would mix keys in one database.
  */
-export async function verifyOrPlantCanary(db: SqlDriver, sealer: Sealer): Promise<void> {
-  await db.tx(async (q) => {
+export async function verifyOrPlantCanary(db: SqlDriver, sealer: Sealer): Promise<Uint8Array> {
+  return db.tx(async (q) => {
     const row = (await q.all("SELECT value FROM meta WHERE name = ?", [CANARY_NAME]))[0];
     const sealed = bytes(row, "value");
     if (sealed) {
       openCanary(sealer, sealed);
-      return;
+      return sealed;
     }
     if (await holdsSealedData(q)) {
       throw new StoreError("canary-missing", "the database holds sealed secrets but its master-key canary is missing; refusing to guess which key sealed them");
     }
-    await q.run("INSERT INTO meta (name, value) VALUES (?, ?)", [CANARY_NAME, sealer.sealString("canary", CANARY_BINDING, CANARY_PLAINTEXT)]);
+    // Two bridges planting at once: the loser's insert does nothing and it checks the winner's canary instead.
+    await q.run("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", [CANARY_NAME, sealer.sealString("canary", CANARY_BINDING, CANARY_PLAINTEXT)]);
+    const planted = bytes((await q.all("SELECT value FROM meta WHERE name = ?", [CANARY_NAME]))[0], "value")!;
+    openCanary(sealer, planted);
+    return planted;
   }, { exclusive: true });
+}
+
+function sameBytes(a: Uint8Array | null, b: Uint8Array): boolean {
+  return a !== null && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function rotatedWhileOpen(): StoreError {
+  return new StoreError(
+    "master-key-rotated",
+    "the master key was rotated while this bridge was running; restart it with the new key (nothing was written under the old one)",
+  );
 }
 
 export function openCanary(sealer: Sealer, sealed: Uint8Array): void {
@@ -120,8 +135,28 @@ function roomConflict(what: string): StoreError {
   return new StoreError("room-conflict", `that room is already mapped to another ${what}`);
 }
 
+/**
+ * Sealed writes run in a transaction that first checks the canary is still the one verified at open: a rotation
+ * by `matrix-otr-irc store rotate-master-key` while this process runs would otherwise let it seal new secrets
+ * under the retired key, mixing two keys in one database. A sealed read that fails is checked the same way, so
+ * the operator sees `master-key-rotated` rather than a corruption report.
+ */
 export class SqlStore implements Store {
-  constructor(private readonly db: SqlDriver, private readonly sealer: Sealer) {}
+  constructor(private readonly db: SqlDriver, private readonly sealer: Sealer, private readonly canary: Uint8Array) {}
+
+  private async assertCanary(q: SqlQueries): Promise<void> {
+    const current = bytes((await q.all("SELECT value FROM meta WHERE name = ?", [CANARY_NAME]))[0], "value");
+    if (!sameBytes(current, this.canary)) throw rotatedWhileOpen();
+  }
+
+  private async openSealed<T>(fn: () => T): Promise<T> {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof StoreError && e.code === "sealed-data-corrupt") await this.assertCanary(this.db);
+      throw e;
+    }
+  }
 
   close(): Promise<void> {
     return this.db.close();
@@ -150,7 +185,7 @@ export class SqlStore implements Store {
     const binding = [v.checkId("userId", userId), v.checkId("networkId", networkId)];
     const rows = await this.db.all("SELECT sealed FROM irc_passwords WHERE user_id = ? AND network_id = ?", binding);
     const sealed = bytes(rows[0], "sealed");
-    return sealed ? this.sealer.openString("irc-password", binding, sealed) : null;
+    return sealed ? this.openSealed(() => this.sealer.openString("irc-password", binding, sealed)) : null;
   }
 
   async setIrcPassword(userId: string, networkId: string, pw: string | null): Promise<void> {
@@ -160,17 +195,21 @@ export class SqlStore implements Store {
       await this.db.run("DELETE FROM irc_passwords WHERE user_id = ? AND network_id = ?", binding);
       return;
     }
-    await this.db.run(
-      "INSERT INTO irc_passwords (user_id, network_id, sealed) VALUES (?, ?, ?) ON CONFLICT (user_id, network_id) DO UPDATE SET sealed = excluded.sealed",
-      [...binding, this.sealer.sealString("irc-password", binding, p)],
-    );
+    const sealed = this.sealer.sealString("irc-password", binding, p);
+    await this.db.tx(async (q) => {
+      await this.assertCanary(q);
+      await q.run(
+        "INSERT INTO irc_passwords (user_id, network_id, sealed) VALUES (?, ?, ?) ON CONFLICT (user_id, network_id) DO UPDATE SET sealed = excluded.sealed",
+        [...binding, sealed],
+      );
+    });
   }
 
   async getOtrPrivateKey(userId: string, networkId: string): Promise<Uint8Array | null> {
     const binding = [v.checkId("userId", userId), v.checkId("networkId", networkId)];
     const rows = await this.db.all("SELECT sealed FROM otr_private_keys WHERE user_id = ? AND network_id = ?", binding);
     const sealed = bytes(rows[0], "sealed");
-    return sealed ? this.sealer.open("otr-private-key", binding, sealed) : null;
+    return sealed ? this.openSealed(() => this.sealer.open("otr-private-key", binding, sealed)) : null;
   }
 
   async putOtrPrivateKeyIfAbsent(userId: string, networkId: string, key: Uint8Array): Promise<Uint8Array> {
@@ -178,7 +217,8 @@ export class SqlStore implements Store {
     const plain = v.checkKeyBytes(key);
     // ON CONFLICT DO NOTHING waits for a concurrent inserter to commit, then the SELECT sees the winner's row:
     // first writer wins on both engines without an explicit lock, and the row is durable before we return it.
-    return this.db.tx(async (q) => {
+    const stored = await this.db.tx(async (q) => {
+      await this.assertCanary(q);
       await q.run("INSERT INTO otr_private_keys (user_id, network_id, sealed, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (user_id, network_id) DO NOTHING", [
         ...binding,
         this.sealer.seal("otr-private-key", binding, plain),
@@ -186,8 +226,9 @@ export class SqlStore implements Store {
       ]);
       const sealed = bytes((await q.all("SELECT sealed FROM otr_private_keys WHERE user_id = ? AND network_id = ?", binding))[0], "sealed");
       if (!sealed) throw new StoreError("sealed-data-corrupt", "the private key row vanished while it was being written");
-      return this.sealer.open("otr-private-key", binding, sealed);
+      return sealed;
     });
+    return this.openSealed(() => this.sealer.open("otr-private-key", binding, stored));
   }
 
   async getInstanceTag(userId: string, networkId: string): Promise<number | null> {

@@ -144,6 +144,7 @@ export type StoreErrorCode =
   | "master-key-missing" // sealed data exists but no master key was given (env and key file absent)
   | "master-key-malformed" // env var or key file does not hold 32 bytes in hex or base64
   | "master-key-wrong" // the key does not open the canary: another key sealed this database
+  | "master-key-rotated" // the key was rotated by another process while this store was open: restart
   | "sealed-data-corrupt" // a sealed value failed authentication: tampered, swapped between rows, or truncated
   | "canary-missing" // sealed rows exist but the canary is gone: the database was edited, refuse to guess
   | "schema-too-new" // database written by a newer version of the bridge

@@ -179,6 +179,28 @@ for (const [name, makeCfg] of engines()) {
       await s.close();
     });
 
+    it("a store left open across a rotation refuses to seal or open under the retired key (master-key-rotated)", async () => {
+      const cfg = await makeCfg();
+      const oldKey = newKey();
+      const { k1 } = await seed(cfg, oldKey);
+      const running = await openStore(cfg, oldKey);
+      const next = newKey();
+      await rotateMasterKey(cfg, oldKey, next);
+      const after = await dumpTables(cfg);
+      await rejectsCode(running.setIrcPassword(U1, NET, "typed-after-rotation"), "master-key-rotated");
+      await rejectsCode(running.putOtrPrivateKeyIfAbsent("@carol:example.org", NET, new Uint8Array([1, 2, 3])), "master-key-rotated");
+      await rejectsCode(running.getOtrPrivateKey(U1, NET), "master-key-rotated");
+      await rejectsCode(running.getIrcPassword(U2, NET), "master-key-rotated");
+      await running.putDmRoom(U1, NET, "dave", "!unsealed-still-fine:x"); // unsealed writes do not mix keys
+      await running.close();
+      assert.equal((await rawAll(cfg, "SELECT * FROM otr_private_keys WHERE user_id = ?", ["@carol:example.org"])).length, 0);
+      assert.notEqual(await dumpTables(cfg), after);
+      const s = await openStore(cfg, next);
+      assert.deepEqual(await s.getOtrPrivateKey(U1, NET), k1);
+      assert.equal(await s.getIrcPassword(U1, NET), "alice-password", "the refused write changed nothing");
+      await s.close();
+    });
+
     it("a rotation that meets a corrupt row rolls back entirely", async () => {
       const cfg = await makeCfg();
       const oldKey = newKey();

@@ -247,7 +247,7 @@ export class OtrConversation {
     return victim;
   }
 
-  /** Returns false when the message was rejected (and nothing changed). */
+  /** Returns false when the message was rejected or ignored (and nothing changed). */
   private onAke(s: Session, msg: AkeMessage, version: 2 | 3, out: Out): boolean {
     let from = s.auth;
     // Our commit went out from the master (receiver tag 0) before we knew the peer's instance. Its answer, or a
@@ -262,11 +262,18 @@ export class OtrConversation {
       out.ev(parseLike ? { type: "malformed", code: step.error } : { type: "ake-failed", code: step.error });
       return false;
     }
+    // The spec's "ignore the message" cases (e.g. a stale Reveal Signature) leave everything as it was.
+    if (step.next === from && step.send === null && step.done === null) return false;
     s.auth = step.next;
     this.heard(s);
     if (step.send) this.sendAke(s, step.send, version, out);
     if (step.done) {
       const still = s.goSecure(step.done, this.account.env);
+      // The master's commit has been answered and the AKE it started is done: drop it, so a stale D-H Key
+      // replayed later cannot drag a finished child back into the AKE. (Another login of the peer answering
+      // the same commit has, in practice, answered before the Signature message came back.)
+      const m = this.master.auth;
+      if (!s.isMaster && m.state === "awaiting-dhkey" && m.our === step.done.our) this.master.auth = AUTH_NONE;
       out.ev(
         still
           ? { type: "still-secure" }

@@ -405,3 +405,22 @@ describe("bounded per-peer state", () => {
     assert.deepEqual(receivedTexts(say(b2, a2, "still here")), ["still here"]);
   });
 });
+
+describe("ignored AKE messages", () => {
+  test("stale or out-of-state AKE messages change nothing", () => {
+    const [a, b] = makePair();
+    const query = a.conv.startAke().toSend[0]!;
+    const commit = b.conv.receive(query).toSend[0]!;
+    const dhKey = a.conv.receive(commit).toSend[0]!;
+    const revealSig = b.conv.receive(dhKey).toSend[0]!;
+    const signature = a.conv.receive(revealSig).toSend[0]!;
+    b.conv.receive(signature);
+    // Both are encrypted and in AUTHSTATE_NONE now: every AKE message but a commit is ignored.
+    for (const [side, line] of [[a, revealSig], [b, signature], [b, dhKey], [a, signature]] as const) {
+      const before = snapshot(side.conv);
+      const r = side.conv.receive(line);
+      assert.deepEqual(r.toSend, []);
+      assert.equal(snapshot(side.conv), before);
+    }
+  });
+});

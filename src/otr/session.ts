@@ -3,7 +3,7 @@
 // known) and one child per peer instance tag (spec v3 "Instance Tags").
 import { AUTH_NONE, type AkeSuccess, type AuthState } from "./ake.js";
 import { initialDataKeys, openData, sealData, type DataFields, type DataKeyState } from "./data.js";
-import { formatFingerprint, type DsaPublicKey } from "./crypto/dsa.js";
+import { formatFingerprint } from "./crypto/dsa.js";
 import { Smp } from "./smp.js";
 import type { OtrEnv } from "./env.js";
 import { joinPlaintext, splitPlaintext, type Tlv } from "./wire/messages.js";
@@ -20,7 +20,6 @@ export class Session {
   /** Protocol version of the encrypted session. */
   version: 2 | 3 | null = null;
   keys: DataKeyState | null = null;
-  theirPublic: DsaPublicKey | null = null;
   theirFingerprint: Uint8Array | null = null;
   ssid: Uint8Array | null = null;
   smp: Smp | null = null;
@@ -45,7 +44,6 @@ export class Session {
     this.msgstate = "encrypted";
     this.version = done.version;
     this.keys = initialDataKeys(done.our, done.ourKeyId, done.theirKeyId, done.theirGy, done.s);
-    this.theirPublic = done.theirPublic;
     this.theirFingerprint = done.theirFingerprint;
     this.ssid = done.ssid;
     // SMP state belongs to one encrypted session (spec: it is abandoned whenever ENCRYPTED is left).
@@ -61,7 +59,6 @@ export class Session {
     this.smp = null;
     if (to === "plaintext") {
       this.version = null;
-      this.theirPublic = null;
       this.theirFingerprint = null;
       this.ssid = null;
     }

@@ -36,6 +36,8 @@ export function formatPath(path: readonly PathSeg[]): string {
 
 /** One line per error: `path (line:col): message`. */
 export function formatConfigError(e: ConfigError): string {
+  // Line 0: the problem is with the file as a whole (unreadable), there is no position to show.
+  if (e.line === 0) return e.message;
   return `${e.path || "(document)"} (${e.line}:${e.col}): ${e.message}`;
 }
 

@@ -16,6 +16,8 @@ import {
 import { renderReference, renderSample } from "../../src/config/render.js";
 import { REFERENCE_PATH, SAMPLE_PATH } from "../../src/config/generate.js";
 import { DefaultSchema, int, oneOf, str } from "../../src/config/schema.js";
+import fc from "fast-check";
+import { stringify } from "yaml";
 
 const MINIMAL = `
 homeserver:
@@ -289,4 +291,28 @@ test("loadConfig reports an unreadable config file as one error", () => {
   const r = loadConfig("/nonexistent/config.yaml");
   assert.equal(r.ok, false);
   if (!r.ok) assert.match(r.errors[0]!.message, /cannot read config file .*ENOENT/);
+});
+
+test("property: any YAML document yields a result, never an exception, and every error has a position", () => {
+  const scalar = fc.oneof(fc.string({ maxLength: 12 }), fc.integer(), fc.boolean(), fc.constant(null), fc.double({ noNaN: true }));
+  const keys = fc.constantFrom("homeserver", "appservice", "networks", "permissions", "otr", "store", "metrics", "logging",
+    "url", "domain", "port", "id", "name", "host", "tls", "sasl", "mechanism", "engine", "level", "format", "*", "x");
+  const value = fc.letrec((tie) => ({
+    node: fc.oneof({ depthSize: "small" }, scalar, fc.array(tie("node"), { maxLength: 3 }), fc.dictionary(keys, tie("node"), { maxKeys: 4 })),
+  })).node;
+  fc.assert(
+    fc.property(fc.oneof(value, fc.dictionary(keys, value, { maxKeys: 8 })), (doc) => {
+      const r = parseConfig(stringify(doc), "fuzz.yaml", noFiles);
+      if (r.ok) return true;
+      return r.errors.length > 0 && r.errors.every((e) => e.line >= 1 && e.col >= 1 && e.message.length > 0);
+    }),
+    { numRuns: 300 },
+  );
+  fc.assert(
+    fc.property(fc.string({ maxLength: 200 }), (text) => {
+      const r = parseConfig(text, "fuzz.yaml", noFiles);
+      return r.ok || r.errors.length > 0;
+    }),
+    { numRuns: 300 },
+  );
 });

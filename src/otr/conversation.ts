@@ -229,20 +229,17 @@ export class OtrConversation {
 
   /**
    * The child to forget when a new instance needs room: the least recently heard plaintext one (idle before
-   * any mid-AKE one). Encrypted children hold a session and finished ones keep us from falling back to
-   * plaintext after the peer ended, so neither is ever evicted; null if every child is one of those.
+   * mid-AKE), else the least recently heard encrypted one that is not the current best (a peer that restarted
+   * its client many times under new tags must still be able to talk). Finished children are never evicted:
+   * they keep us from falling back to plaintext after the peer ended. Null if nothing may go.
    */
   private evictable(): Session | null {
+    const rank = (c: Session): number => (c.msgstate === "plaintext" ? (c.auth.state === "none" ? 0 : 1) : 2);
+    const best = this.best();
     let victim: Session | null = null;
     for (const c of this.children.values()) {
-      if (c.msgstate !== "plaintext") continue;
-      if (
-        victim === null ||
-        (c.auth.state === "none" && victim.auth.state !== "none") ||
-        ((c.auth.state === "none") === (victim.auth.state === "none") && c.recvSeq < victim.recvSeq)
-      ) {
-        victim = c;
-      }
+      if (c.msgstate === "finished" || c === best) continue;
+      if (victim === null || rank(c) < rank(victim) || (rank(c) === rank(victim) && c.recvSeq < victim.recvSeq)) victim = c;
     }
     return victim;
   }

@@ -450,3 +450,15 @@ describe("account options", () => {
     assert.ok(t >= 0x100 && t <= 0xffffffff);
   });
 });
+
+describe("many peer instances", () => {
+  test("a peer that comes back under ever new instance tags can always talk", () => {
+    const a = makeSide({ name: "alice", key: 0, tag: 0x11111111 });
+    for (let i = 0; i < 12; i++) {
+      const b = makeSide({ name: `bob${i}`, key: 1, tag: 0x40000000 + i });
+      establish(b, a);
+      assert.equal(a.conv.status().theirInstance, 0x40000000 + i);
+      assert.deepEqual(receivedTexts(say(a, b, `hi ${i}`)), [`hi ${i}`]);
+    }
+  });
+});

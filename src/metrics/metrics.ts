@@ -68,7 +68,7 @@ function build(registry: Registry) {
     matrixGhosts: g("matrix_ghosts", "Ghost users the bridge has created."),
     matrixRooms: g("matrix_rooms", "Rooms bridged, by kind (dm, channel, management).", ["kind"] as const),
     // Messages
-    messagesBridged: c("messages_bridged_total", "Messages bridged, by direction, kind and whether OTR-encrypted on the IRC side.", ["direction", "kind", "otr"] as const),
+    messagesBridged: c("messages_bridged_total", "Messages bridged, by network, direction, kind and whether OTR-encrypted on the IRC side.", ["network", "direction", "kind", "otr"] as const),
     messageLatency: h("message_bridge_latency_seconds", "From receiving a message on one side to delivering it on the other.", FAST_BUCKETS, ["direction"] as const),
     messagesFailed: c("messages_failed_total", "Messages that could not be bridged, by direction and reason code.", ["direction", "reason"] as const),
     // OTR

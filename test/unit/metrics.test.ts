@@ -11,6 +11,7 @@ import {
   MetricsRegistry,
   safeLabel,
   startMetricsServer,
+  useCaseMetrics,
   type MetricsServer,
   type Readiness,
 } from "../../src/metrics/index.js";
@@ -111,7 +112,7 @@ test("counters, gauges and histograms move, and the scrape shows the values", as
   metrics.ircLinesSent.inc({ network: "libera" });
   metrics.ircLinesSent.inc({ network: "libera" }, 2);
   metrics.ircConnections.inc({ network: "libera", state: "connected" });
-  metrics.messagesBridged.inc({ direction: "irc_to_matrix", kind: "dm", otr: "true" });
+  metrics.messagesBridged.inc({ network: "libera", direction: "irc_to_matrix", kind: "dm", otr: "true" });
   metrics.messageLatency.observe({ direction: "irc_to_matrix" }, 0.2);
   metrics.otrEvents([
     { type: "gone-secure", version: 3 },
@@ -129,7 +130,7 @@ test("counters, gauges and histograms move, and the scrape shows the values", as
   const text = await metrics.registry.metrics();
   assert.equal(sample(text, "matrix_otr_irc_irc_lines_sent_total", { network: "libera" }), 3);
   assert.equal(sample(text, "matrix_otr_irc_irc_connections", { network: "libera", state: "connected" }), 1);
-  assert.equal(sample(text, "matrix_otr_irc_messages_bridged_total", { direction: "irc_to_matrix", kind: "dm", otr: "true" }), 1);
+  assert.equal(sample(text, "matrix_otr_irc_messages_bridged_total", { network: "libera", direction: "irc_to_matrix", kind: "dm", otr: "true" }), 1);
   assert.equal(sample(text, "matrix_otr_irc_message_bridge_latency_seconds_count", { direction: "irc_to_matrix" }), 1);
   assert.equal(sample(text, "matrix_otr_irc_message_bridge_latency_seconds_bucket", { direction: "irc_to_matrix", le: "0.1" }), 0);
   assert.equal(sample(text, "matrix_otr_irc_message_bridge_latency_seconds_bucket", { direction: "irc_to_matrix", le: "0.25" }), 1);
@@ -213,4 +214,32 @@ test("the library's metrics join our registry: default metrics once, no duplicat
   assert.match(text, /^bridge_app_version\{version="[^"]+"\} 1$/m, "the library's own metrics are in our registry");
   assert.match(text, /^# TYPE matrix_otr_irc_messages_bridged_total counter$/m);
   assert.deepEqual(await findUnsafeLabels(metrics.registry), []);
+});
+
+test("the use cases' metrics port moves the Prometheus metrics: messages, failures, connection states", async () => {
+  const metrics = createMetrics();
+  const port = useCaseMetrics(metrics);
+  port.messageBridged("matrix_to_irc", "libera", true);
+  port.messageBridged("matrix_to_irc", "libera", false);
+  port.messageBridged("irc_to_matrix", "libera", false);
+  port.messageFailed("matrix_to_irc", "not-connected");
+  port.messageFailed("irc_to_matrix", "@alice:example.org said no");
+  port.connectionState("libera", null, "connecting");
+  port.connectionState("libera", "connecting", "connected");
+  port.connectionState("libera", null, "connecting");
+  port.connectionState("libera", "connecting", "backoff");
+  port.connectionState("libera", "backoff", "connecting");
+  port.connectionState("libera", "connecting", "connected");
+  port.connectionState("libera", "connected", null);
+  const text = await metrics.registry.metrics();
+  assert.equal(sample(text, "matrix_otr_irc_messages_bridged_total", { network: "libera", direction: "matrix_to_irc", kind: "dm", otr: "true" }), 1);
+  assert.equal(sample(text, "matrix_otr_irc_messages_bridged_total", { network: "libera", direction: "matrix_to_irc", kind: "dm", otr: "false" }), 1);
+  assert.equal(sample(text, "matrix_otr_irc_messages_bridged_total", { network: "libera", direction: "irc_to_matrix", kind: "dm", otr: "false" }), 1);
+  assert.equal(sample(text, "matrix_otr_irc_messages_failed_total", { direction: "matrix_to_irc", reason: "not-connected" }), 1);
+  assert.equal(sample(text, "matrix_otr_irc_messages_failed_total", { direction: "irc_to_matrix", reason: "other" }), 1);
+  assert.equal(sample(text, "matrix_otr_irc_irc_connections", { network: "libera", state: "connected" }), 1);
+  assert.equal(sample(text, "matrix_otr_irc_irc_connections", { network: "libera", state: "connecting" }), 0);
+  assert.equal(sample(text, "matrix_otr_irc_irc_connections", { network: "libera", state: "backoff" }), 0);
+  assert.equal(sample(text, "matrix_otr_irc_irc_connect_attempts_total", { network: "libera" }), 3);
+  assert.deepEqual(await findUnsafeLabels(metrics.registry, ["alice"]), []);
 });

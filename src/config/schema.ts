@@ -328,7 +328,8 @@ export class ObjectSchema<S extends Shape> extends Schema<ObjectOut<S>> {
     const before = issues.length;
     const known = Object.keys(this.shape).filter((k) => !(this.shape[k] instanceof SecretSchema));
     for (const k of Object.keys(v)) {
-      const field = this.shape[k];
+      // Own keys only: "constructor" or "toString" in a file must be unknown keys, not Object.prototype's.
+      const field = Object.hasOwn(this.shape, k) ? this.shape[k] : undefined;
       if (field instanceof SecretSchema) {
         issues.push({
           path: [...path, k],

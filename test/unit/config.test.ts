@@ -103,6 +103,8 @@ test("unknown keys are rejected with did-you-mean and renamed-key hints, at the 
   assert.ok(msgs.some((m) => m.startsWith(`metrics.prot (`) && m.includes(`did you mean "port"?`)), msgs.join("\n"));
   const camel = errors(MINIMAL + "metrics:\n  bindAddress: 127.0.0.1\n");
   assert.match(camel[0]!.message, /did you mean "bind_address"/);
+  const proto = errors(MINIMAL + "constructor: 1\ntoString: x\n__proto__: {}\n");
+  assert.deepEqual(proto.map((e) => e.path), ["constructor", "toString", "__proto__"]);
   const far = errors(MINIMAL + "frobnicate: 1\n");
   assert.equal(far[0]!.message, `unknown key "frobnicate"`);
 });

@@ -40,6 +40,7 @@ export const MAX_PEER_INSTANCES = 8;
 
 const ERROR_UNREADABLE = "?OTR Error: You transmitted an unreadable encrypted message.";
 const ERROR_MALFORMED = "?OTR Error: You transmitted a malformed data message.";
+const ERROR_NOT_IN_PRIVATE = "?OTR Error: You sent encrypted data to a peer who wasn't expecting it.";
 
 const utf8 = new TextEncoder();
 const RANK = { plaintext: 0, finished: 1, encrypted: 2 } as const;
@@ -208,8 +209,7 @@ export class OtrConversation {
     const type = msg.kind === "ake" ? msg.msg.type : "data";
     const canStart = type === "dh-commit" || (type === "dh-key" && this.master.auth.state === "awaiting-dhkey");
     if (!canStart) {
-      // libotr ignores these too: nothing to read them with.
-      if (msg.kind === "data" && (msg.fields.flags & FLAG_IGNORE_UNREADABLE) === 0) out.ev({ type: "unreadable", code: CODE.UNKNOWN_KEYID });
+      if (msg.kind === "data") this.notInPrivate(msg, out);
       return null;
     }
     if (this.children.size >= MAX_PEER_INSTANCES && this.evictable() === null) {
@@ -289,11 +289,7 @@ export class OtrConversation {
 
   private onData(s: Session, msg: IncomingData, out: Out): void {
     const ignoreUnreadable = (msg.fields.flags & FLAG_IGNORE_UNREADABLE) !== 0;
-    if (s.msgstate !== "encrypted") {
-      // No error reply here (as libotr): the message may be meant for another of our logins.
-      if (!ignoreUnreadable) out.ev({ type: "unreadable", code: CODE.NOT_ENCRYPTED });
-      return;
-    }
+    if (s.msgstate !== "encrypted") return this.notInPrivate(msg, out);
     const r = decrypt(s, msg);
     if (!r.ok) {
       if (ignoreUnreadable) return;
@@ -324,6 +320,17 @@ export class OtrConversation {
     }
     if (smpReplies.length > 0) this.sendData(s, "", smpReplies, FLAG_IGNORE_UNREADABLE, out);
     else if (env.now() - s.lastSent >= HEARTBEAT_INTERVAL_MS) this.sendData(s, "", [], FLAG_IGNORE_UNREADABLE, out);
+  }
+
+  /**
+   * A data message we have no session for (libotr's RCVDMSG_NOT_IN_PRIVATE). libotr stays silent because a v2
+   * message may be meant for another login of ours; a v3 one carried our own instance tag, so it was for us
+   * (typically we restarted and lost the session): tell the peer, whose ERROR_START_AKE then restarts the AKE.
+   */
+  private notInPrivate(msg: IncomingData, out: Out): void {
+    if ((msg.fields.flags & FLAG_IGNORE_UNREADABLE) !== 0) return;
+    out.ev({ type: "unreadable", code: CODE.NOT_ENCRYPTED });
+    if (msg.version === 3) out.toSend.push(ERROR_NOT_IN_PRIVATE);
   }
 
   // ---------------------------------------------------------------- sending

@@ -17,6 +17,7 @@ import {
   MAX_QUEUED_MESSAGES,
   MIN_FRAGMENT_SIZE,
   OtrAccount,
+  OtrConversation,
   POLICY,
   generateInstanceTag,
   type OtrEvent,
@@ -460,5 +461,23 @@ describe("many peer instances", () => {
       assert.equal(a.conv.status().theirInstance, 0x40000000 + i);
       assert.deepEqual(receivedTexts(say(a, b, `hi ${i}`)), [`hi ${i}`]);
     }
+  });
+});
+
+describe("lost sessions", () => {
+  test("after we lose our state (restart), the peer's error-start-AKE policy brings the session back", () => {
+    const [a, b] = makePair({}, { policy: POLICY.OPPORTUNISTIC });
+    establish(a, b);
+    // a restarts: same account and instance tag, no conversation state.
+    const a2 = { ...a, conv: new OtrConversation(a.account, "peer"), events: [] as OtrEvent[] };
+    const r = b.conv.send("are you there?");
+    assert.equal(r.outcome, "encrypted");
+    const got = a2.conv.receive(r.toSend[0]!);
+    assert.ok(got.events.some((e) => e.type === "unreadable" && e.code === "not-encrypted"));
+    assert.equal(got.toSend.length, 1);
+    assert.ok(got.toSend[0]!.startsWith("?OTR Error:"));
+    pump(a2, b, got.toSend);
+    assert.equal(a2.conv.status().state, "encrypted");
+    assert.deepEqual(receivedTexts(say(b, a2, "welcome back")), ["welcome back"]);
   });
 });

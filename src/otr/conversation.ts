@@ -35,6 +35,8 @@ import {
 
 /** Plaintext held back under REQUIRE_ENCRYPTION until the session is secure; beyond this the oldest is refused. */
 export const MAX_QUEUED_MESSAGES = 16;
+/** How long queued plaintext waits for the AKE (libotr's RESEND_INTERVAL is 60 s too). */
+export const QUEUE_TIMEOUT_MS = 60_000;
 /** Peer instances we keep sessions for; a peer inventing tags cannot grow memory past this. */
 export const MAX_PEER_INSTANCES = 8;
 
@@ -62,7 +64,7 @@ export class OtrConversation {
   private readonly master = new Session(0);
   private readonly children = new Map<number, Session>();
   private readonly reassembler: ReassemblerLike;
-  private queue: string[] = [];
+  private queue: Array<{ text: string; at: number }> = [];
   private offer: Offer = "not";
   private policyOverride: Policy | null;
   private recvSeq = 0;
@@ -358,8 +360,9 @@ export class OtrConversation {
       return { ...out.result(), outcome: "refused" };
     }
     if (policy.requireEncryption) {
+      this.expireQueue(out);
       const wasEmpty = this.queue.length === 0;
-      this.queue.push(plaintext);
+      this.queue.push({ text: plaintext, at: this.account.env.now() });
       if (this.queue.length > MAX_QUEUED_MESSAGES) {
         this.queue.shift();
         out.ev({ type: "refused", code: CODE.QUEUE_FULL });
@@ -470,9 +473,10 @@ export class OtrConversation {
     return { key, ...out.result() };
   }
 
-  /** Expire stale fragment reassembly (the only timed state). */
+  /** Expire stale fragment reassembly and queued plaintext that waited too long for the AKE. */
   poll(): OtrResult {
     const out = new Out();
+    this.expireQueue(out);
     for (const reason of this.reassembler.expire(this.account.env.now())) out.ev({ type: "fragment-dropped", reason });
     return out.result();
   }
@@ -523,10 +527,21 @@ export class OtrConversation {
   }
 
   private flushQueue(s: Session, out: Out): void {
+    this.expireQueue(out);
     const q = this.queue;
     this.queue = [];
-    for (const text of q) this.sendData(s, text, [], 0, out);
+    for (const m of q) this.sendData(s, m.text, [], 0, out);
   }
+
+  /** Queued plaintext older than QUEUE_TIMEOUT_MS is refused rather than sent long after it was written. */
+  private expireQueue(out: Out): void {
+    const now = this.account.env.now();
+    while (this.queue.length > 0 && now - this.queue[0]!.at > QUEUE_TIMEOUT_MS) {
+      this.queue.shift();
+      out.ev({ type: "refused", code: CODE.QUEUE_EXPIRED });
+    }
+  }
+
 
   /** Returns the extra symmetric key of the key pair used. */
   private sendData(s: Session, text: string, tlvs: Tlv[], flags: number, out: Out): Uint8Array {

@@ -55,6 +55,7 @@ export const CODE = Object.freeze({
   NOT_ENCRYPTED: "not-encrypted",
   FINISHED: "finished",
   QUEUE_FULL: "queue-full",
+  QUEUE_EXPIRED: "queue-expired",
   POLICY_NEVER: "policy-never",
   SMP_NOT_READY: "smp-not-ready",
   UNEXPECTED: "unexpected",

@@ -3,7 +3,7 @@
 export { defaultEnv, type OtrEnv } from "./env.js";
 export { POLICY, type Policy } from "./policy.js";
 export { OtrAccount, generateInstanceTag, MIN_INSTANCE_TAG, MIN_FRAGMENT_SIZE, type OtrAccountOptions } from "./account.js";
-export { OtrConversation, MAX_QUEUED_MESSAGES, MAX_PEER_INSTANCES } from "./conversation.js";
+export { OtrConversation, MAX_QUEUED_MESSAGES, MAX_PEER_INSTANCES, QUEUE_TIMEOUT_MS } from "./conversation.js";
 export { CODE, type Code, type OtrEvent, type OtrResult, type OtrSendResult } from "./events.js";
 export { HEARTBEAT_INTERVAL_MS } from "./session.js";
 export {

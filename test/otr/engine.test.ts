@@ -19,6 +19,7 @@ import {
   OtrAccount,
   OtrConversation,
   POLICY,
+  QUEUE_TIMEOUT_MS,
   generateInstanceTag,
   type OtrEvent,
 } from "../../src/otr/index.js";
@@ -479,5 +480,18 @@ describe("lost sessions", () => {
     pump(a2, b, got.toSend);
     assert.equal(a2.conv.status().state, "encrypted");
     assert.deepEqual(receivedTexts(say(b, a2, "welcome back")), ["welcome back"]);
+  });
+});
+
+describe("queue expiry", () => {
+  test("queued plaintext that waited too long is refused, never sent late", () => {
+    const [a, b] = makePair({ policy: POLICY.ALWAYS }, {});
+    const q = a.conv.send("stale").toSend;
+    a.env.clock += QUEUE_TIMEOUT_MS + 1;
+    const p = a.conv.poll();
+    assert.deepEqual(p.events, [{ type: "refused", code: "queue-expired" }]);
+    a.conv.send("fresh");
+    pump(a, b, q);
+    assert.deepEqual(receivedTexts(b.events), ["fresh"]);
   });
 });

@@ -30,13 +30,24 @@ async function main(): Promise<void> {
   step("the bot joined the management room");
   const from = me.mark();
   await me.sendText(mgmt, `connect ${network}`);
-  await me.waitForMessage(mgmt, /^Connected to /, { sender: bot, timeoutMs: T, from });
+  // A second run finds the connection restored from the store: "already have a connection" is fine too.
+  await me.waitForMessage(mgmt, /^Connected to |already have a connection/, { sender: bot, timeoutMs: T, from });
   step(`connected to ${network}`);
 
   const tag = randomBytes(4).toString("hex");
   const contactNick = `smoke${tag}`;
   const contact = await connectIrc("127.0.0.1", ircPort, contactNick);
   try {
+    // Wait until the puppet is on the server (ISON lists it), so the first message is not a 401.
+    const deadline = Date.now() + T;
+    for (;;) {
+      const at = contact.mark();
+      contact.send(`ISON ${user}`);
+      const ison = await contact.waitFor((m) => m.command === "303", T, at);
+      if ((ison.params.at(-1) ?? "").toLowerCase().split(" ").includes(user.toLowerCase())) break;
+      if (Date.now() > deadline) throw new Error(`the puppet ${user} never appeared on IRC`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
     contact.privmsg(user, `hello from IRC ${tag}`);
     const ghostPrefix = `@irc_${network}_`;
     const room = await me.waitForInvite((_r, st) => st.some((e) => e.type === "m.room.member" && e.sender.startsWith(ghostPrefix)

@@ -1,5 +1,21 @@
 // Public API of the OTR library (team contract "OTR public API"). Sans-IO: callers feed received lines to
-// OtrConversation.receive and put OtrResult.toSend on the wire themselves.
+// OtrConversation.receive and put OtrResult.toSend on the wire themselves, in order.
+//
+// Usage, per (Matrix user, network):
+//   const account = new OtrAccount({ privateKey, instanceTag, policy: POLICY.OPPORTUNISTIC, maxFragmentSize: 400 });
+//   const conv = new OtrConversation(account, foldedNick);        // one per peer nick; keep it for the session
+//   on an IRC line from the peer:  const r = conv.receive(line);   // never throws
+//   on a Matrix message:           const r = conv.send(text);      // r.outcome says what happened to it
+//   then send every r.toSend line to the peer and handle r.events (in order).
+//   call conv.poll() now and then (e.g. every 30 s) to expire fragments and queued plaintext.
+// Semantics worth knowing:
+//   - send(): "encrypted" | "plaintext" | "queued" (REQUIRE_ENCRYPTION: toSend holds only a query; the text goes
+//     out encrypted in the toSend of the receive() that completes the AKE, or is refused after
+//     QUEUE_TIMEOUT_MS / beyond MAX_QUEUED_MESSAGES) | "refused" (peer ended the session: the user must end()
+//     or refresh() first; plaintext is never sent then).
+//   - gone-secure carries the peer's fingerprint (libotr's human form); trust decisions are the caller's.
+//   - unreadable events carry a code (bad-mac, counter-replay, unknown-keyid, bad-dh-range, not-encrypted, ...).
+//   - Caller misuse throws (bad instance tag, maxFragmentSize < MIN_FRAGMENT_SIZE); peer input never does.
 export { defaultEnv, type OtrEnv } from "./env.js";
 export { POLICY, type Policy } from "./policy.js";
 export { OtrAccount, generateInstanceTag, MIN_INSTANCE_TAG, MIN_FRAGMENT_SIZE, type OtrAccountOptions } from "./account.js";

@@ -31,9 +31,11 @@ const action: fc.Arbitrary<Action> = fc.oneof(
 
 test("chaos network: no forgery, no replay, no throw; a fresh start always works", () => {
   fc.assert(
-    fc.property(fc.array(action, { maxLength: 60 }), fc.integer({ min: 0, max: 2 }), (actions, frag) => {
+    fc.property(fc.array(action, { maxLength: 60 }), fc.integer({ min: 0, max: 2 }), fc.boolean(), (actions, frag, always) => {
       const fragSize = [0, 150, 400][frag]!;
-      const [a, b] = makePair({ policy: POLICY.OPPORTUNISTIC, maxFragmentSize: fragSize }, { maxFragmentSize: fragSize });
+      // With REQUIRE_ENCRYPTION on side 0, none of its texts may ever be on the wire in clear.
+      const policy = always ? POLICY.ALWAYS : POLICY.OPPORTUNISTIC;
+      const [a, b] = makePair({ policy, maxFragmentSize: fragSize }, { maxFragmentSize: fragSize });
       const sides: [Side, Side] = [a, b];
       establish(a, b);
       const inFlight: [string[], string[]] = [[], []]; // lines travelling to side 0 / side 1
@@ -45,6 +47,7 @@ test("chaos network: no forgery, no replay, no throw; a fresh start always works
           assert.ok(!("code" in e && (e as { code: string }).code === "unexpected"), JSON.stringify(e));
           if (e.type === "received") got[who].push((e as { text: string }).text);
         }
+        if (always && who === 0) for (const l of r.toSend) assert.ok(!/m\d+ ✓/.test(l), `plaintext leaked: ${l}`);
         inFlight[who === 0 ? 1 : 0].push(...r.toSend);
       };
       for (const act of actions) {

@@ -17,7 +17,7 @@ import {
 import { DH_G, DH_P } from "../../src/otr/crypto/dh.js";
 import { modPowSecret } from "../../src/otr/crypto/modexp.js";
 import { bigIntToBytes, bytesToBigInt, encodeMpi } from "../../src/otr/crypto/bigint.js";
-import { sha256 } from "../../src/otr/crypto/primitives.js";
+import { aesCtr, sha256 } from "../../src/otr/crypto/primitives.js";
 
 function decode(line: string): EncodedMessage {
   const p = parseOtrText(line);
@@ -421,6 +421,41 @@ describe("ignored AKE messages", () => {
       const r = side.conv.receive(line);
       assert.deepEqual(r.toSend, []);
       assert.equal(snapshot(side.conv), before);
+    }
+  });
+});
+
+describe("committed g^x out of range", () => {
+  test("a reveal-sig opening a commitment to g^x = 1 or p-1 is rejected before any use", () => {
+    for (const gx of [0n, 1n, DH_P - 1n, DH_P]) {
+      const [a, b] = makePair();
+      const query = a.conv.startAke().toSend[0]!;
+      const honest = decode(b.conv.receive(query).toSend[0]!) as Extract<EncodedMessage, { type: typeof MSG_DH_COMMIT }>;
+      // A hostile b commits to a degenerate key it can compute s for.
+      const r = new Uint8Array(16).fill(0x5a);
+      const gxmpi = encodeMpi(gx);
+      const encryptedGx = aesCtr(r, new Uint8Array(16), gxmpi);
+      const commit = encodeOtrMessage({ ...honest, encryptedGx, hashedGx: sha256(gxmpi) });
+      const answer = a.conv.receive(commit);
+      const dhKey = answer.toSend[0];
+      if (gx === 0n) {
+        // MPI(0) is 4 bytes: too short to be a commitment to any group element, rejected at once.
+        assert.ok(answer.events.some((e) => e.type === "malformed"), JSON.stringify(answer.events));
+        continue;
+      }
+      assert.ok(dhKey, "a answers the commit");
+      const h = decode(dhKey);
+      const revealSig = encodeOtrMessage({
+        version: 3,
+        type: 0x11,
+        senderInstance: h.receiverInstance,
+        receiverInstance: h.senderInstance,
+        revealedKey: r,
+        encryptedSignature: new Uint8Array(100),
+        mac: new Uint8Array(20),
+      } as EncodedMessage);
+      const events = assertRejectedUnchanged(a, revealSig, `gx ${gx}`);
+      assert.ok(events.some((e) => "code" in e && e.code === "bad-dh-range"), JSON.stringify(events));
     }
   });
 });

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { establish, makePair, pump, receivedTexts, say, type Side } from "./fixtures.js";
-import { POLICY } from "../../src/otr/index.js";
+import { POLICY, type OtrResult } from "../../src/otr/index.js";
 
 type Action =
   | { t: "send"; from: 0 | 1 }
@@ -42,10 +42,10 @@ test("chaos network: no forgery, no replay, no throw; a fresh start always works
       const sent: [Set<string>, Set<string>] = [new Set(), new Set()]; // texts sent by side 0 / 1
       const got: [string[], string[]] = [[], []];
       let n = 0;
-      const absorb = (who: 0 | 1, r: { events: { type: string }[]; toSend: string[] }) => {
+      const absorb = (who: 0 | 1, r: OtrResult) => {
         for (const e of r.events) {
-          assert.ok(!("code" in e && (e as { code: string }).code === "unexpected"), JSON.stringify(e));
-          if (e.type === "received") got[who].push((e as { text: string }).text);
+          assert.ok(!("code" in e && e.code === "unexpected"), JSON.stringify(e));
+          if (e.type === "received") got[who].push(e.text);
         }
         if (always && who === 0) for (const l of r.toSend) assert.ok(!/m\d+ ✓/.test(l), `plaintext leaked: ${l}`);
         inFlight[who === 0 ? 1 : 0].push(...r.toSend);

@@ -113,15 +113,16 @@ describe("flipped bits in AKE messages", () => {
 });
 
 describe("flipped bits in data messages", () => {
-  function established() {
-    const [a, b] = makePair();
+  function established(v2 = false) {
+    const [a, b] = v2 ? makePair({ policy: { ...POLICY.MANUAL, allowV3: false } }, {}) : makePair();
     establish(a, b);
     return { a, b };
   }
 
-  test("any single flipped bit is rejected, changes nothing, and the genuine message still arrives", () => {
-    const { a, b } = established();
+  for (const v2 of [false, true]) test(`any single flipped bit is rejected, changes nothing, and the genuine message still arrives${v2 ? " (v2)" : ""}`, () => {
+    const { a, b } = established(v2);
     const line = a.conv.send("the genuine text").toSend[0]!;
+    assert.equal(decode(line).version, v2 ? 2 : 3);
     const n = bytesOf(line).length;
     fc.assert(
       fc.property(fc.integer({ min: 0, max: n - 1 }), fc.integer({ min: 0, max: 7 }), (byte, bit) => {

@@ -68,7 +68,12 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
 
   // Listen before starting: a SIGTERM that arrives while the bridge starts lets it finish starting, then stops it.
   const stopSignal = waitForStopSignal(io, () => reload(configPath, config, logger, io));
-  const startBridge = io.startBridge ?? (await import("../main.js")).startBridge;
+  let startBridge = io.startBridge;
+  if (!startBridge) {
+    // The library's own log lines (and its bot SDK's) join ours, redacted, before it logs anything.
+    (await import("../log/library.js")).routeLibraryLogs(logger);
+    startBridge = (await import("../main.js")).startBridge;
+  }
   try {
     bridge = await startBridge({ config, registrationPath, logger, ...(metrics ? { metrics } : {}) });
   } catch (e) {

@@ -32,8 +32,18 @@ export function isSensitiveField(name: string): boolean {
 const OTR_DATA = /\?OTR(?:[:|,]|Error:)[^\s]*/g;
 const MAX_STRING = 1000;
 
+// Objects that reached a string before reaching us (JSON.stringify, util.inspect, URLs in library log lines):
+// `"body":"..."`, `body: '...'` and `?access_token=...` lose their values when the name is a sensitive one.
+const EMBEDDED_JSON = /"([A-Za-z0-9_\-]{1,40})"(\s*:\s*)"(?:[^"\\]|\\.)*"/g;
+const EMBEDDED_INSPECT = /\b([A-Za-z_][A-Za-z0-9_]{0,39})(: )(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")/g;
+const QUERY_SECRET = /([?&](?:access_token|token|password|as_token|hs_token)=)[^&\s#]*/gi;
+
 export function scrubString(s: string): string {
-  const scrubbed = s.replace(OTR_DATA, "?OTR:[redacted]");
+  const scrubbed = s
+    .replace(OTR_DATA, "?OTR:[redacted]")
+    .replace(EMBEDDED_JSON, (m, name: string, sep: string) => (isSensitiveField(name) ? `"${name}"${sep}"${REDACTED}"` : m))
+    .replace(EMBEDDED_INSPECT, (m, name: string, sep: string) => (isSensitiveField(name) ? `${name}${sep}'${REDACTED}'` : m))
+    .replace(QUERY_SECRET, `$1${REDACTED}`);
   return scrubbed.length > MAX_STRING ? `${scrubbed.slice(0, MAX_STRING)}...[${scrubbed.length} chars]` : scrubbed;
 }
 

@@ -91,6 +91,18 @@ test("OTR wire data is scrubbed from any string, messages included; the query ta
   assert.equal(rec.query, "?OTRv23?");
 });
 
+test("secrets inside strings (embedded JSON, inspected objects, query strings) are scrubbed too", () => {
+  const { lines, logger } = capture("debug");
+  logger.debug('body = {"msgtype":"m.text","body":"attack at dawn","password":"hunter2"}', {
+    detail: "{ body: 'attack at dawn', msgtype: 'm.notice' }",
+    url: "http://hs/_matrix/client/v3/sync?access_token=syt_abc&user_id=x",
+  });
+  const rec = JSON.parse(lines[0]!);
+  assert.equal(rec.msg, 'body = {"msgtype":"m.text","body":"[redacted]","password":"[redacted]"}');
+  assert.equal(rec.detail, "{ body: '[redacted]', msgtype: 'm.notice' }");
+  assert.equal(rec.url, "http://hs/_matrix/client/v3/sync?access_token=[redacted]&user_id=x");
+});
+
 test("field-name rules: normalised, with suffixes and prefixes; ordinary operational names pass", () => {
   for (const n of ["body", "Body", "formattedBody", "as_token", "hsToken", "private-key", "privateKey", "sasl_password", "passwordFile", "masterKey", "smp_secret", "text", "message", "plaintext", "secret", "key"]) {
     assert.ok(isSensitiveField(n), n);

@@ -3,7 +3,7 @@
 // the users who were connected before a restart. Nothing else connects until a user asks.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import type { Registry } from "prom-client";
+import { instrumentStore, safeLabel, type Metrics } from "./metrics/index.js";
 import type { Config, NetworkConfig } from "./config/definition.js";
 import { permissionFor } from "./config/permissions.js";
 import { openConfiguredStore } from "./store/index.js";
@@ -11,14 +11,14 @@ import type { Store } from "./store/types.js";
 import { MatrixAdapter } from "./matrix/adapter.js";
 import { IrcPuppet, type PuppetOptions } from "./irc/puppet.js";
 import { BridgeCore } from "./bridge/core.js";
-import type { BridgeLogger, PuppetFactory } from "./bridge/ports.js";
+import type { BridgeLogger, BridgeMetrics, PuppetFactory } from "./bridge/ports.js";
 
 export interface StartBridgeOptions {
   config: Config;
   registrationPath: string;
   logger: BridgeLogger;
-  /** When given, the appservice library's metrics are registered here (served by src/metrics, not on the AS port). */
-  metrics?: { registry: Registry };
+  /** The bridge's Prometheus metrics (src/metrics); the appservice library's own go on the same registry. */
+  metrics?: Metrics;
   /** Use this store instead of opening the configured one (tests); it is closed by stop() all the same. */
   store?: Store;
 }
@@ -40,7 +40,8 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
   const { config, logger } = o;
   const registration = readRegistration(o.registrationPath);
   const puppetOptions = new Map(config.networks.map((n) => [n.id, puppetOptionsFor(n)] as const));
-  const store = o.store ?? (await openConfiguredStore(config.store)).store;
+  const opened = o.store ?? (await openConfiguredStore(config.store)).store;
+  const store = o.metrics ? instrumentStore(opened, o.metrics) : opened;
   let matrix: MatrixAdapter | null = null;
   try {
     matrix = new MatrixAdapter({
@@ -63,6 +64,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       networks: config.networks.map((n) => ({ id: n.id, name: n.name, nickTemplate: n.nick_template })),
       permission: (userId) => permissionFor(config, userId),
       logger,
+      ...(o.metrics ? { metrics: bridgeMetrics(o.metrics) } : {}),
     });
     matrix.setHandlers(core);
     await matrix.start(config.appservice.port, config.appservice.bind_address);
@@ -88,6 +90,18 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
     await store.close().catch(() => undefined);
     throw err;
   }
+}
+
+function bridgeMetrics(m: Metrics): BridgeMetrics {
+  return {
+    messageBridged: (direction, _networkId, encrypted) => m.messagesBridged.inc({ direction, kind: "dm", otr: String(encrypted) }),
+    messageFailed: (direction, reason) => m.messagesFailed.inc({ direction, reason: safeLabel(reason) }),
+    connectionState: (network, from, to) => {
+      if (from) m.ircConnections.dec({ network, state: from });
+      if (to) m.ircConnections.inc({ network, state: to });
+      if (to === "connecting") m.ircConnectAttempts.inc({ network });
+    },
+  };
 }
 
 function readRegistration(path: string): Record<string, unknown> {

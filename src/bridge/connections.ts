@@ -1,7 +1,7 @@
 // Puppet connections per (Matrix user, network): created on `connect`, remembered in the store so a restarted
 // bridge reconnects exactly the users who were connected, and reported to the user as state changes, once each.
 import type { Store } from "../store/types.js";
-import type { BridgeLogger, IrcIncoming, NetworkInfo, PuppetFactory, PuppetPort } from "./ports.js";
+import type { BridgeLogger, BridgeMetrics, ConnectionState, IrcIncoming, NetworkInfo, PuppetFactory, PuppetPort } from "./ports.js";
 import { nickFromTemplate } from "./commands.js";
 
 /** Store state key holding the JSON list of [userId, networkId] that should be connected. */
@@ -12,6 +12,7 @@ export interface ConnectionManagerOptions {
   createPuppet: PuppetFactory;
   networks: readonly NetworkInfo[];
   logger: BridgeLogger;
+  metrics: BridgeMetrics;
   /** A notice for the user's management room. */
   notify(userId: string, text: string): Promise<void>;
   onIrcMessage(userId: string, networkId: string, msg: IrcIncoming): void;
@@ -21,6 +22,8 @@ const key = (userId: string, networkId: string) => `${networkId}\u0000${userId}`
 
 export class ConnectionManager {
   private readonly puppets = new Map<string, PuppetPort>();
+  /** Marks a connection gone in the metrics, whatever state it was in (idempotent). */
+  private readonly gone = new Map<string, () => void>();
   private persistChain: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: ConnectionManagerOptions) {}
@@ -45,15 +48,22 @@ export class ConnectionManager {
     const nick = await this.desiredNick(userId, networkId);
     if (this.puppets.has(key(userId, networkId))) return null;
     const log = this.o.logger;
+    let state: ConnectionState | null = null;
+    const moveTo = (next: ConnectionState | null) => {
+      this.o.metrics.connectionState(networkId, state, next);
+      state = next;
+    };
     const puppet = this.o.createPuppet(
       { userId, networkId, nick },
       {
         onMessage: (msg) => this.o.onIrcMessage(userId, networkId, msg),
         onConnected: ({ nick }) => {
+          moveTo("connected");
           log.info("puppet connected", { userId, networkId });
           void this.o.notify(userId, `Connected to ${networkId} as ${nick}.`);
         },
         onDisconnected: ({ reason, willRetry, retryInMs }) => {
+          moveTo(willRetry ? "backoff" : null);
           log.info("puppet disconnected", { userId, networkId, reason, willRetry });
           if (willRetry) {
             const secs = Math.round((retryInMs ?? 0) / 1000);
@@ -64,6 +74,10 @@ export class ConnectionManager {
       },
     );
     this.puppets.set(key(userId, networkId), puppet);
+    moveTo("connecting");
+    this.gone.set(key(userId, networkId), () => {
+      if (state !== null) moveTo(null);
+    });
     await this.persist((list) => (list.some(([u, n]) => u === userId && n === networkId) ? list : [...list, [userId, networkId]]));
     puppet.connect();
     return nick;
@@ -71,11 +85,15 @@ export class ConnectionManager {
 
   /** Returns false when there was nothing to disconnect. */
   async disconnect(userId: string, networkId: string, reason = "Disconnected by user"): Promise<boolean> {
-    const puppet = this.puppets.get(key(userId, networkId));
-    this.puppets.delete(key(userId, networkId));
+    const k = key(userId, networkId);
+    const puppet = this.puppets.get(k);
+    const done = this.gone.get(k);
+    this.puppets.delete(k);
+    this.gone.delete(k);
     await this.persist((list) => list.filter(([u, n]) => !(u === userId && n === networkId)));
     if (!puppet) return false;
     await puppet.disconnect(reason);
+    done?.();
     return true;
   }
 
@@ -93,9 +111,13 @@ export class ConnectionManager {
 
   /** Closes every connection without forgetting who wants to be connected (bridge shutdown). */
   async stopAll(reason: (networkId: string) => string): Promise<void> {
-    const all = [...this.puppets.entries()];
+    const all = [...this.puppets.entries()].map(([k, p]) => ({ k, p, done: this.gone.get(k) }));
     this.puppets.clear();
-    await Promise.all(all.map(([k, p]) => p.disconnect(reason(k.slice(0, k.indexOf("\u0000"))))));
+    this.gone.clear();
+    await Promise.all(all.map(async ({ k, p, done }) => {
+      await p.disconnect(reason(k.slice(0, k.indexOf("\u0000"))));
+      done?.();
+    }));
     await this.persistChain;
   }
 

@@ -1,6 +1,7 @@
 // The bridge's use cases behind the Matrix event handlers: management rooms and their commands, permission checks
 // (one polite refusal per user, not one per message), and DM routing in both directions.
 import type { Store } from "../store/types.js";
+import { NO_METRICS, type BridgeMetrics } from "./ports.js";
 import type { BridgeLogger, MatrixEventHandlers, MatrixInvite, MatrixMembership, MatrixMessage, MatrixPort, NetworkInfo, Permission, PuppetFactory } from "./ports.js";
 import { ConnectionManager } from "./connections.js";
 import { DmRouter } from "./dm-router.js";
@@ -21,6 +22,7 @@ export interface BridgeCoreOptions {
   permission(userId: string): Permission;
   logger: BridgeLogger;
   pipeline?: DmPipeline;
+  metrics?: BridgeMetrics;
 }
 
 export class BridgeCore implements MatrixEventHandlers {
@@ -36,6 +38,7 @@ export class BridgeCore implements MatrixEventHandlers {
       createPuppet: o.createPuppet,
       networks: o.networks,
       logger: o.logger,
+      metrics: o.metrics ?? NO_METRICS,
       notify,
       onIrcMessage: (userId, networkId, msg) => void this.dms.fromIrc(userId, networkId, msg),
     });
@@ -45,6 +48,7 @@ export class BridgeCore implements MatrixEventHandlers {
       connections: this.connections,
       pipeline: o.pipeline ?? new PlaintextPipeline(),
       logger: o.logger,
+      metrics: o.metrics ?? NO_METRICS,
       notify,
     });
   }

@@ -22,8 +22,8 @@ export interface DmContext {
 export interface DmPipeline {
   /** A message from the IRC contact to the puppet. */
   fromIrc(ctx: DmContext, kind: MessageKind, text: string): Promise<void>;
-  /** A message the Matrix user wrote in the DM room. Returns false when nothing could be sent. */
-  fromMatrix(ctx: DmContext, kind: MessageKind, text: string): Promise<boolean>;
+  /** A message the Matrix user wrote in the DM room: whether anything went to IRC, and whether encrypted. */
+  fromMatrix(ctx: DmContext, kind: MessageKind, text: string): Promise<{ sent: boolean; encrypted: boolean }>;
 }
 
 export class PlaintextPipeline implements DmPipeline {
@@ -31,7 +31,7 @@ export class PlaintextPipeline implements DmPipeline {
     await ctx.toMatrix(kind, text);
   }
 
-  async fromMatrix(ctx: DmContext, kind: MessageKind, text: string): Promise<boolean> {
-    return ctx.toIrc(kind, text) > 0;
+  async fromMatrix(ctx: DmContext, kind: MessageKind, text: string): Promise<{ sent: boolean; encrypted: boolean }> {
+    return { sent: ctx.toIrc(kind, text) > 0, encrypted: false };
   }
 }

@@ -3,7 +3,7 @@
 // queue per key, so two messages arriving together create one room and arrive in order. Both directions go through
 // the DmPipeline (plaintext today, OTR in issue 6).
 import type { Store } from "../store/types.js";
-import type { BridgeLogger, IrcIncoming, MatrixPort, MessageKind } from "./ports.js";
+import type { BridgeLogger, BridgeMetrics, IrcIncoming, MatrixPort, MessageKind } from "./ports.js";
 import type { ConnectionManager } from "./connections.js";
 import type { DmContext, DmPipeline } from "./dm-pipeline.js";
 import { KeyedQueue } from "./keyed-queue.js";
@@ -17,6 +17,7 @@ export interface DmRouterOptions {
   connections: ConnectionManager;
   pipeline: DmPipeline;
   logger: BridgeLogger;
+  metrics: BridgeMetrics;
   notify(userId: string, text: string): Promise<void>;
 }
 
@@ -36,7 +37,10 @@ export class DmRouter {
     return this.queue.run(k, async () => {
       const roomId = await this.roomFor(userId, networkId, folded, msg.from);
       await this.o.pipeline.fromIrc(this.context(userId, networkId, folded, roomId), IRC_KIND[msg.kind], msg.text);
-    }).catch((err) => this.o.logger.error("IRC message could not be delivered to Matrix", { userId, networkId, code: codeOf(err) }));
+    }).catch((err) => {
+      this.o.metrics.messageFailed("irc_to_matrix", codeOf(err));
+      this.o.logger.error("IRC message could not be delivered to Matrix", { userId, networkId, code: codeOf(err) });
+    });
   }
 
   /** A message the user wrote in a DM room. */
@@ -46,11 +50,17 @@ export class DmRouter {
       const puppet = this.o.connections.get(dm.userId, dm.networkId);
       const ghost = this.o.matrix.ghostUserId(dm.networkId, dm.foldedNick);
       if (!puppet || !puppet.connected) {
+        this.o.metrics.messageFailed("matrix_to_irc", "not-connected");
         await this.o.matrix.send(roomId, ghost, "notice", `Not delivered: you are not connected to ${dm.networkId}. Send \`connect ${dm.networkId}\` to the bridge bot.`);
         return;
       }
-      const ok = await this.o.pipeline.fromMatrix(this.context(dm.userId, dm.networkId, dm.foldedNick, roomId), kind, body);
-      if (!ok) await this.o.matrix.send(roomId, ghost, "notice", "Not delivered: the message was empty or the connection dropped.");
+      const r = await this.o.pipeline.fromMatrix(this.context(dm.userId, dm.networkId, dm.foldedNick, roomId), kind, body);
+      if (r.sent) {
+        this.o.metrics.messageBridged("matrix_to_irc", dm.networkId, r.encrypted);
+      } else {
+        this.o.metrics.messageFailed("matrix_to_irc", "nothing-sent");
+        await this.o.matrix.send(roomId, ghost, "notice", "Not delivered: the message was empty or the connection dropped.");
+      }
     });
   }
 
@@ -111,6 +121,8 @@ export class DmRouter {
       ircTextBudget: () => this.o.connections.get(userId, networkId)?.textBudget(peerNick) ?? 0,
       toMatrix: async (kind, body, extra) => {
         await this.o.matrix.send(roomId, ghost, kind, body, extra);
+        const otr = extra?.["org.matrix_otr_irc.otr"] as { encrypted?: unknown } | undefined;
+        this.o.metrics.messageBridged("irc_to_matrix", networkId, otr?.encrypted === true);
       },
       toIrc: (kind, text) => {
         const puppet = this.o.connections.get(userId, networkId);

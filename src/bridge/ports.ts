@@ -106,3 +106,16 @@ export interface NetworkInfo {
   /** Default puppet nick, `{localpart}` replaced by the Matrix user's localpart. */
   nickTemplate: string;
 }
+
+export type Direction = "irc_to_matrix" | "matrix_to_irc";
+export type ConnectionState = "connecting" | "connected" | "backoff" | "disconnected";
+
+/** What the use cases count; main.ts maps it onto the Prometheus metrics. Labels never identify a conversation. */
+export interface BridgeMetrics {
+  messageBridged(direction: Direction, networkId: string, encrypted: boolean): void;
+  messageFailed(direction: Direction, reason: string): void;
+  /** A connection moved between states (`from` null when it is new, `to` null when it is gone). */
+  connectionState(networkId: string, from: ConnectionState | null, to: ConnectionState | null): void;
+}
+
+export const NO_METRICS: BridgeMetrics = { messageBridged() {}, messageFailed() {}, connectionState() {} };

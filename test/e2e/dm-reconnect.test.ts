@@ -3,7 +3,6 @@
 // connected are reconnected without asking; DM rooms survive).
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -13,8 +12,7 @@ import { connectIrc, type IrcClient } from "../harness/irc-client.js";
 import { MatrixClient } from "../harness/matrix-client.js";
 import { freePort } from "../harness/ports.js";
 import { logRoot, tempDir } from "../harness/proc.js";
-import { parseConfig, type Config } from "../../src/config/index.js";
-import { ghostUserRegexSource } from "../../src/config/definition.js";
+import { buildRegistration, parseConfig, renderRegistration, type Config } from "../../src/config/index.js";
 import { startBridge, type RunningBridge } from "../../src/main.js";
 
 const LONG = 120_000;
@@ -40,21 +38,20 @@ describe("DMs across IRC server and bridge restarts", { timeout: 600_000 }, () =
     irc = await startNgircd();
     const dir = tempDir("dm-reconnect");
     const asPort = await freePort();
-    registrationPath = join(dir, "registration.yaml");
-    writeFileSync(registrationPath, stringify({
-      id: "matrix-otr-irc", url: `http://127.0.0.1:${asPort}`, as_token: randomBytes(32).toString("hex"),
-      hs_token: randomBytes(32).toString("hex"), sender_localpart: "ircotr", rate_limited: false,
-      namespaces: { users: [{ exclusive: true, regex: ghostUserRegexSource("irc_{network}_{nick}", "localhost") }], aliases: [], rooms: [] },
-    }), { mode: 0o600 });
-    hs = await startSynapse({ registrationPath });
-    const parsed = parseConfig(stringify({
-      homeserver: { url: hs.url, domain: "localhost" },
+    const configText = (hsUrl: string) => stringify({
+      homeserver: { url: hsUrl, domain: "localhost" },
       appservice: { port: asPort, bind_address: "127.0.0.1", url: `http://127.0.0.1:${asPort}`, bot_localpart: "ircotr" },
       networks: [{ id: "local", name: "Local ngIRCd", host: irc.host, port: irc.port, tls: false }],
       permissions: { localhost: "user" },
       store: { engine: "sqlite", sqlite_path: join(dir, "bridge.db"), master_key_file: join(dir, "master.key") },
       metrics: { enabled: false },
-    }), "dm-reconnect.yaml", { env: {} });
+    });
+    const draft = parseConfig(configText("http://127.0.0.1:1"), "dm-reconnect.yaml", { env: {} });
+    assert.ok(draft.ok, draft.ok ? "" : JSON.stringify(draft.errors));
+    registrationPath = join(dir, "registration.yaml");
+    writeFileSync(registrationPath, renderRegistration(buildRegistration(draft.config)), { mode: 0o600 });
+    hs = await startSynapse({ registrationPath });
+    const parsed = parseConfig(configText(hs.url), "dm-reconnect.yaml", { env: {} });
     assert.ok(parsed.ok, parsed.ok ? "" : JSON.stringify(parsed.errors));
     config = parsed.config;
     bridge = await startBridge({ config, registrationPath, logger });

@@ -4,7 +4,6 @@
 // replies to IRC, room reuse, no command injection, one refusal for strangers, `msg` opening a DM.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -14,8 +13,8 @@ import { connectIrc, type IrcClient } from "../harness/irc-client.js";
 import { MatrixClient } from "../harness/matrix-client.js";
 import { freePort } from "../harness/ports.js";
 import { logRoot, tempDir } from "../harness/proc.js";
-import { parseConfig } from "../../src/config/load.js";
-import { ghostUserRegexSource } from "../../src/config/definition.js";
+import { buildRegistration, parseConfig, renderRegistration } from "../../src/config/index.js";
+import { createMetrics, type Metrics } from "../../src/metrics/index.js";
 import { startBridge, type RunningBridge } from "../../src/main.js";
 import { MemoryStore } from "../../src/store/memory.js";
 
@@ -25,6 +24,7 @@ describe("DMs between a Matrix user and IRC users through the bridge", { timeout
   let hs: SynapseInstance;
   let irc: NgircdInstance;
   let bridge: RunningBridge;
+  let metrics: Metrics;
   let alice: MatrixClient;
   let botId: string;
   let mgmt: string;
@@ -37,35 +37,32 @@ describe("DMs between a Matrix user and IRC users through the bridge", { timeout
     const dir = tempDir("dm-e2e");
     const asPort = await freePort();
     const domain = "localhost";
-    // The registration as the bridge's generate-registration writes it: random tokens, exclusive ghost namespace.
-    const registration = {
-      id: "matrix-otr-irc",
-      url: `http://127.0.0.1:${asPort}`,
-      as_token: randomBytes(32).toString("hex"),
-      hs_token: randomBytes(32).toString("hex"),
-      sender_localpart: "ircotr",
-      rate_limited: false,
-      namespaces: { users: [{ exclusive: true, regex: ghostUserRegexSource("irc_{network}_{nick}", domain) }], aliases: [], rooms: [] },
-    };
-    const registrationPath = join(dir, "registration.yaml");
-    writeFileSync(registrationPath, stringify(registration), { mode: 0o600 });
-    hs = await startSynapse({ registrationPath });
-    assert.equal(hs.domain, domain);
-    const parsed = parseConfig(stringify({
-      homeserver: { url: hs.url, domain },
-      appservice: { port: asPort, bind_address: "127.0.0.1", url: registration.url, bot_localpart: "ircotr" },
+    const configText = (hsUrl: string) => stringify({
+      homeserver: { url: hsUrl, domain },
+      appservice: { port: asPort, bind_address: "127.0.0.1", url: `http://127.0.0.1:${asPort}`, bot_localpart: "ircotr" },
       networks: [{ id: "local", name: "Local ngIRCd", host: irc.host, port: irc.port, tls: false }],
       permissions: { [`@alice:${domain}`]: "user" },
       metrics: { enabled: false },
-    }), "dm-e2e.yaml");
+    });
+    // The registration comes from the same code as `matrix-otr-irc generate-registration` (it needs only the
+    // appservice section and the domain, so the homeserver URL can be filled in once Synapse is up).
+    const draft = parseConfig(configText("http://127.0.0.1:1"), "dm-e2e.yaml", { env: {} });
+    assert.ok(draft.ok, draft.ok ? "" : JSON.stringify(draft.errors));
+    const registrationPath = join(dir, "registration.yaml");
+    writeFileSync(registrationPath, renderRegistration(buildRegistration(draft.config)), { mode: 0o600 });
+    hs = await startSynapse({ registrationPath });
+    assert.equal(hs.domain, domain);
+    const parsed = parseConfig(configText(hs.url), "dm-e2e.yaml", { env: {} });
     assert.ok(parsed.ok, parsed.ok ? "" : JSON.stringify(parsed.errors));
     const log = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
       appendFileSync(logPath, JSON.stringify({ level, msg, ...fields }) + "\n");
+    metrics = createMetrics();
     bridge = await startBridge({
       config: parsed.config,
       registrationPath,
       logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
       store: new MemoryStore(),
+      metrics,
     });
     botId = `@ircotr:${domain}`;
     const a = await hs.registerUser("alice", "alice-pw");
@@ -108,6 +105,10 @@ describe("DMs between a Matrix user and IRC users through the bridge", { timeout
     const second = await alice.waitForMessage(null, "second message", { sender: ghost, timeoutMs: LONG });
     assert.equal(second.room_id, dmRoom, "the second message reuses the DM room");
     assert.ok(!alice.invites.has(dmRoom));
+    const text = await metrics.registry.metrics();
+    assert.match(text, /matrix_otr_irc_messages_bridged_total\{direction="irc_to_matrix",kind="dm",otr="false"\} 2/);
+    assert.match(text, /matrix_otr_irc_messages_bridged_total\{direction="matrix_to_irc",kind="dm",otr="false"\} 1/);
+    assert.match(text, /matrix_otr_irc_irc_connections\{network="local",state="connected"\} 1/);
   });
 
   it("a Matrix message with CR LF and an IRC command sends no command: the text arrives as separate PRIVMSGs", async () => {

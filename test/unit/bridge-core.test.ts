@@ -11,6 +11,7 @@ const MGMT = "!mgmt:test.local";
 
 function setup(store: Store = new MemoryStore()) {
   const matrix = new FakeMatrix();
+  const counted: string[] = [];
   const puppets: FakePuppet[] = [];
   const core = new BridgeCore({
     store,
@@ -23,13 +24,18 @@ function setup(store: Store = new MemoryStore()) {
     networks: [{ id: "local", name: "Local IRC", nickTemplate: "{localpart}" }],
     permission: (u) => (u.endsWith(":test.local") ? "user" : null),
     logger: silentLogger,
+    metrics: {
+      messageBridged: (d, n, e) => counted.push(`bridged ${d} ${n} ${e}`),
+      messageFailed: (d, r) => counted.push(`failed ${d} ${r}`),
+      connectionState: (n, f, t) => counted.push(`state ${n} ${f}->${t}`),
+    },
   });
   let ev = 0;
   const say = async (roomId: string, sender: string, body: string, kind: "text" | "emote" | "notice" = "text") => {
     await core.onMessage({ roomId, sender, eventId: `$m${++ev}`, kind, body });
     await core.idle();
   };
-  return { store, matrix, puppets, core, say };
+  return { store, matrix, puppets, core, say, counted };
 }
 
 async function withManagementRoom(s: ReturnType<typeof setup>) {
@@ -256,4 +262,26 @@ test("a refused user is not refused again after a restart", async () => {
   assert.equal(s1.matrix.sent.filter((m) => m.body === REFUSAL_TEXT).length, 1);
   assert.equal(s2.matrix.sent.length, 0);
   assert.deepEqual(s2.matrix.left, [{ roomId: "!m2:evil.example", as: null }]);
+});
+
+test("metrics count bridged and failed messages and connection states, without user or room labels", async () => {
+  const s = setup();
+  const p = await connected(s);
+  p.events.onMessage({ kind: "privmsg", from: "bob", text: "hi" });
+  await s.core.idle();
+  const roomId = [...s.matrix.rooms.keys()][0]!;
+  await s.say(roomId, ALICE, "hello");
+  p.events.onDisconnected({ reason: "connection lost", willRetry: true, retryInMs: 1000 });
+  p.connected = false;
+  await s.say(roomId, ALICE, "lost");
+  await s.say(MGMT, ALICE, "disconnect local");
+  assert.deepEqual(s.counted, [
+    "state local null->connecting",
+    "state local connecting->connected",
+    "bridged irc_to_matrix local false",
+    "bridged matrix_to_irc local false",
+    "state local connected->backoff",
+    "failed matrix_to_irc not-connected",
+    "state local backoff->null",
+  ]);
 });

@@ -13,5 +13,5 @@ export {
   type OtrSessionState,
 } from "./metrics.js";
 export { startMetricsServer, MetricsServerError, type MetricsServer, type MetricsServerOptions, type Readiness } from "./server.js";
-export { findUnsafeLabels, safeLabel, type UnsafeLabel } from "./labels.js";
+export { findUnsafeLabels, findUnsafeLabelsInText, safeLabel, type UnsafeLabel } from "./labels.js";
 export { useCaseMetrics, type UseCaseMetrics } from "./use-cases.js";

@@ -29,22 +29,40 @@ export interface UnsafeLabel {
  * `forbidden` (the nicks, user ids and room ids a test used), or contains one of them when it is 4+ characters.
  */
 export async function findUnsafeLabels(registry: Registry, forbidden: readonly string[] = []): Promise<UnsafeLabel[]> {
-  const bad: UnsafeLabel[] = [];
-  const needles = forbidden.map((f) => f.toLowerCase()).filter(Boolean);
+  const triples: Array<[string, string, string]> = [];
   for (const metric of await registry.getMetricsAsJSON()) {
     for (const v of metric.values as Array<{ labels: Record<string, string | number> }>) {
-      for (const [label, raw] of Object.entries(v.labels)) {
-        const value = String(raw);
-        const lower = value.toLowerCase();
-        // le/quantile are histogram/summary bucket bounds, not identifiers.
-        if (label === "le" || label === "quantile") continue;
-        let why: string | null = null;
-        if (IDENTIFIER.test(value) && !/^v?\d+(\.\d+)*([-+].*)?$/.test(value)) why = "looks like a Matrix id or channel";
-        const hit = needles.find((n) => lower === n || (n.length >= 4 && lower.includes(n)));
-        if (hit) why = `contains ${JSON.stringify(hit)}`;
-        if (why) bad.push({ metric: metric.name, label, value, why });
-      }
+      for (const [label, raw] of Object.entries(v.labels)) triples.push([metric.name, label, String(raw)]);
     }
+  }
+  return check(triples, forbidden);
+}
+
+/** The same check on a scrape (Prometheus text format), for tests that read /metrics of a running bridge. */
+export function findUnsafeLabelsInText(text: string, forbidden: readonly string[] = []): UnsafeLabel[] {
+  const triples: Array<[string, string, string]> = [];
+  for (const line of text.split("\n")) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} \S+/.exec(line);
+    if (!m) continue;
+    for (const l of m[2]!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      triples.push([m[1]!, l[1]!, l[2]!.replace(/\\n/g, "\n").replace(/\\(["\\])/g, "$1")]);
+    }
+  }
+  return check(triples, forbidden);
+}
+
+function check(triples: Array<[string, string, string]>, forbidden: readonly string[]): UnsafeLabel[] {
+  const bad: UnsafeLabel[] = [];
+  const needles = forbidden.map((f) => f.toLowerCase()).filter(Boolean);
+  for (const [metric, label, value] of triples) {
+    // le/quantile are histogram/summary bucket bounds, not identifiers.
+    if (label === "le" || label === "quantile") continue;
+    const lower = value.toLowerCase();
+    let why: string | null = null;
+    if (IDENTIFIER.test(value) && !/^v?\d+(\.\d+)*([-+].*)?$/.test(value)) why = "looks like a Matrix id or channel";
+    const hit = needles.find((n) => lower === n || (n.length >= 4 && lower.includes(n)));
+    if (hit) why = `contains ${JSON.stringify(hit)}`;
+    if (why) bad.push({ metric, label, value, why });
   }
   return bad;
 }

@@ -6,6 +6,7 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import {
   createMetrics,
   findUnsafeLabels,
+  findUnsafeLabelsInText,
   includeBridgeLibraryMetrics,
   instrumentStore,
   MetricsRegistry,
@@ -187,6 +188,9 @@ test("label safety: identifiers are refused as label values and a registry scan 
   metrics.matrixRooms.set({ kind: "#otr-test" }, 1);
   const bad = await findUnsafeLabels(metrics.registry, ["carol"]);
   assert.deepEqual(bad.map((b) => b.value).sort(), ["#otr-test", "@bob:example.org", "nick carol in use"]);
+  // The scrape of a running bridge gives the same answer.
+  const scraped = findUnsafeLabelsInText(await metrics.registry.metrics(), ["carol"]);
+  assert.deepEqual(scraped.map((b) => `${b.metric}{${b.label}} ${b.value}`).sort(), bad.map((b) => `${b.metric}{${b.label}} ${b.value}`).sort());
 });
 
 test("the library's metrics join our registry: default metrics once, no duplicate-registration error", async () => {

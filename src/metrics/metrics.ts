@@ -104,7 +104,7 @@ export interface Metrics extends Built {
   readonly registry: Registry;
   /** Counts what a batch of OTR events says (AKE results, SMP outcomes, decrypt failures, dropped fragments, policy). */
   otrEvents(events: readonly OtrEventLike[]): void;
-  /** Times an async call into a histogram and counts failures; the error is rethrown unchanged. */
+  /** Times an async call into a histogram (failures too); the error is rethrown unchanged. */
   time<T>(histogram: Histogram<string>, labels: Record<string, string>, fn: () => Promise<T>): Promise<T>;
 }
 

@@ -49,3 +49,23 @@ describe("harness: InspIRCd + Atheme", { timeout: 300_000 }, () => {
     assert.equal(c.account, "alice");
   });
 });
+
+describe("harness: InspIRCd flood control", { timeout: 120_000 }, () => {
+  let irc: InspircdInstance;
+  const clients: IrcClient[] = [];
+  before(async () => { irc = await startInspircd({ services: false, fakelag: false, threshold: 10, commandRate: 1000 }); });
+  after(async () => {
+    for (const c of clients) c.destroy();
+    await irc?.stop();
+  });
+
+  it("a strict server disconnects a client that bursts 200 lines (so a bridge test of pacing can fail)", async () => {
+    const flooder = await connectIrc(irc.host, irc.port, "flooder");
+    const target = await connectIrc(irc.host, irc.port, "target");
+    clients.push(flooder, target);
+    for (let i = 0; i < 200; i++) flooder.privmsg("target", `line ${i}`);
+    await flooder.closed;
+    assert.ok(flooder.lines.some((l) => /Excess Flood/i.test(l)), flooder.lines.slice(-3).join("\n"));
+    assert.ok(target.messages.filter((m) => m.command === "PRIVMSG").length < 200);
+  });
+});

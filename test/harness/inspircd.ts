@@ -18,10 +18,16 @@ export interface InspircdOptions {
   accounts?: { name: string; password: string }[];
   /** Also listen with TLS (self-signed certificate, written to `tlsCertFile`), asking clients for a certificate. */
   tls?: boolean;
-  /** InspIRCd fake lag (flood penalties). Default false: no penalties. */
+  /**
+   * Flood control, InspIRCd's <connect> knobs. Default: none (threshold and commandrate effectively unlimited).
+   * `threshold` is the penalty (in command-seconds) a client may build up; past it the client is delayed
+   * (`fakelag` on) or disconnected with "Excess Flood" (`fakelag` off). `commandRate` is commands per second x 1000
+   * (InspIRCd's unit: 1000 = one command a second). `recvq` (bytes) caps unread input.
+   */
   fakelag?: boolean;
-  /** Commands per second a client may send before fake lag / excess flood. Default: effectively unlimited. */
+  threshold?: number;
   commandRate?: number;
+  recvq?: number;
   /** Server password clients must send with PASS. */
   password?: string;
   /** Raw config lines appended to inspircd.conf. */
@@ -42,6 +48,8 @@ export interface InspircdInstance {
   dir: string;
   readonly logPath: string;
   readonly servicesLogPath: string;
+  /** InspIRCd's log so far. */
+  readLog(): string;
   /** Registers a NickServ account by connecting as `name` and sending REGISTER. */
   registerAccount(name: string, password: string): Promise<void>;
   /** Makes a client certificate + key (PEM) whose fingerprint `account` may use for SASL EXTERNAL. */
@@ -56,7 +64,7 @@ const ATHEME = process.env.ATHEME_BIN ?? "/usr/bin/atheme-services";
 
 function inspircdConf(o: {
   name: string; host: string; port: number; tlsPort: number | null; linkPort: number; dir: string; linkPassword: string;
-  services: boolean; fakelag: boolean; commandRate: number; password?: string; extra: string[];
+  services: boolean; fakelag: boolean; threshold: number; commandRate: number; recvq: number; password?: string; extra: string[];
 }): string {
   const tlsLines = o.tlsPort === null ? [] : [
     `<module name="ssl_gnutls">`,
@@ -72,7 +80,7 @@ function inspircdConf(o: {
     `<bind address="${o.host}" port="${o.linkPort}" type="servers">`,
     ...tlsLines,
     `<connect name="main" allow="*" maxchans="100" timeout="60" pingfreq="120" hardsendq="1048576" softsendq="65536" ` +
-      `recvq="65536" threshold="${o.fakelag ? 10 : 1000000}" commandrate="${o.commandRate}" ` +
+      `recvq="${o.recvq}" threshold="${o.threshold}" commandrate="${o.commandRate}" ` +
       `fakelag="${o.fakelag ? "on" : "off"}" localmax="100000" globalmax="100000" useident="no" limit="100000" ` +
       `resolvehostnames="no" maxconnwarn="off"${o.password ? ` password="${o.password}" hash="plaintext"` : ""}>`,
     // No DNS leaves the machine: the resolver is pinned to loopback (nothing answers there, lookups fail fast).
@@ -157,7 +165,7 @@ export async function startInspircd(opts: InspircdOptions = {}): Promise<Inspirc
 
   writeFileSync(join(dir, "inspircd.conf"), inspircdConf({
     name, host, port, tlsPort, linkPort, dir, linkPassword, services, fakelag: opts.fakelag ?? false,
-    commandRate: opts.commandRate ?? 1_000_000, ...(opts.password ? { password: opts.password } : {}),
+    threshold: opts.threshold ?? 1_000_000, commandRate: opts.commandRate ?? 1_000_000, recvq: opts.recvq ?? 65536, ...(opts.password ? { password: opts.password } : {}),
     extra: opts.extraConfig ?? [],
   }));
   writeFileSync(join(dir, "atheme.conf"), athemeConf({ ircName: name, linkPort, dir, linkPassword }));
@@ -250,6 +258,7 @@ export async function startInspircd(opts: InspircdOptions = {}): Promise<Inspirc
     host, port, tlsPort, tlsCertFile, name, servicesName: "services.test", dir,
     get logPath() { return logPath; },
     servicesLogPath: servicesLog,
+    readLog: () => (existsSync(join(dir, "inspircd.log")) ? readFileSync(join(dir, "inspircd.log"), "utf8") : ""),
     registerAccount,
     addCertFingerprint,
     async restart() {

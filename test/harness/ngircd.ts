@@ -2,7 +2,7 @@
 // ident lookups, and no flood penalties unless a test asks for them. ngIRCd drops root to nobody after start,
 // so its files are world-readable. `IncludeDir` points at an empty dir so /etc/ngircd/ngircd.conf.d is not read.
 // Its listen backlog is 10: open many connections at most ~20 at a time.
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "./ports.js";
 import { spawnService, tempDir, waitForPort, type Service } from "./proc.js";
@@ -10,7 +10,11 @@ import { spawnService, tempDir, waitForPort, type Service } from "./proc.js";
 export interface NgircdOptions {
   /** Server name, default "irc.test". */
   name?: string;
-  /** Seconds a penalty may add per command: 0 = no flood control (default), -1 = ngIRCd's normal limits. */
+  /**
+   * Seconds a penalty may add per command: 0 = no flood control (default), -1 = ngIRCd's normal limits. ngIRCd
+   * throttles a flooding client (it reads its input more slowly) rather than disconnecting it; for a server that
+   * disconnects with "Excess Flood", use startInspircd({ fakelag: false, threshold, commandRate }).
+   */
   maxPenaltyTime?: number;
   /** Connections per IP, 0 = unlimited (default). */
   maxConnectionsIP?: number;
@@ -35,6 +39,8 @@ export interface NgircdInstance {
   name: string;
   dir: string;
   readonly logPath: string;
+  /** The server's log so far (connections accepted/closed, registrations), e.g. to count connection attempts. */
+  readLog(): string;
   /** Stops the server (every client is disconnected) and starts it again on the same port. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -115,6 +121,7 @@ export async function startNgircd(opts: NgircdOptions = {}): Promise<NgircdInsta
     dir,
     get logPath() { return logPath; },
     isRunning: () => (svc as Service | null)?.isRunning() ?? false,
+    readLog: () => (logPath && existsSync(logPath) ? readFileSync(logPath, "utf8") : ""),
     async restart() {
       await (svc as Service | null)?.stop();
       await launch();

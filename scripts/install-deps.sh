@@ -26,7 +26,8 @@ if ((${#missing[@]})); then
   if ((had_policy == 0)); then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
   fi
-  apt-get update -q >/dev/null
+  apt-get update -q >/tmp/matrix-otr-irc-apt-update.log 2>&1 || {
+    tail -20 /tmp/matrix-otr-irc-apt-update.log >&2; log "apt-get update failed"; ((had_policy)) || rm -f /usr/sbin/policy-rc.d; exit 1; }
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/matrix-otr-irc-apt.log 2>&1 || {
     tail -30 /tmp/matrix-otr-irc-apt.log >&2; ((had_policy)) || rm -f /usr/sbin/policy-rc.d; exit 1; }
   ((had_policy)) || rm -f /usr/sbin/policy-rc.d

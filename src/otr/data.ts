@@ -133,8 +133,8 @@ export type OpenResult =
   | { ok: true; plaintext: Uint8Array; extraKey: Uint8Array; commit: (env: OtrEnv) => void };
 
 /**
- * Verify and decrypt a received data message without changing `st`. Order: key ids known, next_dh in range,
- * MAC, counter strictly increasing (and non-zero), then decrypt. `commit` records the counter and rotates keys
+ * Verify and decrypt a received data message without changing `st`. Order: key ids known, MAC, next_dh in
+ * range, counter strictly increasing (and non-zero), then decrypt. `commit` records the counter and rotates keys
  * (spec "When you receive a Data Message").
  */
 export function openData(st: DataKeyState, f: DataFields, mac: Uint8Array, macInput: Uint8Array): OpenResult {
@@ -148,14 +148,15 @@ export function openData(st: DataKeyState, f: DataFields, mac: Uint8Array, macIn
   else if (f.senderKeyId === st.theirKeyId - 1) theirPub = st.theirPrev;
   else theirPub = null;
   if (ourKey === null || theirPub === null) return { ok: false, code: CODE.UNKNOWN_KEYID };
-  // libotr skips this check: next_dh of 1 or p-1 would give a shared secret the attacker knows.
-  if (!isValidDhPublic(f.nextDh)) return { ok: false, code: CODE.BAD_DH_RANGE };
   if (f.ctr.length !== 8) return { ok: false, code: CODE.MALFORMED };
 
   const id = pairId(f.recipientKeyId, f.senderKeyId);
   const existing = st.pairs.get(id);
   const pair = existing ?? makePair(ourKey, theirPub);
   if (!constantTimeEqual(hmacSha1(pair.recvMac, macInput), mac)) return { ok: false, code: CODE.BAD_MAC };
+  // libotr skips this check: a next_dh of 0, 1 or p-1 would give a shared secret anyone can compute. After the
+  // MAC, so the code tells that the authenticated peer itself sent it.
+  if (!isValidDhPublic(f.nextDh)) return { ok: false, code: CODE.BAD_DH_RANGE };
   const ctr = bytesToBigInt(f.ctr);
   if (ctr <= pair.recvCtr) return { ok: false, code: CODE.COUNTER_REPLAY };
   if (f.senderKeyId === st.theirKeyId && st.theirKeyId >= MAX_KEY_ID) return { ok: false, code: CODE.UNKNOWN_KEYID };

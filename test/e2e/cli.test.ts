@@ -1,4 +1,3 @@
-// Proposed test/e2e/cli.test.ts (engineer F; test/e2e/cli* is nobody's path yet, so it waits here for the lead).
 // The real executable against real servers: generate-registration's output is accepted by Synapse (it claims
 // ghosts exclusively and nothing else), check-config -f agrees, `start` becomes ready on /ready, serves /metrics
 // off the appservice port, and SIGTERM ends it with status 0 and the metrics listener closed.

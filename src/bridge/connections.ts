@@ -62,15 +62,17 @@ export class ConnectionManager {
           log.info("puppet connected", { userId, networkId });
           void this.o.notify(userId, `Connected to ${networkId} as ${nick}.`);
         },
-        onDisconnected: ({ reason, willRetry, retryInMs }) => {
+        onDisconnected: ({ reason, willRetry, retryInMs, wasConnected }) => {
           moveTo(willRetry ? "backoff" : null);
           log.info("puppet disconnected", { userId, networkId, reason, willRetry });
           if (willRetry) {
             const secs = Math.round((retryInMs ?? 0) / 1000);
-            void this.o.notify(userId, `Lost the connection to ${networkId} (${reason}); reconnecting in ${secs} s and then with backoff. You will hear from me when it is back.`);
+            const what = wasConnected === false ? `Could not connect to ${networkId}` : `Lost the connection to ${networkId}`;
+            void this.o.notify(userId, `${what} (${reason}); retrying in ${secs} s, then with growing pauses. I will tell you when it is back.`);
           }
         },
         onNickChange: ({ newNick }) => void this.o.notify(userId, `Your nick on ${networkId} is now ${newNick}.`),
+        onNickRejected: ({ nick, reason }) => void this.o.notify(userId, `${networkId} refused the nick ${nick} (${reason}); you keep ${puppet.nick}.`),
       },
     );
     this.puppets.set(key(userId, networkId), puppet);

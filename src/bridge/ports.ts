@@ -63,8 +63,10 @@ export interface IrcIncoming {
 export interface PuppetEvents {
   onMessage(msg: IrcIncoming): void;
   onConnected(info: { nick: string }): void;
-  onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number }): void;
+  /** Reported once per outage; `wasConnected` false when the connection never came up. */
+  onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number; wasConnected?: boolean }): void;
   onNickChange(info: { oldNick: string; newNick: string }): void;
+  onNickRejected(info: { nick: string; reason: string }): void;
 }
 
 export interface PuppetPort {

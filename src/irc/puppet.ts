@@ -40,8 +40,10 @@ export interface PuppetHandlers {
   onMessage(msg: IncomingMessage): void;
   onConnected(info: { nick: string }): void;
   /** `willRetry` false only after disconnect() was asked for. */
-  onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number }): void;
+  onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number; wasConnected?: boolean }): void;
   onNickChange(info: { oldNick: string; newNick: string }): void;
+  /** The server refused a nick change asked for after registration (in use, or invalid). */
+  onNickRejected(info: { nick: string; reason: string }): void;
 }
 
 /** Marker that lets tests and `sayRaw` callers know which bytes the server adds in front of relayed lines. */
@@ -56,6 +58,7 @@ export class IrcPuppet {
   private nickRetries = 0;
   private reportedDown = false;
   private mapping: CaseMapping = "rfc1459";
+  private lastError: string | null = null;
 
   constructor(private readonly opts: PuppetOptions, private readonly handlers: PuppetHandlers) {
     checkMiddleParam(opts.nick);
@@ -188,8 +191,13 @@ export class IrcPuppet {
     client.on("server options", () => {
       if (mine()) this.mapping = parseCaseMapping(client.network.supports("CASEMAPPING"));
     });
-    client.on("nick in use", () => {
-      if (!mine() || this.state !== "connecting") return;
+    client.on("nick in use", (e: { nick: string }) => {
+      if (!mine()) return;
+      if (this.state === "connected") {
+        this.handlers.onNickRejected({ nick: e.nick, reason: "in use" });
+        return;
+      }
+      if (this.state !== "connecting") return;
       this.nickRetries += 1;
       if (this.nickRetries > (this.opts.maxNickRetries ?? 5)) {
         client.quit("nick unavailable");
@@ -198,6 +206,15 @@ export class IrcPuppet {
       const base = this.wantedNick;
       const next = this.nickRetries <= 2 ? base + "_".repeat(this.nickRetries) : base + String(this.nickRetries - 1);
       client.raw(buildLine("NICK", [next]));
+    });
+    client.on("nick invalid", (e: { nick: string }) => {
+      if (!mine()) return;
+      if (this.state === "connected") this.handlers.onNickRejected({ nick: e.nick, reason: "invalid" });
+      else client.quit("nick refused by the server");
+    });
+    // The transport hands its last socket error to "socket close"; "close" only says whether there was one.
+    client.on("socket close", (err?: NodeJS.ErrnoException | false) => {
+      if (mine() && err) this.lastError = err.code ?? "socket error";
     });
     client.on("nick", (e: { nick: string; new_nick: string }) => {
       if (!mine()) return;
@@ -221,12 +238,15 @@ export class IrcPuppet {
         this.handlers.onDisconnected({ reason: "requested", willRetry: false });
         return;
       }
+      const wasUp = this.state === "connected";
       this.state = "backoff";
       const delay = backoffDelayMs(this.attempt, this.opts.backoff ?? DEFAULT_BACKOFF);
       if (!this.reportedDown) {
         this.reportedDown = true;
-        this.handlers.onDisconnected({ reason: "connection lost", willRetry: true, retryInMs: delay });
+        const reason = wasUp ? "connection lost" : `could not connect${this.lastError ? `: ${this.lastError}` : ""}`;
+        this.handlers.onDisconnected({ reason, willRetry: true, retryInMs: delay, wasConnected: wasUp });
       }
+      this.lastError = null;
       this.timer = setTimeout(() => {
         this.timer = null;
         if (this.state === "backoff") {
@@ -237,7 +257,6 @@ export class IrcPuppet {
     });
     // Unhandled 'error' events would crash the process; irc-framework emits them for socket errors.
     client.on("error", () => {});
-    client.on("socket error", () => {});
   }
 
   private clearTimer(): void {

@@ -88,7 +88,7 @@ describe("DMs across IRC server and bridge restarts", { timeout: 600_000 }, () =
     const from = alice.mark();
     await irc.restart();
     await alice.waitForMessage(mgmt, "Connected to local as alice.", { sender: botId, timeoutMs: LONG, from });
-    const lost = alice.events.slice(from).filter((s) => s.roomId === mgmt && /Lost the connection to local/.test(String(s.event.content.body)));
+    const lost = alice.events.slice(from).filter((s) => s.roomId === mgmt && /Lost the connection to local \(connection lost\)/.test(String(s.event.content.body)));
     assert.equal(lost.length, 1, "one notice for the outage, not one per attempt");
     const d = await dave();
     d.privmsg("alice", "after the IRC restart");

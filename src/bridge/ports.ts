@@ -52,6 +52,8 @@ export interface MatrixPort {
   /** The membership of userId in roomId as seen by `as` (a member), or null when unknown. */
   membership(roomId: string, as: string | null, userId: string): Promise<string | null>;
   joinedMembers(roomId: string, as: string | null): Promise<string[]>;
+  /** Whether the room has Matrix end-to-end encryption on (which the bridge cannot read). `as` must be a member. */
+  isEncrypted(roomId: string, as: string | null): Promise<boolean>;
 }
 
 export interface IrcIncoming {

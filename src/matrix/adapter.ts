@@ -154,6 +154,11 @@ export class MatrixAdapter {
     return this.intent(as).matrixClient.getJoinedRoomMembers(roomId);
   }
 
+  async isEncrypted(roomId: string, as: string | null): Promise<boolean> {
+    const ev = await this.intent(as).getStateEvent(roomId, "m.room.encryption", "", true);
+    return Boolean(ev && typeof ev === "object" && Object.keys(ev).length > 0);
+  }
+
   private intent(userId: string | null): Intent {
     if (!this.bridge) throw Object.assign(new Error("Matrix adapter not started"), { code: "not-started" });
     return (userId ? this.bridge.getIntent(userId) : this.bridge.getIntent()) as Intent;

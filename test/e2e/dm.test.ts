@@ -144,6 +144,30 @@ describe("DMs between a Matrix user and IRC users through the bridge", { timeout
     assert.equal(back.room_id, room, "the contact's reply lands in the room `msg` opened");
   });
 
+  it("encrypted rooms are answered with unencrypted ones: for the bot and for a ghost", async () => {
+    const encryption = [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }];
+    const enc = await alice.createRoom({ invite: [botId], isDirect: true, preset: "trusted_private_chat", initialState: encryption });
+    await alice.waitForMessage(enc, /end-to-end encrypted, so I cannot read your commands/, { sender: botId, timeoutMs: LONG });
+    const fresh = await alice.waitForInvite((r, state) => r !== enc && state.some((e) => e.type === "m.room.member" && e.sender === botId), LONG);
+    await alice.join(fresh);
+    await alice.waitForMessage(fresh, /management room/, { sender: botId, timeoutMs: LONG });
+    assert.equal(await alice.getStateEvent(fresh, "m.room.encryption").catch(() => null), null);
+    const from = alice.mark();
+    await alice.sendText(fresh, "help");
+    await alice.waitForMessage(fresh, /connect <network>/, { sender: botId, timeoutMs: LONG, from });
+    mgmt = fresh;
+
+    const ghost = `@irc_local_erin:${hs.domain}`;
+    const enc2 = await alice.createRoom({ invite: [ghost], isDirect: true, preset: "trusted_private_chat", initialState: encryption });
+    await alice.waitForMessage(enc2, /end-to-end encrypted, which the bridge cannot read/, { sender: ghost, timeoutMs: LONG });
+    const dm = await alice.waitForInvite((r, state) => r !== enc2 && state.some((e) => e.type === "m.room.member" && e.sender === ghost), LONG);
+    await alice.join(dm);
+    const erin = await connectIrc(irc.host, irc.port, "erin");
+    ircClients.push(erin);
+    await alice.sendText(dm, "hello erin");
+    await erin.waitForPrivmsg("alice", "hello erin", LONG);
+  });
+
   it("a user not in permissions gets one polite refusal and nothing else", async () => {
     const m = await hs.registerUser("mallory", "mallory-pw");
     const mallory = new MatrixClient(hs.url, m.userId, m.accessToken);

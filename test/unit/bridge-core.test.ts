@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BridgeCore, REFUSAL_TEXT } from "../../src/bridge/core.js";
+import { BridgeCore, ENCRYPTED_DM_TEXT, ENCRYPTED_MGMT_TEXT, REFUSAL_TEXT } from "../../src/bridge/core.js";
 import { MemoryStore } from "../../src/store/memory.js";
 import { FakeMatrix, FakePuppet, silentLogger } from "./bridge-fakes.js";
 import type { Store } from "../../src/store/types.js";
@@ -284,4 +284,34 @@ test("metrics count bridged and failed messages and connection states, without u
     "failed matrix_to_irc not-connected",
     "state local backoff->null",
   ]);
+});
+
+test("an encrypted DM with the bot is answered with an unencrypted management room", async () => {
+  const s = setup();
+  s.matrix.encryptedRooms.add("!enc:test.local");
+  await s.core.onInvite({ roomId: "!enc:test.local", inviter: ALICE, invitee: s.matrix.botUserId, isDirect: true });
+  await s.core.idle();
+  assert.deepEqual(s.matrix.textsIn("!enc:test.local"), [ENCRYPTED_MGMT_TEXT]);
+  assert.deepEqual(s.matrix.left, [{ roomId: "!enc:test.local", as: null }]);
+  const mgmt = await s.store.getManagementRoom(ALICE);
+  assert.ok(mgmt && mgmt !== "!enc:test.local");
+  assert.deepEqual(s.matrix.rooms.get(mgmt)!.invited, [ALICE]);
+  assert.equal(s.matrix.rooms.get(mgmt)!.creator, s.matrix.botUserId);
+  await s.say(mgmt, ALICE, "help");
+  assert.match(s.matrix.textsIn(mgmt).at(-1)!, /connect <network>/);
+});
+
+test("inviting a ghost into an encrypted room gets a notice and an unencrypted DM instead", async () => {
+  const s = setup();
+  const p = await connected(s);
+  s.matrix.encryptedRooms.add("!enc2:test.local");
+  await s.core.onInvite({ roomId: "!enc2:test.local", inviter: ALICE, invitee: "@irc_local_erin:test.local", isDirect: true });
+  await s.core.idle();
+  assert.deepEqual(s.matrix.textsIn("!enc2:test.local"), [ENCRYPTED_DM_TEXT]);
+  assert.deepEqual(s.matrix.left.at(-1), { roomId: "!enc2:test.local", as: "@irc_local_erin:test.local" });
+  const dm = await s.store.getDmRoom(ALICE, "local", "erin");
+  assert.ok(dm && dm !== "!enc2:test.local");
+  assert.deepEqual(s.matrix.rooms.get(dm)!.invited, [ALICE]);
+  await s.say(dm, ALICE, "hi erin");
+  assert.deepEqual(p.lines.at(-1), { cmd: "say", target: "erin", text: "hi erin" });
 });

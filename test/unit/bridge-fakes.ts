@@ -57,6 +57,10 @@ export class FakeMatrix implements MatrixPort {
   async membership(roomId: string, _as: string | null, userId: string): Promise<string | null> {
     return this.memberships.get(`${roomId} ${userId}`) ?? null;
   }
+  encryptedRooms = new Set<string>();
+  async isEncrypted(roomId: string): Promise<boolean> {
+    return this.encryptedRooms.has(roomId);
+  }
   joinedMembersResult: string[] | null = null;
   async joinedMembers(): Promise<string[]> {
     return this.joinedMembersResult ?? [];

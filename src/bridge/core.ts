@@ -119,7 +119,9 @@ export class BridgeCore implements MatrixEventHandlers {
     }
     const ghost = matrix.parseGhost(e.invitee);
     if (!ghost) return;
-    if (!this.allowed(e.inviter)) {
+    // A ghost id can be typed by anyone; only ids that stand for a real IRC nick become DMs (the IRC adapter
+    // would refuse such a target anyway, this keeps the room out of the store). rfc1459 folds `^` to `~`.
+    if (!this.allowed(e.inviter) || !isValidNick(ghost.foldedNick.replace(/~/g, "^"))) {
       await matrix.leave(e.roomId, e.invitee).catch(() => undefined);
       return;
     }

@@ -148,7 +148,7 @@ test("IRC messages from one contact create exactly one DM room, whatever the nic
   await s.core.idle();
   assert.equal(s.matrix.rooms.size, 1);
   const [roomId, room] = [...s.matrix.rooms][0]!;
-  assert.equal(room.creator, "@irc_local_bob{1}:test.local");
+  assert.equal(room.creator, "@irc_local_bob=7b1=7d:test.local");
   assert.deepEqual(room.invited, [ALICE]);
   assert.deepEqual(s.matrix.textsIn(roomId), ["m0", "m1", "m2", "m3", "m4"]);
   assert.ok(s.matrix.sent.filter((m) => m.roomId === roomId).every((m) => m.from === room.creator && m.kind === "text"));
@@ -314,4 +314,17 @@ test("inviting a ghost into an encrypted room gets a notice and an unencrypted D
   assert.deepEqual(s.matrix.rooms.get(dm)!.invited, [ALICE]);
   await s.say(dm, ALICE, "hi erin");
   assert.deepEqual(p.lines.at(-1), { cmd: "say", target: "erin", text: "hi erin" });
+});
+
+test("a crafted ghost id whose nick is not a valid IRC nick is declined and never reaches IRC", async () => {
+  const s = setup();
+  const p = await connected(s);
+  const crafted = "@irc_local_x=0d=0aquit=20=3abye:test.local"; // nick "x\r\nquit :bye"
+  assert.deepEqual(s.matrix.parseGhost(crafted), { networkId: "local", foldedNick: "x\r\nquit :bye" });
+  await s.core.onInvite({ roomId: "!crafted:test.local", inviter: ALICE, invitee: crafted, isDirect: true });
+  await s.core.idle();
+  assert.deepEqual(s.matrix.left.at(-1), { roomId: "!crafted:test.local", as: crafted });
+  assert.equal(await s.store.findDmByRoom("!crafted:test.local"), null);
+  await s.say("!crafted:test.local", ALICE, "hello");
+  assert.deepEqual(p.lines, []);
 });

@@ -1,6 +1,7 @@
 // In-memory stand-ins for the Matrix and IRC adapters, shaped like the bridge's ports.
 import type { MatrixPort, MessageKind, PuppetEvents, PuppetPort, PuppetRequest } from "../../src/bridge/ports.js";
 import { foldNick } from "../../src/irc/casemap.js";
+import { GhostNaming } from "../../src/matrix/localpart.js";
 
 export interface Sent { roomId: string; from: string | null; kind: MessageKind; body: string }
 
@@ -13,12 +14,12 @@ export class FakeMatrix implements MatrixPort {
   displayNames = new Map<string, string>();
   private n = 0;
 
+  private naming = new GhostNaming("irc_{network}_{nick}", "test.local");
   ghostUserId(networkId: string, foldedNick: string): string {
-    return `@irc_${networkId}_${foldedNick}:test.local`;
+    return this.naming.userId(networkId, foldedNick);
   }
   parseGhost(userId: string) {
-    const m = /^@irc_([a-z0-9-]+)_(.+):test\.local$/.exec(userId);
-    return m ? { networkId: m[1]!, foldedNick: m[2]! } : null;
+    return this.naming.parse(userId, ["local"]);
   }
   async send(roomId: string, from: string | null, kind: MessageKind, body: string): Promise<string> {
     await new Promise((r) => setImmediate(r));

@@ -7,6 +7,7 @@ import type { MessageEvent } from "irc-framework";
 import { buildLine, splitMessage, stripUnsafe, textBudget, checkMiddleParam, IRC_MAX_LINE_BYTES } from "./sanitize.js";
 import { foldNick, parseCaseMapping, type CaseMapping } from "./casemap.js";
 import { backoffDelayMs, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+import { SendQueue, type FloodBudget } from "./send-queue.js";
 
 export interface PuppetOptions {
   host: string;
@@ -21,6 +22,8 @@ export interface PuppetOptions {
   sasl?: { mechanism: "PLAIN"; username: string; password: string } | { mechanism: "EXTERNAL"; cert: string; key: string };
   maxLineBytes?: number;
   backoff?: BackoffOptions;
+  /** Pacing of message lines (defaults: DEFAULT_FLOOD_BUDGET). */
+  flood?: FloodBudget;
   /** Upper bound of nick-collision retries during registration (`nick_`, `nick__`, then numbered). */
   maxNickRetries?: number;
 }
@@ -59,10 +62,12 @@ export class IrcPuppet {
   private reportedDown = false;
   private mapping: CaseMapping = "rfc1459";
   private lastError: string | null = null;
+  private readonly queue: SendQueue;
 
   constructor(private readonly opts: PuppetOptions, private readonly handlers: PuppetHandlers) {
     checkMiddleParam(opts.nick);
     this.wantedNick = opts.nick;
+    this.queue = new SendQueue((line) => this.client?.raw(line), opts.flood);
   }
 
   get nick(): string {
@@ -109,6 +114,7 @@ export class IrcPuppet {
   /** Sends QUIT and stops reconnecting; resolves once the socket is closed (or after a grace period). */
   async disconnect(reason = "Disconnected by user"): Promise<void> {
     this.clearTimer();
+    this.queue.clear();
     const client = this.client;
     const wasActive = this.state === "connecting" || this.state === "connected";
     this.state = "stopped";
@@ -164,7 +170,12 @@ export class IrcPuppet {
     );
   }
 
-  /** Returns the number of lines written; text may become several lines (CR/LF split, long text split). */
+  /** Lines waiting for the flood budget. */
+  get queuedLines(): number {
+    return this.queue.length;
+  }
+
+  /** Returns the number of lines queued; text may become several lines (CR/LF split, long text split). */
   private sendText(command: "PRIVMSG" | "NOTICE", target: string, text: string, overhead: number, wrap: (t: string) => string): number {
     checkMiddleParam(target);
     const client = this.client;
@@ -172,8 +183,10 @@ export class IrcPuppet {
     // CTCP framing byte \x01 inside the text would end the ACTION early: drop it.
     const clean = overhead ? text.replace(/\x01/g, "") : text;
     const pieces = splitMessage(clean, this.textBudget(target, command) - overhead);
-    for (const piece of pieces) client.raw(buildLine(command, [target], wrap(piece)));
-    return pieces.length;
+    // Build (and so check) every line before queueing any: a message is sent whole or not at all.
+    const lines = pieces.map((piece) => buildLine(command, [target], wrap(piece)));
+    for (const line of lines) this.queue.push(line);
+    return lines.length;
   }
 
   private bind(client: InstanceType<typeof irc.Client>): void {
@@ -186,6 +199,7 @@ export class IrcPuppet {
       this.attempt = 0;
       this.reportedDown = false;
       this.handlers.onConnected({ nick: e.nick });
+      this.queue.resume();
     });
     // ISUPPORT (005) arrives after the welcome (001) that fires "registered".
     client.on("server options", () => {
@@ -234,6 +248,7 @@ export class IrcPuppet {
     client.on("close", () => {
       if (!mine()) return;
       this.client = null;
+      this.queue.pause();
       if (this.state === "stopped") {
         this.handlers.onDisconnected({ reason: "requested", willRetry: false });
         return;

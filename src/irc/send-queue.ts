@@ -1,0 +1,95 @@
+// Outgoing message lines, paced so a burst (a long paste, a train of OTR fragments) never trips a server's flood
+// limit and gets the puppet killed with "Excess Flood". Servers model this as a penalty clock that may run a few
+// seconds ahead of real time (ircu, ngIRCd, hybrid); a token bucket of lines is the client-side mirror of that.
+// Protocol lines (PONG, NICK, CAP) do not come through here: irc-framework writes them directly, so a long queue
+// never delays a PONG into a ping timeout. PRIVMSG lines go before NOTICE/CTCP lines; order within a class is kept.
+
+export interface FloodBudget {
+  /** Lines that may go out back to back. */
+  burstLines: number;
+  /** One more line allowed every this many milliseconds once the burst is used. */
+  lineIntervalMs: number;
+}
+
+export const DEFAULT_FLOOD_BUDGET: FloodBudget = { burstLines: 5, lineIntervalMs: 1_000 };
+
+export type LinePriority = "message" | "notice";
+
+export class SendQueue {
+  private readonly queues: Record<LinePriority, string[]> = { message: [], notice: [] };
+  private tokens: number;
+  private lastRefill: number;
+  private timer: NodeJS.Timeout | null = null;
+  private paused = true;
+
+  constructor(
+    private readonly write: (line: string) => void,
+    private readonly budget: FloodBudget = DEFAULT_FLOOD_BUDGET,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.tokens = budget.burstLines;
+    this.lastRefill = now();
+  }
+
+  get length(): number {
+    return this.queues.message.length + this.queues.notice.length;
+  }
+
+  push(line: string, priority: LinePriority = "message"): void {
+    this.queues[priority].push(line);
+    this.drain();
+  }
+
+  /** Connected: start writing. A fresh connection starts with a full burst, as the server's penalty clock does. */
+  resume(): void {
+    this.paused = false;
+    this.tokens = this.budget.burstLines;
+    this.lastRefill = this.now();
+    this.drain();
+  }
+
+  /** Disconnected: keep what is queued for the next connection, write nothing. */
+  pause(): void {
+    this.paused = true;
+    this.clearTimer();
+  }
+
+  clear(): void {
+    this.queues.message.length = 0;
+    this.queues.notice.length = 0;
+    this.clearTimer();
+  }
+
+  private refill(): void {
+    const t = this.now();
+    const earned = Math.floor((t - this.lastRefill) / this.budget.lineIntervalMs);
+    if (earned > 0) {
+      this.tokens = Math.min(this.budget.burstLines, this.tokens + earned);
+      this.lastRefill += earned * this.budget.lineIntervalMs;
+    }
+    if (this.tokens >= this.budget.burstLines) this.lastRefill = t;
+  }
+
+  private drain(): void {
+    if (this.paused) return;
+    this.clearTimer();
+    this.refill();
+    while (this.tokens > 0 && this.length > 0) {
+      const line = this.queues.message.shift() ?? this.queues.notice.shift()!;
+      this.tokens -= 1;
+      this.write(line);
+    }
+    if (this.length > 0) {
+      const wait = Math.max(1, this.lastRefill + this.budget.lineIntervalMs - this.now());
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.drain();
+      }, wait);
+    }
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}

@@ -58,7 +58,10 @@ cleanup() {
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
   done
-  if ((MOUNTED)); then umount "$CHROOT$HS_IN_CHROOT" 2>/dev/null || umount -l "$CHROOT$HS_IN_CHROOT" 2>/dev/null || true; fi
+  if ((MOUNTED)); then
+    umount "$CHROOT$HS_IN_CHROOT" 2>/dev/null || umount -l "$CHROOT$HS_IN_CHROOT" 2>/dev/null || true
+    rmdir "$CHROOT$HS_IN_CHROOT" 2>/dev/null || true   # only the empty mount point; the data is in $DEMO_DIR
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT

@@ -4,7 +4,7 @@
 // it is given. Ready when /_matrix/client/versions answers. Test users come from the shared-secret admin API.
 import { spawnSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { freePort } from "./ports.js";
 import { spawnService, waitForUrl, type Service } from "./proc.js";
@@ -131,8 +131,24 @@ function homeserverYaml(o: {
   ].join("\n");
 }
 
+/** Removes instance dirs left by test processes that died before stop() (their pid is in the name). */
+function removeOrphanedInstances(): void {
+  const srv = join(SYNAPSE_CHROOT, "srv");
+  let names: string[] = [];
+  try { names = readdirSync(srv); } catch { return; }
+  for (const name of names) {
+    const m = /^hs-(\d+)-[0-9a-f]+$/.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = true;
+    try { process.kill(pid, 0); } catch (e) { alive = (e as NodeJS.ErrnoException).code === "EPERM"; }
+    if (!alive) rmSync(join(srv, name), { recursive: true, force: true });
+  }
+}
+
 export async function startSynapse(opts: StartSynapseOptions = {}): Promise<SynapseInstance> {
   ensureSynapseChroot();
+  removeOrphanedInstances();
   const serverName = opts.serverName ?? "localhost";
   const id = `hs-${process.pid}-${randomBytes(4).toString("hex")}`;
   const dir = `/srv/${id}`; // as Synapse sees it

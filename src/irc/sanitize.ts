@@ -100,7 +100,7 @@ function splitCodePoints(s: string, maxBytes: number): string[] {
 
 /**
  * Splits one line of text (no CR/LF) into chunks of at most maxBytes, at grapheme boundaries, preferring the last
- * space when it keeps the chunk at least half full. A single grapheme larger than maxBytes (long runs of combining
+ * space when it keeps the chunk at least half full (that space is dropped: it is where the line breaks). A single grapheme larger than maxBytes (long runs of combining
  * marks) falls back to code point boundaries, because the line limit is a hard rule and the grapheme one is not.
  */
 function splitOneLine(line: string, maxBytes: number): string[] {
@@ -129,7 +129,13 @@ function splitOneLine(line: string, maxBytes: number): string[] {
     }
     if (curBytes + b > maxBytes) {
       const spaceBytes = lastSpace > 0 ? utf8Bytes(cur.slice(0, lastSpace + 1).join("")) : 0;
-      if (lastSpace > 0 && spaceBytes * 2 >= maxBytes) flush(lastSpace + 1);
+      if (lastSpace > 0 && spaceBytes * 2 >= maxBytes) {
+        // The space becomes the line break: servers strip trailing spaces and clients trim leading ones anyway.
+        flush(lastSpace);
+        cur.shift();
+        curBytes = utf8Bytes(cur.join(""));
+        lastSpace = cur.lastIndexOf(" ");
+      }
       if (curBytes + b > maxBytes) flush(cur.length);
     }
     cur.push(segment);

@@ -128,6 +128,20 @@ describe("DMs between a Matrix user and IRC users through the bridge", { timeout
     assert.ok(!bob.messages.slice(mark).some((msg) => msg.command === "QUIT"), "no QUIT seen");
   });
 
+  it("a long non-ASCII message arrives whole, split at character boundaries, every relayed line within 512 bytes", async () => {
+    const bob = ircClients[0]!;
+    const mark = bob.mark();
+    const text = Array.from({ length: 30 }, (_, i) => `${i}: ünïcödé 👩🏽‍🚀 e\u0301\u0323 日本語`).join(" ");
+    assert.ok(Buffer.byteLength(text) > 1200);
+    await alice.sendText(dmRoom, text);
+    // The last piece ends the text; each break is at a space, which becomes the line break.
+    await bob.waitForPrivmsg("alice", (t) => text.endsWith(t) && t.length > 10, LONG, mark);
+    const relayed = bob.messages.slice(mark).filter((m) => m.command === "PRIVMSG" && m.nick === "alice");
+    assert.equal(relayed.map((m) => m.params.at(-1)).join(" "), text, "nothing lost, nothing broken");
+    assert.ok(relayed.length >= 3);
+    for (const m of relayed) assert.ok(Buffer.byteLength(m.raw) + 2 <= 512, `${Buffer.byteLength(m.raw) + 2} bytes`);
+  });
+
   it("`msg local <nick> hello` opens a DM with that IRC user and sends the text", async () => {
     const carol = await connectIrc(irc.host, irc.port, "carol");
     ircClients.push(carol);

@@ -130,13 +130,10 @@ export class BridgeCore implements MatrixEventHandlers {
     if (await matrix.isEncrypted(e.roomId, e.invitee)) {
       await matrix.send(e.roomId, e.invitee, "notice", ENCRYPTED_DM_TEXT);
       await matrix.leave(e.roomId, e.invitee);
-      await store.deleteDmRoom(e.inviter, ghost.networkId, ghost.foldedNick).catch(() => undefined);
       await this.dms.open(e.inviter, ghost.networkId, ghost.foldedNick, ghost.foldedNick);
       return;
     }
-    const previous = await store.getDmRoom(e.inviter, ghost.networkId, ghost.foldedNick);
-    await store.putDmRoom(e.inviter, ghost.networkId, ghost.foldedNick, e.roomId);
-    if (previous && previous !== e.roomId) await matrix.leave(previous, e.invitee).catch(() => undefined);
+    await this.dms.adopt(e.roomId, { userId: e.inviter, networkId: ghost.networkId, foldedNick: ghost.foldedNick });
   }
 
   private async handleMessage(e: MatrixMessage): Promise<void> {

@@ -19,11 +19,29 @@ export interface DmContext {
   toIrc(kind: MessageKind, text: string): number;
 }
 
+/** The Matrix event a message came from, for pipelines that act on the event itself (redacting a typed secret). */
+export interface MatrixOrigin {
+  eventId?: string;
+}
+
+export interface DmSendResult {
+  sent: boolean;
+  encrypted: boolean;
+  /** The pipeline already told the user what became of the text (held, refused, a command's answer). */
+  handled?: boolean;
+}
+
 export interface DmPipeline {
   /** A message from the IRC contact to the puppet. */
   fromIrc(ctx: DmContext, kind: MessageKind, text: string): Promise<void>;
   /** A message the Matrix user wrote in the DM room: whether anything went to IRC, and whether encrypted. */
-  fromMatrix(ctx: DmContext, kind: MessageKind, text: string): Promise<{ sent: boolean; encrypted: boolean }>;
+  fromMatrix(ctx: DmContext, kind: MessageKind, text: string, origin?: MatrixOrigin): Promise<DmSendResult>;
+  /** Text the pipeline takes as its own command: it never reaches IRC and is answered even while disconnected. */
+  isCommand?(text: string): boolean;
+  /** A command about this DM typed in the management room (`otr <network> <nick> ...`); returns the answer. */
+  command?(ctx: DmContext, args: string, origin: { roomId: string; eventId?: string }): Promise<string>;
+  /** Bridge shutdown: last words to peers, handed to the puppets before they quit. */
+  shutdown?(): Promise<void>;
 }
 
 export class PlaintextPipeline implements DmPipeline {
@@ -31,7 +49,7 @@ export class PlaintextPipeline implements DmPipeline {
     await ctx.toMatrix(kind, text);
   }
 
-  async fromMatrix(ctx: DmContext, kind: MessageKind, text: string): Promise<{ sent: boolean; encrypted: boolean }> {
+  async fromMatrix(ctx: DmContext, kind: MessageKind, text: string): Promise<DmSendResult> {
     return { sent: ctx.toIrc(kind, text) > 0, encrypted: false };
   }
 }

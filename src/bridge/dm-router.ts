@@ -5,7 +5,7 @@
 import type { Store } from "../store/types.js";
 import type { BridgeLogger, BridgeMetrics, IrcIncoming, MatrixPort, MessageKind } from "./ports.js";
 import type { ConnectionManager } from "./connections.js";
-import type { DmContext, DmPipeline } from "./dm-pipeline.js";
+import type { DmContext, DmPipeline, MatrixOrigin } from "./dm-pipeline.js";
 import { KeyedQueue } from "./keyed-queue.js";
 import { foldNick } from "../irc/casemap.js";
 
@@ -44,20 +44,21 @@ export class DmRouter {
   }
 
   /** A message the user wrote in a DM room. */
-  async fromMatrix(dm: { userId: string; networkId: string; foldedNick: string }, roomId: string, kind: MessageKind, body: string): Promise<void> {
+  async fromMatrix(dm: { userId: string; networkId: string; foldedNick: string }, roomId: string, kind: MessageKind, body: string, origin?: MatrixOrigin): Promise<void> {
     const k = this.key(dm.userId, dm.networkId, dm.foldedNick);
     await this.queue.run(k, async () => {
       const puppet = this.o.connections.get(dm.userId, dm.networkId);
       const ghost = this.o.matrix.ghostUserId(dm.networkId, dm.foldedNick);
-      if (!puppet || !puppet.connected) {
+      const isCommand = this.o.pipeline.isCommand?.(body) ?? false;
+      if ((!puppet || !puppet.connected) && !isCommand) {
         this.o.metrics.messageFailed("matrix_to_irc", "not-connected");
         await this.o.matrix.send(roomId, ghost, "notice", `Not delivered: you are not connected to ${dm.networkId}. Send \`connect ${dm.networkId}\` to the bridge bot.`);
         return;
       }
-      const r = await this.o.pipeline.fromMatrix(this.context(dm.userId, dm.networkId, dm.foldedNick, roomId), kind, body);
+      const r = await this.o.pipeline.fromMatrix(this.context(dm.userId, dm.networkId, dm.foldedNick, roomId), kind, body, origin);
       if (r.sent) {
         this.o.metrics.messageBridged("matrix_to_irc", dm.networkId, r.encrypted);
-      } else {
+      } else if (!r.handled) {
         this.o.metrics.messageFailed("matrix_to_irc", "nothing-sent");
         await this.o.matrix.send(roomId, ghost, "notice", "Not delivered: the message was empty or the connection dropped.");
       }
@@ -80,6 +81,29 @@ export class DmRouter {
         if (m !== "join" && m !== "invite") await this.o.matrix.invite(roomId, ghost, userId);
       }
       return { roomId, created: !existing };
+    });
+  }
+
+  /** A room the user made (by inviting the ghost) becomes the DM for its key; the ghost leaves the previous one. */
+  async adopt(roomId: string, dm: { userId: string; networkId: string; foldedNick: string }): Promise<void> {
+    await this.queue.run(this.key(dm.userId, dm.networkId, dm.foldedNick), async () => {
+      const previous = await this.o.store.getDmRoom(dm.userId, dm.networkId, dm.foldedNick);
+      await this.o.store.putDmRoom(dm.userId, dm.networkId, dm.foldedNick, roomId);
+      if (previous && previous !== roomId) {
+        await this.o.matrix.leave(previous, this.o.matrix.ghostUserId(dm.networkId, dm.foldedNick)).catch(() => undefined);
+      }
+    });
+  }
+
+  /** A pipeline command about (user, network, nick) typed in the management room; the DM room is opened if needed. */
+  command(userId: string, networkId: string, folded: string, nick: string, args: string, origin: { roomId: string; eventId?: string }): Promise<string> {
+    const k = this.key(userId, networkId, folded);
+    if (!this.spelling.has(k)) this.spelling.set(k, nick);
+    const run = this.o.pipeline.command;
+    if (!run) return Promise.resolve("This bridge has no commands for direct chats.");
+    return this.queue.run(k, async () => {
+      const roomId = await this.roomFor(userId, networkId, folded, this.spelling.get(k) ?? nick);
+      return run.call(this.o.pipeline, this.context(userId, networkId, folded, roomId), args, origin);
     });
   }
 

@@ -230,6 +230,10 @@ test("a user's invite of a ghost makes that room the DM with the contact", async
   assert.deepEqual(s.matrix.joined.at(-1), { roomId: "!mine:test.local", as: "@irc_local_dave:test.local" });
   await s.say("!mine:test.local", ALICE, "hey dave");
   assert.deepEqual(p.lines.at(-1), { cmd: "say", target: "dave", text: "hey dave" });
+  await s.core.onInvite({ roomId: "!mine2:test.local", inviter: ALICE, invitee: "@irc_local_dave:test.local", isDirect: true });
+  await s.core.idle();
+  assert.equal(await s.store.getDmRoom(ALICE, "local", "dave"), "!mine2:test.local");
+  assert.deepEqual(s.matrix.left.at(-1), { roomId: "!mine:test.local", as: "@irc_local_dave:test.local" }, "the ghost leaves the old room");
   await s.core.onInvite({ roomId: "!m3:evil.example", inviter: MALLORY, invitee: "@irc_local_dave:test.local", isDirect: true });
   await s.core.idle();
   assert.deepEqual(s.matrix.left.at(-1), { roomId: "!m3:evil.example", as: "@irc_local_dave:test.local" });

@@ -8,6 +8,7 @@ export type Command =
   | { name: "nick"; network: string; nick: string }
   | { name: "msg"; network: string; nick: string; text: string | null }
   | { name: "networks" }
+  | { name: "otr"; network: string; nick: string; args: string }
   | { name: "invalid"; reply: string };
 
 export const HELP_TEXT = [
@@ -18,6 +19,9 @@ export const HELP_TEXT = [
   "  disconnect <network>          disconnect from it",
   "  nick <network> <nick>         change your IRC nick there",
   "  msg <network> <nick> [text]   open (or reuse) a direct chat with an IRC user, optionally sending text",
+  "  otr <network> <nick> <command>   OTR in your direct chat with that user, as `!otr <command>` there",
+  "                                  (start, end, refresh, status, fingerprint, trust, distrust, smp, ask,",
+  "                                  smp-abort, policy, help)",
 ].join("\n");
 
 const USAGE: Record<string, string> = {
@@ -25,6 +29,7 @@ const USAGE: Record<string, string> = {
   disconnect: "Usage: disconnect <network>",
   nick: "Usage: nick <network> <nick>",
   msg: "Usage: msg <network> <nick> [text]",
+  otr: "Usage: otr <network> <nick> <start|end|refresh|status|fingerprint|trust|distrust|smp|ask|smp-abort|policy|help>",
 };
 
 export function parseCommand(body: string): Command {
@@ -49,6 +54,10 @@ export function parseCommand(body: string): Command {
       if (!mm) return { name: "invalid", reply: USAGE["msg"]! };
       const text = mm[3] && mm[3].trim() !== "" ? mm[3] : null;
       return { name: "msg", network: mm[1]!, nick: mm[2]!, text };
+    }
+    case "otr": {
+      const mm = /^(\S+)\s+(\S+)\s+(\S[\s\S]*)$/.exec(rest);
+      return mm ? { name: "otr", network: mm[1]!, nick: mm[2]!, args: mm[3]! } : { name: "invalid", reply: USAGE["otr"]! };
     }
     default:
       return { name: "invalid", reply: `Unknown command \`${m[1]}\`. Type \`help\` for the list of commands.` };

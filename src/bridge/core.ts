@@ -149,11 +149,11 @@ export class BridgeCore implements MatrixEventHandlers {
       return;
     }
     if (dm) {
-      await this.dms.fromMatrix(dm, e.roomId, e.kind, e.body);
+      await this.dms.fromMatrix(dm, e.roomId, e.kind, e.body, { eventId: e.eventId });
       return;
     }
     if (e.kind === "notice") return; // bots talk in notices; answering them could loop
-    const reply = await this.runCommand(e.sender, parseCommand(e.body));
+    const reply = await this.runCommand(e.sender, parseCommand(e.body), { roomId: e.roomId, eventId: e.eventId });
     await matrix.send(e.roomId, null, "notice", reply);
   }
 
@@ -163,7 +163,7 @@ export class BridgeCore implements MatrixEventHandlers {
     if (dm && dm.userId === e.userId) await this.dms.userLeft(e.roomId, dm);
   }
 
-  private async runCommand(userId: string, cmd: Command): Promise<string> {
+  private async runCommand(userId: string, cmd: Command, origin: { roomId: string; eventId?: string }): Promise<string> {
     const c = this.connections;
     const unknownNet = (id: string) => `Unknown network \`${id}\`. Known: ${this.o.networks.map((n) => n.id).join(", ")}.`;
     switch (cmd.name) {
@@ -203,6 +203,13 @@ export class BridgeCore implements MatrixEventHandlers {
         const { roomId, created } = await this.dms.open(userId, cmd.network, folded, cmd.nick);
         if (cmd.text !== null) await this.dms.fromMatrix({ userId, networkId: cmd.network, foldedNick: folded }, roomId, "text", cmd.text);
         return `${created ? "Opened" : "Reusing"} your direct chat with ${cmd.nick} on ${cmd.network}: ${roomId}${created ? " (check your invites)" : ""}.`;
+      }
+      case "otr": {
+        if (!c.network(cmd.network)) return unknownNet(cmd.network);
+        if (!isValidNick(cmd.nick)) return `\`${cmd.nick}\` is not a valid IRC nick.`;
+        const puppet = c.get(userId, cmd.network);
+        const folded = puppet ? puppet.foldNick(cmd.nick) : foldNick(cmd.nick);
+        return this.dms.command(userId, cmd.network, folded, cmd.nick, cmd.args, origin);
       }
     }
   }

@@ -9,9 +9,14 @@ export interface FloodBudget {
   burstLines: number;
   /** One more line allowed every this many milliseconds once the burst is used. */
   lineIntervalMs: number;
+  /**
+   * Byte penalty, as ircu/hybrid/InspIRCd charge long lines more: a line costs one token plus one more per this
+   * many bytes (0 = every line costs one token). A cost above burstLines is charged as burstLines.
+   */
+  penaltyBytes?: number;
 }
 
-export const DEFAULT_FLOOD_BUDGET: FloodBudget = { burstLines: 5, lineIntervalMs: 1_000 };
+export const DEFAULT_FLOOD_BUDGET: FloodBudget = { burstLines: 5, lineIntervalMs: 1_000, penaltyBytes: 0 };
 
 export type LinePriority = "message" | "notice";
 
@@ -74,9 +79,12 @@ export class SendQueue {
     if (this.paused) return;
     this.clearTimer();
     this.refill();
-    while (this.tokens > 0 && this.length > 0) {
-      const line = this.queues.message.shift() ?? this.queues.notice.shift()!;
-      this.tokens -= 1;
+    while (this.length > 0) {
+      const q = this.queues.message.length > 0 ? this.queues.message : this.queues.notice;
+      const cost = this.cost(q[0]!);
+      if (this.tokens < cost) break;
+      const line = q.shift()!;
+      this.tokens -= cost;
       this.write(line);
     }
     if (this.length > 0) {
@@ -86,6 +94,12 @@ export class SendQueue {
         this.drain();
       }, wait);
     }
+  }
+
+  private cost(line: string): number {
+    const per = this.budget.penaltyBytes ?? 0;
+    if (per <= 0) return 1;
+    return Math.min(this.budget.burstLines, 1 + Math.floor(Buffer.byteLength(line, "utf8") / per));
   }
 
   private clearTimer(): void {

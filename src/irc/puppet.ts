@@ -8,7 +8,8 @@ import { buildLine, splitMessage, stripUnsafe, textBudget, checkMiddleParam, IRC
 import { foldNick, parseCaseMapping, type CaseMapping } from "./casemap.js";
 import { bindChannelEvents, channelLines, type ChannelEvent } from "./channel-events.js";
 import { backoffDelayMs, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
-import { SendQueue, type FloodBudget } from "./send-queue.js";
+import { SendQueue, type FloodBudget, type LinePriority } from "./send-queue.js";
+import type { ConnectGate } from "./connect-limiter.js";
 
 export interface PuppetOptions {
   host: string;
@@ -27,6 +28,13 @@ export interface PuppetOptions {
   flood?: FloodBudget;
   /** Upper bound of nick-collision retries during registration (`nick_`, `nick__`, then numbered). */
   maxNickRetries?: number;
+  /** Shared per network: caps connection attempts in flight (see connect-limiter.ts). */
+  connectGate?: ConnectGate;
+  /**
+   * Lines kept while the connection is down and sent after it is back, in order (default 100). Past this, sends
+   * are refused (return 0) so a long outage cannot grow memory or replay a flood.
+   */
+  maxHeldLines?: number;
 }
 
 export type PuppetState = "idle" | "connecting" | "connected" | "backoff" | "stopped";
@@ -55,6 +63,8 @@ export interface PuppetHandlers {
 /** Marker that lets tests and `sayRaw` callers know which bytes the server adds in front of relayed lines. */
 const CTCP_ACTION_OVERHEAD = "\x01ACTION \x01".length;
 
+const DEFAULT_MAX_HELD_LINES = 100;
+
 export class IrcPuppet {
   private client: InstanceType<typeof irc.Client> | null = null;
   private state: PuppetState = "idle";
@@ -66,6 +76,8 @@ export class IrcPuppet {
   private mapping: CaseMapping = "rfc1459";
   private lastError: string | null = null;
   private readonly queue: SendQueue;
+  /** Withdraws the pending request for a connect slot, or frees the slot held by the attempt in flight. */
+  private releaseSlot: (() => void) | null = null;
 
   constructor(private readonly opts: PuppetOptions, private readonly handlers: PuppetHandlers) {
     checkMiddleParam(opts.nick);
@@ -90,10 +102,35 @@ export class IrcPuppet {
     return foldNick(nick, this.mapping);
   }
 
+  /**
+   * True when a message handed to say/notice/action now will be sent: connected, or reconnecting with room left
+   * in the held-lines bound.
+   */
+  get canSend(): boolean {
+    if (this.state === "connected") return true;
+    return (this.state === "connecting" || this.state === "backoff") && this.queue.length < (this.opts.maxHeldLines ?? DEFAULT_MAX_HELD_LINES);
+  }
+
   connect(): void {
     if (this.state === "connecting" || this.state === "connected") return;
     this.clearTimer();
     this.state = "connecting";
+    const gate = this.opts.connectGate;
+    if (!gate) return this.open();
+    this.releaseSlot = gate.acquire((release) => {
+      this.releaseSlot = release;
+      if (this.state === "connecting") this.open();
+      else release();
+    });
+  }
+
+  private freeSlot(): void {
+    const r = this.releaseSlot;
+    this.releaseSlot = null;
+    r?.();
+  }
+
+  private open(): void {
     this.attempt += 1;
     this.nickRetries = 0;
     const client = new irc.Client();
@@ -117,6 +154,7 @@ export class IrcPuppet {
   /** Sends QUIT and stops reconnecting; resolves once the socket is closed (or after a grace period). */
   async disconnect(reason = "Disconnected by user"): Promise<void> {
     this.clearTimer();
+    this.freeSlot();
     this.queue.clear();
     const client = this.client;
     const wasActive = this.state === "connecting" || this.state === "connected";
@@ -176,7 +214,7 @@ export class IrcPuppet {
   }
 
   notice(target: string, text: string): number {
-    return this.sendText("NOTICE", target, text, 0, (t) => t);
+    return this.sendText("NOTICE", target, text, 0, (t) => t, "notice");
   }
 
   action(target: string, text: string): number {
@@ -200,16 +238,17 @@ export class IrcPuppet {
   }
 
   /** Returns the number of lines queued; text may become several lines (CR/LF split, long text split). */
-  private sendText(command: "PRIVMSG" | "NOTICE", target: string, text: string, overhead: number, wrap: (t: string) => string): number {
+  private sendText(command: "PRIVMSG" | "NOTICE", target: string, text: string, overhead: number, wrap: (t: string) => string, priority: LinePriority = "message"): number {
     checkMiddleParam(target);
-    const client = this.client;
-    if (!client || this.state !== "connected") return 0;
+    // While reconnecting, lines are held in the (paused) queue and leave in order once registered again.
+    if (!this.canSend) return 0;
     // CTCP framing byte \x01 inside the text would end the ACTION early: drop it.
     const clean = overhead ? text.replace(/\x01/g, "") : text;
     const pieces = splitMessage(clean, this.textBudget(target, command) - overhead);
     // Build (and so check) every line before queueing any: a message is sent whole or not at all.
     const lines = pieces.map((piece) => buildLine(command, [target], wrap(piece)));
-    for (const line of lines) this.queue.push(line);
+    if (this.state !== "connected" && this.queue.length + lines.length > (this.opts.maxHeldLines ?? DEFAULT_MAX_HELD_LINES)) return 0;
+    for (const line of lines) this.queue.push(line, priority);
     return lines.length;
   }
 
@@ -222,6 +261,7 @@ export class IrcPuppet {
       client.user.nick = e.nick;
       this.state = "connected";
       this.attempt = 0;
+      this.freeSlot();
       this.reportedDown = false;
       this.handlers.onConnected({ nick: e.nick });
       this.queue.resume();
@@ -273,6 +313,7 @@ export class IrcPuppet {
     client.on("close", () => {
       if (!mine()) return;
       this.client = null;
+      this.freeSlot();
       this.queue.pause();
       if (this.state === "stopped") {
         this.handlers.onDisconnected({ reason: "requested", willRetry: false });

@@ -69,11 +69,27 @@ export interface PuppetEvents {
   onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number; wasConnected?: boolean }): void;
   onNickChange(info: { oldNick: string; newNick: string }): void;
   onNickRejected(info: { nick: string; reason: string }): void;
+  /** Channel traffic seen by this puppet (channel portals, src/bridge/channels). */
+  onChannel?(e: IrcChannelEvent): void;
 }
+
+/** What a puppet sees in the channels it is in (mirrors src/irc/channel-events.ts). */
+export type IrcChannelEvent =
+  | { type: "message"; channel: string; from: string; kind: "privmsg" | "notice" | "action"; text: string }
+  | { type: "join"; channel: string; nick: string }
+  | { type: "part"; channel: string; nick: string; reason: string }
+  | { type: "kick"; channel: string; nick: string; by: string; reason: string }
+  | { type: "quit"; nick: string; reason: string }
+  | { type: "nick"; oldNick: string; newNick: string }
+  | { type: "topic"; channel: string; topic: string; by: string | null }
+  | { type: "names"; channel: string; users: { nick: string; modes: string[] }[] }
+  | { type: "mode"; channel: string; nick: string; mode: string; by: string };
 
 export interface PuppetPort {
   readonly nick: string;
   readonly connected: boolean;
+  /** Connected, or reconnecting with room to hold the message until it is back (absent: same as connected). */
+  readonly canSend?: boolean;
   foldNick(nick: string): string;
   connect(): void;
   disconnect(reason?: string): Promise<void>;
@@ -84,6 +100,11 @@ export interface PuppetPort {
   changeNick(nick: string): void;
   /** Bytes of text one PRIVMSG to target can carry once the server prepends its prefix (OTR fragment sizing). */
   textBudget(target: string): number;
+  /** Channel membership and moderation (channel portals); no-ops while not connected. */
+  joinChannel?(channel: string, key?: string): void;
+  partChannel?(channel: string, reason?: string): void;
+  setTopic?(channel: string, topic: string): void;
+  kick?(channel: string, nick: string, reason?: string): void;
 }
 
 export interface PuppetRequest {

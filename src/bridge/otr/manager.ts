@@ -1,0 +1,440 @@
+// The OTR session manager: the DmPipeline that stands between a Matrix user's DM room and the IRC contact.
+// Every IRC line from the contact goes through the peer's OtrConversation, every Matrix message out through it;
+// what the library says (events) becomes notices, the room's OTR status state event and message flags, and what
+// it wants on the wire (toSend) goes to the contact through the puppet, in order. The library never sees the
+// network and this file never sees a key byte or logs a word of plaintext.
+//
+// Work for one peer runs in one queue (IRC lines, Matrix messages, commands, the poll timer, shutdown), so the
+// conversation sees its inputs in order and the events reach Matrix in order.
+import { defaultEnv, OtrAccount, OtrConversation, POLICY, type OtrEnv, type OtrEvent, type OtrResult } from "../../otr/index.js";
+import type { OtrPolicyName, Store } from "../../store/types.js";
+import type { BridgeLogger, BridgeMetrics, MatrixPort, MessageKind } from "../ports.js";
+import type { DmContext, DmPipeline, DmSendResult, MatrixOrigin } from "../dm-pipeline.js";
+import { KeyedQueue } from "../keyed-queue.js";
+import { generateKeyInWorker, type KeyGenerator } from "./keygen.js";
+import { IdentityBook } from "./identity.js";
+import { TrustBook } from "./trust-book.js";
+import { effectivePolicy, presetFor } from "./policy.js";
+import { Peer } from "./peer.js";
+import { renderPeerText } from "./html.js";
+import { MESSAGE_FLAG_KEY, NOTICE_KEY, STATUS_EVENT, quote, type NoticeCode, type OtrStatusContent } from "./notices.js";
+import { otrCommandArgs } from "./command.js";
+import { runOtrCommand } from "./command-runner.js";
+
+/** How often active conversations are polled (fragment reassembly and held messages expire). */
+export const POLL_INTERVAL_MS = 30_000;
+/** IRC messages per (user, network) that may wait for the key to be generated; beyond this they are dropped. */
+export const MAX_WAITING_FOR_KEY = 64;
+
+export interface OtrPipelineOptions {
+  store: Store;
+  matrix: MatrixPort;
+  logger: BridgeLogger;
+  /** Config otr.default_policy. */
+  defaultPolicy: OtrPolicyName;
+  /** Config otr.trust_on_first_use. */
+  trustOnFirstUse: boolean;
+  /** Config networks[].otr_fragment_size, an upper bound on the derived size. */
+  fragmentSize?(networkId: string): number | undefined;
+  /** Defaults to a worker thread (never the event loop). */
+  generateKey?: KeyGenerator;
+  /** Randomness and clock of the OTR library (tests drive time through it). */
+  env?: OtrEnv;
+  metrics?: BridgeMetrics;
+  /** Library events, for the OTR metrics (AKE and SMP outcomes, failures); never carries who. */
+  otrEvents?(events: readonly OtrEvent[]): void;
+  /** 0 disables the timer (tests call pollAll themselves). */
+  pollIntervalMs?: number;
+}
+
+export class OtrPipeline implements DmPipeline {
+  private readonly queue = new KeyedQueue();
+  private readonly peers = new Map<string, Peer>();
+  private readonly accounts = new Map<string, Promise<OtrAccount>>();
+  private readonly waiting = new Map<string, number>();
+  readonly identities: IdentityBook;
+  readonly trust: TrustBook;
+  readonly env: OtrEnv;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(readonly o: OtrPipelineOptions) {
+    this.env = o.env ?? defaultEnv;
+    this.identities = new IdentityBook({ store: o.store, generateKey: o.generateKey ?? generateKeyInWorker, env: this.env });
+    this.trust = new TrustBook({ store: o.store, trustOnFirstUse: o.trustOnFirstUse, now: () => this.env.now() });
+    const every = o.pollIntervalMs ?? POLL_INTERVAL_MS;
+    if (every > 0) {
+      this.timer = setInterval(() => void this.pollAll(), every);
+      this.timer.unref();
+    }
+  }
+
+  isCommand(text: string): boolean {
+    return otrCommandArgs(text) !== null;
+  }
+
+  fromIrc(ctx: DmContext, kind: MessageKind, text: string): Promise<void> {
+    const acct = this.accountKey(ctx);
+    const mustWait = !this.identities.ready(ctx.userId, ctx.networkId);
+    const waiting = this.waiting.get(acct) ?? 0;
+    if (mustWait && waiting >= MAX_WAITING_FOR_KEY) {
+      this.o.logger.warn("IRC message dropped while the OTR key is generated", { networkId: ctx.networkId, code: "key-wait-full" });
+      return this.notice(ctx, "key-generating", "A message from your contact was dropped: too many arrived while your OTR key was being generated.");
+    }
+    if (mustWait) this.waiting.set(acct, waiting + 1);
+    return this.queue.run(this.peerKey(ctx), async () => {
+      try {
+        const peer = this.peerFor(ctx);
+        if (kind !== "text") return await this.plainFromIrc(peer, kind, text);
+        const conv = await this.conversation(peer);
+        if (!conv) return await this.deliver(peer, "text", text, false);
+        await this.apply(peer, conv.receive(text));
+      } finally {
+        if (mustWait) this.waiting.set(acct, (this.waiting.get(acct) ?? 1) - 1);
+      }
+    });
+  }
+
+  fromMatrix(ctx: DmContext, kind: MessageKind, text: string, origin?: MatrixOrigin): Promise<DmSendResult> {
+    return this.queue.run(this.peerKey(ctx), async (): Promise<DmSendResult> => {
+      const peer = this.peerFor(ctx);
+      const args = otrCommandArgs(text);
+      if (args !== null) {
+        const reply = await runOtrCommand(this, peer, args, { roomId: ctx.roomId, as: this.ghost(ctx), eventId: origin?.eventId });
+        await this.notice(ctx, "command", reply);
+        return { sent: false, encrypted: false, handled: true };
+      }
+      return this.send(peer, kind, text);
+    });
+  }
+
+  command(ctx: DmContext, args: string, origin: { roomId: string; eventId?: string }): Promise<string> {
+    return this.queue.run(this.peerKey(ctx), () => runOtrCommand(this, this.peerFor(ctx), args, { roomId: origin.roomId, as: null, eventId: origin.eventId }));
+  }
+
+  /** Expires held messages and stale fragments of every conversation (the timer calls this). */
+  async pollAll(): Promise<void> {
+    await Promise.all([...this.peers.values()].map((peer) =>
+      this.queue.run(peer.key, async () => {
+        if (peer.conv) await this.apply(peer, peer.conv.poll());
+      }).catch((err) => this.o.logger.warn("OTR poll failed", { code: codeOf(err) }))));
+  }
+
+  /** Bridge shutdown: tell every peer we are private with that the session ends (TLV 1), before the QUIT. */
+  async shutdown(): Promise<void> {
+    this.stopTimer();
+    await Promise.all([...this.peers.values()].map((peer) =>
+      this.queue.run(peer.key, async () => {
+        if (peer.conv?.status().state !== "encrypted") return;
+        await this.apply(peer, peer.conv.end());
+      }).catch((err) => this.o.logger.warn("ending an OTR session at shutdown failed", { code: codeOf(err) }))));
+  }
+
+  stopTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  // ------------------------------------------------------------ used by the command runner too
+
+  /** The peer's conversation, made on first need; null while the policy is `never` (no key is ever needed). */
+  async conversation(peer: Peer): Promise<OtrConversation | null> {
+    if (peer.conv) return peer.conv;
+    const { ctx } = peer;
+    const name = await effectivePolicy(this.o.store, ctx.userId, ctx.networkId, ctx.foldedNick, this.o.defaultPolicy);
+    peer.policyName = name;
+    if (name === "never") return null;
+    const account = await this.account(peer);
+    peer.conv = new OtrConversation(peer.accountView(account), ctx.foldedNick, { policy: presetFor(name) });
+    return peer.conv;
+  }
+
+  async policyOf(peer: Peer): Promise<OtrPolicyName> {
+    if (peer.policyName) return peer.policyName;
+    const { ctx } = peer;
+    peer.policyName = await effectivePolicy(this.o.store, ctx.userId, ctx.networkId, ctx.foldedNick, this.o.defaultPolicy);
+    return peer.policyName;
+  }
+
+  account(peer: Peer): Promise<OtrAccount> {
+    const { ctx } = peer;
+    const k = this.accountKey(ctx);
+    let p = this.accounts.get(k);
+    if (!p) {
+      p = this.identities
+        .get(ctx.userId, ctx.networkId, () => {
+          this.o.logger.info("generating an OTR key", { userId: ctx.userId, networkId: ctx.networkId });
+          void this.notice(ctx, "key-generating", `Generating your OTR key for ${ctx.networkId}; this takes a moment. Messages wait meanwhile.`);
+        })
+        .then((id) => new OtrAccount({ privateKey: id.key, instanceTag: id.instanceTag, policy: POLICY.OPPORTUNISTIC, env: this.env, maxFragmentSize: 0 }));
+      this.accounts.set(k, p);
+      p.catch(() => this.accounts.delete(k));
+    }
+    return p;
+  }
+
+  /** Sends the result's lines to the peer in order, then shows its events; returns the IRC lines written. */
+  async apply(peer: Peer, r: OtrResult, sending?: string): Promise<number> {
+    let lines = 0;
+    for (const line of r.toSend) lines += peer.ctx.toIrc("text", line);
+    await this.handleEvents(peer, r.events, sending);
+    return lines;
+  }
+
+  notice(ctx: DmContext, code: NoticeCode, body: string): Promise<void> {
+    return this.o.matrix
+      .send(ctx.roomId, this.ghost(ctx), "notice", body, { [NOTICE_KEY]: code })
+      .then(() => undefined, (err) => this.o.logger.warn("could not post an OTR notice", { code: codeOf(err), notice: code }));
+  }
+
+  /** Posts the room's OTR status state event when it differs from the last one posted. */
+  async updateStatus(peer: Peer): Promise<void> {
+    const s = peer.conv?.status() ?? null;
+    const state = s?.state ?? "plaintext";
+    const content: OtrStatusContent = {
+      state,
+      verified: state === "encrypted" && peer.verified,
+      fingerprint: s?.theirFingerprint ?? null,
+      protocol_version: state === "plaintext" ? null : (s?.version ?? null),
+    };
+    const json = JSON.stringify(content);
+    if (json === peer.lastStatus) return;
+    peer.lastStatus = json;
+    try {
+      await this.o.matrix.sendState(peer.ctx.roomId, this.ghost(peer.ctx), STATUS_EVENT, "", content as unknown as Record<string, unknown>);
+    } catch (err) {
+      peer.lastStatus = null; // try again with the next change
+      this.o.logger.warn("could not update the OTR status of a DM room", { code: codeOf(err) });
+    }
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private async send(peer: Peer, kind: MessageKind, text: string): Promise<DmSendResult> {
+    const conv = await this.conversation(peer);
+    if (!conv) {
+      await this.updateStatus(peer);
+      return { sent: peer.ctx.toIrc(kind, text) > 0, encrypted: false };
+    }
+    // Inside OTR an emote travels as "/me text", the convention of libotr clients (pidgin, irssi-otr).
+    const plaintext = kind === "emote" ? `/me ${text}` : text;
+    const r = conv.send(plaintext);
+    if (r.outcome === "plaintext") {
+      // The library added at most a whitespace tag; outside OTR the kind travels as IRC knows it.
+      let lines = 0;
+      for (const line of r.toSend) {
+        lines += kind === "emote" && line.startsWith("/me ") ? peer.ctx.toIrc("emote", line.slice(4)) : peer.ctx.toIrc(kind === "notice" ? "notice" : "text", line);
+      }
+      await this.handleEvents(peer, r.events, text);
+      return { sent: lines > 0, encrypted: false };
+    }
+    const lines = await this.apply(peer, r, text);
+    if (r.outcome === "encrypted") return { sent: lines > 0, encrypted: true };
+    return { sent: false, encrypted: false, handled: true };
+  }
+
+  private async plainFromIrc(peer: Peer, kind: MessageKind, text: string): Promise<void> {
+    await this.deliver(peer, kind, text, false);
+    if (kind === "emote" && peer.conv?.status().state === "encrypted") {
+      await this.notice(peer.ctx, "plaintext-in-private", "The action above was sent without encryption, although your conversation is private.");
+    }
+  }
+
+  private async deliver(peer: Peer, kind: MessageKind, text: string, encrypted: boolean): Promise<void> {
+    let k = kind;
+    let t = text;
+    if (encrypted && kind === "text" && t.startsWith("/me ")) {
+      k = "emote";
+      t = t.slice(4);
+    }
+    const r = renderPeerText(t);
+    const extra: Record<string, unknown> = { [MESSAGE_FLAG_KEY]: { encrypted, verified: encrypted && peer.verified } };
+    if (r.formattedBody !== undefined) {
+      extra["format"] = "org.matrix.custom.html";
+      extra["formatted_body"] = r.formattedBody;
+    }
+    await peer.ctx.toMatrix(k, r.body, extra);
+  }
+
+  private async handleEvents(peer: Peer, events: OtrEvent[], sending?: string): Promise<void> {
+    if (events.length > 0) {
+      this.o.otrEvents?.(events);
+      this.o.logger.debug("OTR events", { networkId: peer.ctx.networkId, events: events.map((e) => ("code" in e && e.code ? `${e.type}:${e.code}` : e.type)).join(",") });
+    }
+    const { ctx } = peer;
+    const nick = ctx.peerNick;
+    let flushed = false;
+    for (const e of events) {
+      switch (e.type) {
+        case "received":
+          if (e.text.length > 0) await this.deliver(peer, "text", e.text, e.encrypted);
+          break;
+        case "unencrypted-received":
+          if (peer.conv?.status().state === "encrypted") {
+            await this.notice(ctx, "plaintext-in-private", `The message above from ${nick} was NOT encrypted, although your conversation is private.`);
+          } else if (!peer.warnedPlaintext) {
+            peer.warnedPlaintext = true;
+            await this.notice(ctx, "policy", `${nick} wrote without encryption. Your OTR policy with ${nick} requires a private conversation: type \`!otr start\`.`);
+          }
+          break;
+        case "gone-secure":
+          await this.goneSecure(peer, e.fingerprint, e.version);
+          flushed = true;
+          break;
+        case "still-secure":
+          peer.smpAsked = false;
+          await this.notice(ctx, "still-secure", `The private conversation with ${nick} was refreshed.`);
+          flushed = true;
+          break;
+        case "gone-insecure":
+          peer.smpAsked = false;
+          if (e.reason === "peer-ended") {
+            await this.notice(ctx, "ended-by-peer", `${nick} ended the private conversation. Nothing you write is sent until you type \`!otr end\` (continue without encryption) or \`!otr start\`.`);
+          } else {
+            await this.notice(ctx, "ended-by-us", `The private conversation with ${nick} has ended; messages are no longer encrypted.`);
+          }
+          break;
+        case "smp-ask":
+          peer.smpAsked = true;
+          await this.notice(ctx, "smp-question", e.question
+            ? `${nick} wants to verify your identity and asks: “${e.question}”\nAnswer with \`!otr smp <answer>\` (the answer is removed from the room once read), or \`!otr smp-abort\`.`
+            : `${nick} wants to verify your identity with a secret you both know. Answer with \`!otr smp <secret>\` (removed from the room once read), or \`!otr smp-abort\`.`);
+          break;
+        case "smp-in-progress":
+          await this.notice(ctx, "smp-in-progress", `Verification with ${nick} in progress…`);
+          break;
+        case "smp-success":
+          peer.smpAsked = false;
+          await this.smpSucceeded(peer);
+          break;
+        case "smp-failure":
+          peer.smpAsked = false;
+          await this.notice(ctx, "smp-failure", `Verification with ${nick} FAILED: the secrets did not match. ${nick}'s key stays unverified.`);
+          break;
+        case "smp-abort":
+          peer.smpAsked = false;
+          await this.notice(ctx, "smp-abort", e.by === "us" ? `Verification with ${nick} aborted.` : `Verification with ${nick} was aborted (${e.by === "peer" ? "by them" : "protocol error"}).`);
+          break;
+        case "smp-cheated":
+          peer.smpAsked = false;
+          await this.notice(ctx, "smp-cheated", `Verification with ${nick} was aborted: their answer did not follow the protocol.`);
+          break;
+        case "unreadable":
+          await this.notice(ctx, "unreadable", `An encrypted message from ${nick} could not be read${e.code ? ` (${e.code})` : ""}. They were told; if it keeps happening, try \`!otr refresh\`.`);
+          break;
+        case "error-received":
+          // Never resend on an OTR error (the text may have been read by no one, or by the wrong one).
+          await this.notice(ctx, "error-received", `${nick}'s OTR software reported an error: ${e.text.replace(/^\?OTR Error:\s*/, "")}\nNothing was resent.`);
+          break;
+        case "queued":
+          if (sending !== undefined) {
+            peer.held.push(sending);
+            await this.notice(ctx, "held", `Your message is held until the private conversation with ${nick} is set up; it will not be sent unencrypted.`);
+          }
+          break;
+        case "refused":
+          await this.refused(peer, e.code, sending);
+          break;
+        case "ake-failed":
+        case "malformed":
+        case "fragment-dropped":
+        case "for-other-instance":
+        case "reflected":
+        case "extra-symmetric-key":
+          break; // counted and logged (by code) above; nothing the user can act on
+      }
+    }
+    if (flushed && peer.held.length > 0 && peer.conv?.status().state === "encrypted") {
+      // The library sent what it held, encrypted, right after the AKE.
+      for (let i = 0; i < peer.held.length; i++) this.o.metrics?.messageBridged("matrix_to_irc", ctx.networkId, true);
+      peer.held = [];
+    }
+    await this.updateStatus(peer);
+  }
+
+  private async refused(peer: Peer, code: string, sending?: string): Promise<void> {
+    const nick = peer.ctx.peerNick;
+    if (code === "queue-expired" || code === "queue-full") {
+      const text = peer.held.shift();
+      this.o.metrics?.messageFailed("matrix_to_irc", code);
+      const why = code === "queue-expired" ? "the private conversation could not be set up in time" : "too many messages were waiting";
+      await this.notice(peer.ctx, "returned", `Not sent to ${nick} (${why}); it was never sent unencrypted:${text === undefined ? "" : `\n${quote(text)}`}`);
+      return;
+    }
+    this.o.metrics?.messageFailed("matrix_to_irc", code);
+    const why = code === "finished"
+      ? `${nick} has ended the private conversation. Type \`!otr end\` to continue without encryption, or \`!otr start\` to start a new private conversation`
+      : code === "policy-never" ? `your OTR policy with ${nick} forbids sending` : `the OTR layer refused it (${code})`;
+    await this.notice(peer.ctx, "refused", `Not sent: ${why}.${sending === undefined ? "" : `\n${quote(sending)}`}`);
+  }
+
+  private async goneSecure(peer: Peer, fingerprint: string, version: 2 | 3): Promise<void> {
+    const { ctx } = peer;
+    const nick = ctx.peerNick;
+    peer.smpAsked = false;
+    peer.warnedPlaintext = false;
+    peer.fingerprint = fingerprint;
+    const a = await this.trust.sighted(ctx.userId, ctx.networkId, ctx.foldedNick, fingerprint);
+    peer.verified = a.state === "verified";
+    peer.verifiedBy = a.put[0]?.verifiedBy ?? null;
+    let extra = "";
+    for (const t of a.events) {
+      if (t.type === "key-changed") {
+        await this.notice(ctx, "key-changed",
+          `WARNING: ${nick}'s OTR key has CHANGED. The key you verified for ${nick} before is not the one used now, so this may be someone else.\n` +
+          `New fingerprint: ${fingerprint} (unverified). Check it with \`!otr smp <secret>\` or by comparing fingerprints before trusting this conversation.`);
+      } else if (t.type === "nick-changed-same-key") {
+        extra += `\nThis key was used before under another nick (${t.previousNicks.join(", ")}).`;
+      } else if (t.type === "first-seen" && t.trustedOnFirstUse) {
+        extra += "\nFirst key seen for this contact: trusted on first use.";
+      }
+    }
+    const trustText = peer.verified
+      ? `verified${peer.verifiedBy ? ` (${peer.verifiedBy})` : ""}`
+      : "unverified: compare it with your contact another way, or use `!otr smp <secret>`";
+    await this.notice(ctx, "gone-secure", `Private conversation with ${nick} started (OTR v${version}).\n${nick}'s fingerprint: ${fingerprint} — ${trustText}.${extra}`);
+  }
+
+  private async smpSucceeded(peer: Peer): Promise<void> {
+    const { ctx } = peer;
+    const fp = peer.conv?.status().theirFingerprint ?? peer.fingerprint;
+    if (fp) {
+      await this.trust.verify(ctx.userId, ctx.networkId, ctx.foldedNick, fp, "smp");
+      peer.verified = true;
+      peer.verifiedBy = "smp";
+    }
+    await this.notice(ctx, "smp-success", `Verification with ${ctx.peerNick} succeeded: their key ${fp ?? ""} is now verified.`);
+  }
+
+  private peerFor(ctx: DmContext): Peer {
+    const k = this.peerKey(ctx);
+    let p = this.peers.get(k);
+    if (!p) {
+      p = new Peer(ctx, this.o.fragmentSize?.(ctx.networkId));
+      this.peers.set(k, p);
+    } else {
+      if (p.ctx.roomId !== ctx.roomId) p.lastStatus = null; // a new room has no status yet
+      p.ctx = ctx; // the latest spelling and room
+    }
+    return p;
+  }
+
+  ghost(ctx: DmContext): string {
+    return this.o.matrix.ghostUserId(ctx.networkId, ctx.foldedNick);
+  }
+
+  private peerKey(ctx: DmContext): string {
+    return `${ctx.userId}\u0000${ctx.networkId}\u0000${ctx.foldedNick}`;
+  }
+
+  private accountKey(ctx: DmContext): string {
+    return `${ctx.userId}\u0000${ctx.networkId}`;
+  }
+}
+
+export function codeOf(err: unknown): string {
+  return (err as { code?: string })?.code ?? (err as Error)?.name ?? "unknown";
+}

@@ -1,0 +1,53 @@
+// What the bridge keeps per (Matrix user, network, folded peer nick) next to the library's OtrConversation:
+// the DM context to talk through, the messages the library holds for the AKE (mirrored, so a returned one can be
+// quoted back), and the trust of the key the current session was made with.
+import { MIN_FRAGMENT_SIZE, OtrAccount, type OtrConversation } from "../../otr/index.js";
+import type { OtrPolicyName } from "../../store/types.js";
+import type { VerifiedBy } from "../../otr/trust.js";
+import type { DmContext } from "../dm-pipeline.js";
+
+/** Fragment size when the connection cannot say (not connected yet); 400 fits any usual 512-byte line. */
+export const FALLBACK_FRAGMENT_SIZE = 400;
+
+export class Peer {
+  conv: OtrConversation | null = null;
+  policyName: OtrPolicyName | null = null;
+  /** Texts the library holds under REQUIRE_ENCRYPTION, oldest first, in the library's own queue order. */
+  held: string[] = [];
+  /** Trust of the key of the current encrypted session. */
+  verified = false;
+  verifiedBy: VerifiedBy | null = null;
+  /** Human form of the last key the peer authenticated with. */
+  fingerprint: string | null = null;
+  /** The peer asked for SMP and waits for our answer. */
+  smpAsked = false;
+  /** Already told the user that plaintext arrived although the policy requires OTR. */
+  warnedPlaintext = false;
+  lastStatus: string | null = null;
+
+  constructor(public ctx: DmContext, private readonly configuredFragmentSize: number | undefined) {}
+
+  get key(): string {
+    return `${this.ctx.userId}\u0000${this.ctx.networkId}\u0000${this.ctx.foldedNick}`;
+  }
+
+  /**
+   * The largest OTR line this peer can get in one PRIVMSG now: the connection's budget for this target (the
+   * server prepends `:nick!user@host PRIVMSG target :`), capped by the network's configured size, never below
+   * the library's minimum.
+   */
+  fragmentSize(): number {
+    const budget = this.ctx.ircTextBudget();
+    const usable = budget > 0 ? budget : FALLBACK_FRAGMENT_SIZE;
+    return Math.max(MIN_FRAGMENT_SIZE, Math.min(usable, this.configuredFragmentSize ?? usable));
+  }
+
+  /**
+   * The account as this peer's conversation sees it. The account is one per (user, network) but the line budget
+   * depends on the target's nick and on our own current nick and host, so the conversation reads the fragment
+   * size through this view each time it fragments; everything else is the shared account's.
+   */
+  accountView(account: OtrAccount): OtrAccount {
+    return Object.create(account, { maxFragmentSize: { get: () => this.fragmentSize(), enumerable: true } }) as OtrAccount;
+  }
+}

@@ -11,6 +11,7 @@ import type { Store } from "./store/types.js";
 import { MatrixAdapter } from "./matrix/adapter.js";
 import { IrcPuppet, type PuppetOptions } from "./irc/puppet.js";
 import { BridgeCore } from "./bridge/core.js";
+import { OtrPipeline } from "./bridge/otr/manager.js";
 import type { BridgeLogger, BridgeMetrics, PuppetFactory } from "./bridge/ports.js";
 
 export interface StartBridgeOptions {
@@ -54,11 +55,24 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       networkIds: config.networks.map((n) => n.id),
       onError: (err, where) => logger.error("Matrix side error", { where, code: codeOf(err), error: messageOf(err) }),
     });
+    const puppets = new Set<IrcPuppet>();
     const createPuppet: PuppetFactory = (req, events) => {
       const base = puppetOptions.get(req.networkId);
       if (!base) throw new StartError("unknown-network", `network ${req.networkId} is not configured`);
-      return new IrcPuppet({ ...base, nick: req.nick, username: usernameFor(req.userId), realname: req.userId }, events);
+      const puppet = new IrcPuppet({ ...base, nick: req.nick, username: usernameFor(req.userId), realname: req.userId }, events);
+      puppets.add(puppet);
+      return puppet;
     };
+    const fragmentSizes = new Map(config.networks.map((n) => [n.id, n.otr_fragment_size] as const));
+    const pipeline = new OtrPipeline({
+      store,
+      matrix,
+      logger,
+      defaultPolicy: config.otr.default_policy,
+      trustOnFirstUse: config.otr.trust_on_first_use,
+      fragmentSize: (networkId) => fragmentSizes.get(networkId),
+      ...(o.metrics ? { metrics: bridgeMetrics(o.metrics), otrEvents: o.metrics.otrEvents } : {}),
+    });
     const core = new BridgeCore({
       store,
       matrix: o.metrics ? instrumentMatrixPort(matrix, o.metrics) : matrix,
@@ -66,6 +80,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       networks: config.networks.map((n) => ({ id: n.id, name: n.name, nickTemplate: n.nick_template })),
       permission: (userId) => permissionFor(config, userId),
       logger,
+      pipeline,
       ...(o.metrics ? { metrics: bridgeMetrics(o.metrics) } : {}),
     });
     matrix.setHandlers(core);
@@ -84,6 +99,9 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       }),
       stop: () =>
         (stopped ??= (async () => {
+          // End private conversations with TLV 1 and let those lines leave before the connections quit.
+          await pipeline.shutdown().catch((err) => logger.warn("ending OTR sessions failed", { code: codeOf(err) }));
+          await drained([...puppets], SHUTDOWN_DRAIN_MS);
           await core.connections.stopAll((id) => config.networks.find((n) => n.id === id)?.quit_message ?? "Bridge shutting down");
           await core.idle();
           await running.stop();
@@ -95,6 +113,16 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
     await matrix?.stop().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw err;
+  }
+}
+
+/** How long shutdown waits for queued lines (OTR session ends) to reach the servers before quitting. */
+const SHUTDOWN_DRAIN_MS = 10_000;
+
+async function drained(puppets: IrcPuppet[], maxMs: number): Promise<void> {
+  const until = Date.now() + maxMs;
+  while (puppets.some((p) => p.connected && p.queuedLines > 0) && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

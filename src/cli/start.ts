@@ -57,7 +57,7 @@ export async function startCommand(args: string[], io: CliIo): Promise<number> {
         bind: config.metrics.bind_address,
         port: config.metrics.port,
         registry: metrics.registry,
-        readiness: () => readiness(config, bridge !== null && !stopping),
+        readiness: () => readiness(config, stopping ? null : bridge),
       });
       logger.info("metrics listening", { bind: config.metrics.bind_address, port: metricsServer.port });
     } catch (e) {
@@ -139,15 +139,17 @@ export function reload(configPath: string, live: Config, logger: Logger, io: Pic
   logger.info("config reloaded", { applied: [...RELOADABLE], restart_needed_for: needRestart });
 }
 
-async function readiness(config: Config, bridgeUp: boolean): Promise<Readiness> {
-  const homeserver = await fetch(new URL("/_matrix/client/versions", config.homeserver.url), {
-    signal: AbortSignal.timeout(HOMESERVER_PROBE_TIMEOUT_MS),
-  }).then(
-    (res) => res.ok,
-    () => false,
-  );
-  // startBridge resolves only once the store is open and the appservice listens; stop() closes both.
-  const checks = { homeserver, appservice: bridgeUp, store: bridgeUp };
+async function readiness(config: Config, bridge: RunningBridge | null): Promise<Readiness> {
+  const [homeserver, own] = await Promise.all([
+    fetch(new URL("/_matrix/client/versions", config.homeserver.url), { signal: AbortSignal.timeout(HOMESERVER_PROBE_TIMEOUT_MS) }).then(
+      (res) => res.ok,
+      () => false,
+    ),
+    // The bridge probes its store with a query and knows whether its listener is stopped; a bridge without the
+    // probe counts as up once startBridge resolved (it resolves only with the store open and the listener up).
+    bridge?.ready ? bridge.ready().catch(() => ({ store: false, appservice: false })) : { store: bridge !== null, appservice: bridge !== null },
+  ]);
+  const checks = { homeserver, appservice: own.appservice, store: own.store };
   return { ok: Object.values(checks).every(Boolean), checks };
 }
 

@@ -43,7 +43,10 @@ export type MessageKind = "dm" | "channel";
 export type IrcConnectionState = "connecting" | "connected" | "disconnected" | "backoff";
 export type OtrSessionState = "plaintext" | "encrypted_unverified" | "encrypted_verified" | "finished";
 
-function build(registry: Registry) {
+function build(registry: Registry, collectHooks: Array<() => void>) {
+  const collect = () => {
+    for (const hook of collectHooks) hook();
+  };
   const c = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
     new Counter<L>({ name: PREFIX + name, help, labelNames, registers: [registry] });
   const g = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
@@ -58,7 +61,8 @@ function build(registry: Registry) {
     ircReconnectQueue: g("irc_reconnect_queue_size", "Connections waiting in the reconnect scheduler."),
     ircLinesSent: c("irc_lines_sent_total", "IRC lines sent.", ["network"] as const),
     ircLinesReceived: c("irc_lines_received_total", "IRC lines received.", ["network"] as const),
-    ircSendQueueDepth: g("irc_send_queue_depth", "Lines waiting in flood-control send queues.", ["network"] as const),
+    // Read from the live puppets when scraped (onCollect hooks), not pushed on every line.
+    ircSendQueueDepth: new Gauge<"network">({ name: PREFIX + "irc_send_queue_depth", help: "Lines waiting in flood-control send queues.", labelNames: ["network"], registers: [registry], collect }),
     ircSendQueueWait: h("irc_send_queue_wait_seconds", "Time a line waited in the flood-control queue.", FAST_BUCKETS, ["network"] as const),
     // Matrix
     matrixApiCalls: c("matrix_api_calls_total", "Matrix client-server API calls by method and outcome.", ["method", "outcome"] as const),
@@ -106,10 +110,13 @@ export interface Metrics extends Built {
   otrEvents(events: readonly OtrEventLike[]): void;
   /** Times an async call into a histogram (failures too); the error is rethrown unchanged. */
   time<T>(histogram: Histogram<string>, labels: Record<string, string>, fn: () => Promise<T>): Promise<T>;
+  /** Runs `hook` before each scrape (gauges read from live objects, e.g. send queue depth). */
+  onCollect(hook: () => void): void;
 }
 
 export function createMetrics(registry: Registry = new MetricsRegistry()): Metrics {
-  const m = build(registry);
+  const collectHooks: Array<() => void> = [];
+  const m = build(registry, collectHooks);
   const otrEvents = (events: readonly OtrEventLike[]): void => {
     for (const e of events) {
       switch (e.type) {
@@ -157,7 +164,7 @@ export function createMetrics(registry: Registry = new MetricsRegistry()): Metri
       end();
     }
   };
-  return { ...m, registry, otrEvents, time };
+  return { ...m, registry, otrEvents, time, onCollect: (hook) => void collectHooks.push(hook) };
 }
 
 /**

@@ -1,0 +1,120 @@
+// Metrics taken at the seams main.ts wires, so src/irc, src/matrix and src/bridge never import Prometheus: the
+// Matrix port's calls (method, outcome, latency), and each IRC puppet's lines, connect failures and send queue.
+// Everything here is typed structurally; labels are method names, network ids and reason codes, never who.
+
+import { safeLabel } from "./labels.js";
+import type { Metrics } from "./metrics.js";
+
+/**
+ * Wraps every async method of `target` (the Matrix port) so each call counts in matrix_api_calls_total by method and
+ * outcome (ok / error) and its latency in matrix_api_call_duration_seconds. Sync methods and properties pass through.
+ */
+export function instrumentMatrixPort<T extends object>(target: T, metrics: Pick<Metrics, "matrixApiCalls" | "matrixApiDuration">): T {
+  return new Proxy(target, {
+    get(obj, prop, receiver) {
+      const v = Reflect.get(obj, prop, receiver) as unknown;
+      if (typeof v !== "function" || typeof prop !== "string") return v;
+      return (...args: unknown[]) => {
+        const result = (v as (...a: unknown[]) => unknown).apply(obj, args);
+        if (!(result instanceof Promise)) return result;
+        const method = safeLabel(prop);
+        const end = metrics.matrixApiDuration.startTimer({ method });
+        return result.then(
+          (r) => {
+            end();
+            metrics.matrixApiCalls.inc({ method, outcome: "ok" });
+            return r;
+          },
+          (err: unknown) => {
+            end();
+            metrics.matrixApiCalls.inc({ method, outcome: "error" });
+            throw err;
+          },
+        );
+      };
+    },
+  });
+}
+
+/** The part of an IRC puppet the counting needs: the send methods return the number of lines written or queued. */
+export interface CountablePuppet {
+  say(target: string, text: string): number;
+  notice(target: string, text: string): number;
+  action(target: string, text: string): number;
+  readonly queuedLines?: number;
+}
+
+export interface CountablePuppetEvents {
+  onMessage(msg: unknown): void;
+  onDisconnected(info: { reason: string; willRetry: boolean; wasConnected?: boolean }): void;
+}
+
+/**
+ * Wraps a puppet factory: lines sent (what say/notice/action report) and received (messages addressed to the puppet)
+ * per network, connect failures by reason (an outage before the connection came up), and the send queue depth of
+ * the live puppets, read at scrape time.
+ */
+export function instrumentPuppetFactory<R extends { networkId: string }, E extends CountablePuppetEvents, P extends CountablePuppet>(
+  factory: (req: R, events: E) => P,
+  metrics: Pick<Metrics, "ircLinesSent" | "ircLinesReceived" | "ircConnectFailures" | "ircSendQueueDepth" | "onCollect">,
+): (req: R, events: E) => P {
+  const live = new Map<P, string>();
+  metrics.onCollect(() => {
+    const depth = new Map<string, number>();
+    for (const [p, network] of live) depth.set(network, (depth.get(network) ?? 0) + (p.queuedLines ?? 0));
+    metrics.ircSendQueueDepth.reset();
+    for (const [network, n] of depth) metrics.ircSendQueueDepth.set({ network }, n);
+  });
+  return (req, events) => {
+    const network = safeLabel(req.networkId);
+    const counted: E = {
+      ...events,
+      onMessage: (msg: unknown) => {
+        metrics.ircLinesReceived.inc({ network });
+        events.onMessage(msg);
+      },
+      onDisconnected: (info: { reason: string; willRetry: boolean; wasConnected?: boolean }) => {
+        if (info.wasConnected === false) metrics.ircConnectFailures.inc({ network, reason: reasonLabel(info.reason) });
+        if (!info.willRetry) live.delete(puppet);
+        events.onDisconnected(info as never);
+      },
+    };
+    const puppet = factory(req, bindAll(events, counted));
+    live.set(puppet, network);
+    const sent = (n: number) => {
+      if (n > 0) metrics.ircLinesSent.inc({ network }, n);
+      return n;
+    };
+    return new Proxy(puppet, {
+      get(obj, prop, receiver) {
+        if (prop === "say" || prop === "notice" || prop === "action") {
+          return (target: string, text: string) => sent(obj[prop](target, text));
+        }
+        const v = Reflect.get(obj, prop, receiver) as unknown;
+        return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(obj) : v;
+      },
+    });
+  };
+}
+
+/** Events objects may be class instances: methods not overridden are bound to the original. */
+function bindAll<E extends object>(original: E, overrides: Partial<E>): E {
+  const out: Record<string, unknown> = {};
+  let o: object | null = original;
+  while (o && o !== Object.prototype) {
+    for (const k of Object.getOwnPropertyNames(o)) {
+      if (k === "constructor" || k in out) continue;
+      const v = (original as Record<string, unknown>)[k];
+      out[k] = typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(original) : v;
+    }
+    o = Object.getPrototypeOf(o) as object | null;
+  }
+  return Object.assign(out, overrides) as E;
+}
+
+// Puppet reasons read "could not connect: ECONNREFUSED" (a socket error code) or "could not connect" (the server
+// closed before registering; its ERROR text may carry a nick or host, so it is never a label).
+function reasonLabel(reason: string): string {
+  const code = /^could not connect: ([A-Za-z][A-Za-z0-9_-]{0,40})$/.exec(reason)?.[1];
+  return code ? safeLabel(code) : "closed_before_registration";
+}

@@ -10,6 +10,7 @@ import { openConfiguredStore } from "./store/index.js";
 import type { Store } from "./store/types.js";
 import { MatrixAdapter } from "./matrix/adapter.js";
 import { IrcPuppet, type PuppetOptions } from "./irc/puppet.js";
+import { ConnectLimiter } from "./irc/connect-limiter.js";
 import { BridgeCore } from "./bridge/core.js";
 import { OtrPipeline } from "./bridge/otr/manager.js";
 import type { BridgeLogger, BridgeMetrics, PuppetFactory } from "./bridge/ports.js";
@@ -158,7 +159,17 @@ function puppetOptionsFor(n: NetworkConfig): Omit<PuppetOptions, "nick"> {
     // silently verifying against a different trust store than the operator configured.
     throw new StartError("tls-option-unsupported", `networks.${n.id}: tls_ca_file and tls_servername are not supported by this build; remove them or use a certificate the system trusts`);
   }
-  const opts: Omit<PuppetOptions, "nick"> = { host: n.host, port: n.port, tls: n.tls, tlsVerify: true, maxLineBytes: n.max_line_bytes };
+  const opts: Omit<PuppetOptions, "nick"> = {
+    host: n.host,
+    port: n.port,
+    tls: n.tls,
+    tlsVerify: true,
+    maxLineBytes: n.max_line_bytes,
+    // One gate per network, shared by every puppet on it: a server restart brings users back a few at a time.
+    connectGate: new ConnectLimiter(n.max_concurrent_connects),
+    flood: { burstLines: n.flood_burst_lines, lineIntervalMs: n.flood_line_interval_ms, penaltyBytes: n.flood_penalty_bytes },
+    maxHeldLines: n.max_held_lines,
+  };
   if (n.password) opts.password = n.password;
   const s = n.sasl;
   if (s?.mechanism === "PLAIN" && s.username && s.password) opts.sasl = { mechanism: "PLAIN", username: s.username, password: s.password };

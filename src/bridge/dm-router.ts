@@ -50,7 +50,7 @@ export class DmRouter {
       const puppet = this.o.connections.get(dm.userId, dm.networkId);
       const ghost = this.o.matrix.ghostUserId(dm.networkId, dm.foldedNick);
       const isCommand = this.o.pipeline.isCommand?.(body) ?? false;
-      if ((!puppet || !puppet.connected) && !isCommand) {
+      if ((!puppet || !(puppet.canSend ?? puppet.connected)) && !isCommand) {
         this.o.metrics.messageFailed("matrix_to_irc", "not-connected");
         await this.o.matrix.send(roomId, ghost, "notice", `Not delivered: you are not connected to ${dm.networkId}. Send \`connect ${dm.networkId}\` to the bridge bot.`);
         return;
@@ -150,7 +150,7 @@ export class DmRouter {
       },
       toIrc: (kind, text) => {
         const puppet = this.o.connections.get(userId, networkId);
-        if (!puppet || !puppet.connected) return 0;
+        if (!puppet || !(puppet.canSend ?? puppet.connected)) return 0;
         if (kind === "emote") return puppet.action(peerNick, text);
         if (kind === "notice") return puppet.notice(peerNick, text);
         return puppet.say(peerNick, text);

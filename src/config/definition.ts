@@ -137,6 +137,17 @@ const network = obj({
     .describe("Largest OTR fragment in bytes; when absent it is derived from max_line_bytes.")
     .example(400),
   quit_message: str().describe("QUIT message sent when the bridge shuts down.").default("Bridge shutting down"),
+  max_concurrent_connects: int(1, 1000)
+    .describe("Connection attempts to this network in flight at once (all users); the rest wait their turn, e.g. after a server restart.")
+    .default(10),
+  flood_burst_lines: int(1, 100).describe("Message lines a puppet may send back to back before pacing starts.").default(5),
+  flood_line_interval_ms: int(50, 60000).describe("Once the burst is used, one more line every this many milliseconds.").default(1000),
+  flood_penalty_bytes: int(0, 8191)
+    .describe("A line costs one more line of budget per this many bytes, as servers charge long lines more; 0 = off.")
+    .default(0),
+  max_held_lines: int(0, 100000)
+    .describe("Lines a user may type while their connection is being re-established; sent in order once it is back, refused beyond this.")
+    .default(100),
 }, { renamed: { server: "host", ssl: "tls", nick_format: "nick_template" } });
 
 const networks = list(network, 1)

@@ -88,6 +88,14 @@ const appservice = obj({
   })
     .describe("Localpart of the Matrix user (ghost) that stands for an IRC user; must contain {network} and {nick}. The registration's exclusive user namespace is derived from it.")
     .default("irc_{network}_{nick}"),
+  channel_alias_template: str({
+    expected: "a room alias template",
+    typeName: "template",
+    validate: (s) => templateProblem(s, ["network", "channel"], ["network", "channel"]) ??
+      (/^#[a-z0-9._=\-\/]*$/.test(s.replace(/\{network\}|\{channel\}/g, "x")) ? null : `must start with # and have literal parts in [a-z0-9._=-/], got ${JSON.stringify(s)}`),
+  })
+    .describe("Alias of the Matrix room (portal) for an IRC channel, without the :domain part; {channel} is the case-folded channel name with its #. The registration's exclusive alias namespace is derived from it.")
+    .default("#irc_{network}_{channel}"),
 }, { renamed: { sender_localpart: "bot_localpart", bind: "bind_address", localpart_template: "ghost_localpart_template" } })
   .describe("The application service: its listener, its registration and the Matrix users it owns.");
 
@@ -148,6 +156,14 @@ const network = obj({
   max_held_lines: int(0, 100000)
     .describe("Lines a user may type while their connection is being re-established; sent in order once it is back, refused beyond this.")
     .default(100),
+  dynamic_channels: bool()
+    .describe("Create a portal room when a Matrix user joins an alias of the channel_alias_template for this network (otherwise only `join` and `link` make portals).")
+    .default(true),
+  membership_sync: oneOf(["lazy", "full"] as const)
+    .describe("lazy: IRC users appear in a portal room when they speak; full: every IRC user in the channel gets a ghost in the room.")
+    .default("lazy"),
+  op_power_level: int(0, 100).describe("Matrix power level of a ghost whose IRC user has channel operator (+o).").default(50),
+  voice_power_level: int(0, 100).describe("Matrix power level of a ghost whose IRC user has voice (+v).").default(10),
 }, { renamed: { server: "host", ssl: "tls", nick_format: "nick_template" } });
 
 const networks = list(network, 1)
@@ -165,6 +181,20 @@ const permissions = record("\"*\", server name or user id", permissionKey, oneOf
   .describe("Who may use the bridge: keys are \"*\", a server name or a Matrix user id; values are user or admin. The most specific key wins (user id, then server name, then \"*\"). Empty: nobody.")
   .example({ "example.org": "user", "@admin:example.org": "admin" })
   .default({});
+
+const channels = obj({
+  quit_debounce_ms: int(0, 60000)
+    .describe("QUITs are gathered this long before ghosts leave rooms, so a netsplit's burst is handled as one batch (and a quick rejoin cancels the leave).")
+    .default(2000),
+  membership_requests_per_second: int(1, 1000)
+    .describe("Upper bound on ghost join/leave requests per second to the homeserver, across all portal rooms.")
+    .default(10),
+  max_message_lines: int(1, 1000)
+    .describe("A Matrix message with more lines than this is sent to IRC as one line with a link to it instead.")
+    .default(4),
+  reply_template: str().describe("How a Matrix reply reads on IRC; {nick} is the IRC nick replied to, {text} the reply.").default("{nick}: {text}"),
+  edit_template: str().describe("How a Matrix edit reads on IRC; {text} is the new text.").default("* {text}"),
+}).orEmpty().describe("IRC channels as Matrix rooms (portals). OTR does not apply to channels: it is one-to-one.");
 
 const otr = obj({
   default_policy: oneOf(["never", "manual", "opportunistic", "always"] as const)
@@ -221,6 +251,7 @@ export const configSchema = obj({
   appservice,
   networks,
   permissions,
+  channels,
   otr,
   store,
   metrics,
@@ -251,6 +282,13 @@ export type Permission = "user" | "admin";
 
 function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** The regex source (anchored) matching every alias the channel alias template can produce on this server. */
+export function channelAliasRegexSource(template: string, domain: string): string {
+  const parts = template.split(/(\{network\}|\{channel\})/);
+  const body = parts.map((p) => (p === "{network}" || p === "{channel}" ? ".+" : escapeRegex(p))).join("");
+  return `^${body}:${escapeRegex(domain)}$`;
 }
 
 /** The regex source (anchored) matching every ghost user id the template can produce on this server. */

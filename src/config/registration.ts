@@ -4,7 +4,7 @@
 
 import { randomBytes } from "node:crypto";
 import { stringify } from "yaml";
-import { ghostUserRegexSource, type Config } from "./definition.js";
+import { channelAliasRegexSource, ghostUserRegexSource, type Config } from "./definition.js";
 
 export interface Registration {
   id: string;
@@ -38,7 +38,7 @@ export function buildRegistration(
     rate_limited: false,
     namespaces: {
       users: [{ exclusive: true, regex: ghostUserRegexSource(config.appservice.ghost_localpart_template, config.homeserver.domain) }],
-      aliases: [],
+      aliases: [{ exclusive: true, regex: channelAliasRegexSource(config.appservice.channel_alias_template, config.homeserver.domain) }],
       rooms: [],
     },
   };

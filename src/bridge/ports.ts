@@ -17,6 +17,12 @@ export interface MatrixMessage {
   eventId: string;
   kind: MessageKind;
   body: string;
+  /** formatted_body (org.matrix.custom.html) when present. */
+  html?: string;
+  /** An edit (m.replace): body/html are the new content. DMs ignore edits; channels render them short. */
+  edit?: boolean;
+  /** The event this one replies to. */
+  replyTo?: string;
 }
 
 export interface MatrixMembership {
@@ -30,6 +36,8 @@ export interface MatrixEventHandlers {
   onInvite(e: MatrixInvite): Promise<void>;
   onMessage(e: MatrixMessage): Promise<void>;
   onMembership(e: MatrixMembership): Promise<void>;
+  /** A room alias in the bridge's namespace was looked up: the room id to answer with, or null. */
+  onAliasQuery?(alias: string): Promise<string | null>;
 }
 
 export interface MatrixPort {
@@ -54,6 +62,10 @@ export interface MatrixPort {
   joinedMembers(roomId: string, as: string | null): Promise<string[]>;
   /** Whether the room has Matrix end-to-end encryption on (which the bridge cannot read). `as` must be a member. */
   isEncrypted(roomId: string, as: string | null): Promise<boolean>;
+  /** Channel portals: a public-join room created by the bot, optionally with an alias localpart. */
+  createChannelRoom?(o: { name: string; aliasLocalpart?: string; topic?: string; invite?: string[] }): Promise<string>;
+  kick?(roomId: string, as: string | null, userId: string, reason?: string): Promise<void>;
+  setPowerLevel?(roomId: string, userId: string, level: number): Promise<void>;
 }
 
 export interface IrcIncoming {

@@ -10,8 +10,11 @@ export type MessageKind = "text" | "notice" | "emote";
 
 export interface AdapterHandlers {
   onInvite(e: { roomId: string; inviter: string; invitee: string; isDirect: boolean }): Promise<void>;
-  onMessage(e: { roomId: string; sender: string; eventId: string; kind: MessageKind; body: string }): Promise<void>;
+  /** `html` is the formatted_body when the event has one; `edit` marks an m.replace (body = the new text). */
+  onMessage(e: { roomId: string; sender: string; eventId: string; kind: MessageKind; body: string; html?: string; edit?: boolean; replyTo?: string }): Promise<void>;
   onMembership(e: { roomId: string; userId: string; sender: string; membership: "join" | "leave" | "ban" | "invite" | "knock" }): Promise<void>;
+  /** A user asked for a room alias in our namespace: the room id to provision it with, or null to refuse. */
+  onAliasQuery?(alias: string): Promise<string | null>;
 }
 
 export interface MatrixAdapterOptions {
@@ -69,6 +72,11 @@ export class MatrixAdapter {
         onEvent: (request) => {
           const ev = request.getData() as RawEvent;
           this.dispatch(ev).catch((err) => this.opts.onError(err, `event ${ev.type ?? "?"}`));
+        },
+        // The bridge creates the room itself (with the alias) so `join` and alias joins share one code path.
+        onAliasQuery: async (alias) => {
+          const roomId = await this.handlers?.onAliasQuery?.(alias);
+          return roomId ? { roomId } : null;
         },
         onLog: this.opts.onLog ?? ((text, isError) => {
           if (isError) this.opts.onError(new Error(text), "matrix-appservice-bridge");
@@ -129,6 +137,31 @@ export class MatrixAdapter {
     return r.room_id;
   }
 
+  /** A channel portal: created by the bot (which stays in it to invite ghosts), public join rule, no encryption. */
+  async createChannelRoom(o: { name: string; aliasLocalpart?: string; topic?: string; invite?: string[] }): Promise<string> {
+    const r = await this.intent(null).createRoom({
+      createAsClient: true,
+      options: {
+        preset: "public_chat",
+        visibility: "private",
+        name: o.name,
+        ...(o.aliasLocalpart ? { room_alias_name: o.aliasLocalpart } : {}),
+        ...(o.topic ? { topic: o.topic } : {}),
+        ...(o.invite?.length ? { invite: o.invite } : {}),
+      },
+    });
+    return r.room_id;
+  }
+
+  async kick(roomId: string, as: string | null, userId: string, reason?: string): Promise<void> {
+    await this.intent(as).kick(roomId, userId, reason);
+  }
+
+  /** Sets one user's power level in a room (read-modify-write of m.room.power_levels, as the bot). */
+  async setPowerLevel(roomId: string, userId: string, level: number): Promise<void> {
+    await this.intent(null).setPowerLevel(roomId, userId, level);
+  }
+
   async invite(roomId: string, as: string | null, userId: string): Promise<void> {
     await this.intent(as).invite(roomId, userId);
   }
@@ -183,12 +216,23 @@ export class MatrixAdapter {
       if (typeof body !== "string") return;
       // Edits arrive as new m.room.message events; bridging them would repeat the message on IRC.
       const rel = content["m.relates_to"] as { rel_type?: string } | undefined;
-      if (rel?.rel_type === "m.replace") return;
+      const edit = rel?.rel_type === "m.replace";
+      const newContent = content["m.new_content"] as Record<string, unknown> | undefined;
+      if (edit && typeof newContent?.["body"] !== "string") return;
       const msgtype = content["msgtype"];
       const kind: MessageKind | null = msgtype === "m.text" ? "text" : msgtype === "m.notice" ? "notice" : msgtype === "m.emote" ? "emote" : null;
       if (!kind) return;
       const inReplyTo = (content["m.relates_to"] as { "m.in_reply_to"?: unknown } | undefined)?.["m.in_reply_to"];
-      await h.onMessage({ roomId: ev.room_id, sender: ev.sender, eventId: ev.event_id, kind, body: inReplyTo ? stripReplyFallback(body) : body });
+      const src = edit ? newContent! : content;
+      const html = src["format"] === "org.matrix.custom.html" && typeof src["formatted_body"] === "string" ? (src["formatted_body"] as string) : undefined;
+      const replyTo = (inReplyTo as { event_id?: unknown } | undefined)?.event_id;
+      await h.onMessage({
+        roomId: ev.room_id, sender: ev.sender, eventId: ev.event_id, kind,
+        body: edit ? String(src["body"]) : inReplyTo ? stripReplyFallback(body) : body,
+        ...(html !== undefined ? { html } : {}),
+        ...(edit ? { edit: true } : {}),
+        ...(typeof replyTo === "string" ? { replyTo } : {}),
+      });
     }
   }
 }

@@ -85,3 +85,28 @@ test("a peer's fragment size follows the connection's budget, capped by config, 
   assert.equal(free.maxFragmentSize, 400);
   assert.equal(account.maxFragmentSize, 0, "the shared account is untouched");
 });
+
+test("split OTR lines: joined until the '.', short or non-base64 followers are never swallowed, caps hold", async () => {
+  const { SplitJoiner, MAX_JOINED_PIECES, JOIN_TIMEOUT_MS } = await import("../../src/bridge/otr/split-join.js");
+  const j = new SplitJoiner();
+  const head = "?OTR:" + "A".repeat(295);
+  assert.deepEqual(j.push(head, 0), []);
+  assert.deepEqual(j.push("B".repeat(300), 1), []);
+  assert.deepEqual(j.push("C.", 2), [head + "B".repeat(300) + "C."]); // 596 base64 characters
+  // A truncated message followed by plain chat: the chat goes through as itself.
+  assert.deepEqual(j.push(head, 3), []);
+  assert.deepEqual(j.push("ok", 4), [head, "ok"]);
+  assert.deepEqual(j.push("hello there, not base64!", 5), ["hello there, not base64!"]);
+  // Short OTR lines and OTR fragments are never held.
+  assert.deepEqual(j.push("?OTR:AAMD.", 6), ["?OTR:AAMD."]);
+  assert.deepEqual(j.push("?OTR|1|2,1,2,abc,", 7), ["?OTR|1|2,1,2,abc,"]);
+  // Too old: the buffer goes on as it is.
+  assert.deepEqual(j.push(head, 10), []);
+  assert.deepEqual(j.push("D".repeat(300), 10 + JOIN_TIMEOUT_MS + 1), [head, "D".repeat(300)]);
+  // Too many pieces.
+  const k = new SplitJoiner();
+  k.push(head, 0);
+  let released: string[] = [];
+  for (let i = 0; i < MAX_JOINED_PIECES + 2 && released.length === 0; i++) released = k.push("E".repeat(300), 1);
+  assert.equal(released.length, 2);
+});

@@ -340,3 +340,16 @@ test("metrics: library events go to the OTR counter hook, held messages sent aft
   assert.ok(seen.includes("queued") && seen.includes("gone-secure"));
   assert.deepEqual(bridged, [true]);
 });
+
+test("an unfragmented OTR message split across PRIVMSGs by a bouncer is rejoined and read once", async () => {
+  const { w, dm } = await secureDm();
+  dm.contact.take(dm.contact.conv.send("x".repeat(600)));
+  const line = dm.contact.outbox.shift()!;
+  assert.ok(line.startsWith("?OTR:") && line.length > 700);
+  const pieces = [line.slice(0, 300), line.slice(300, 600), line.slice(600)];
+  for (const p of pieces) await w.pipeline.fromIrc(dm.ctx, "text", p);
+  const got = w.matrix.messages(ROOM).filter((m) => m.body === "x".repeat(600));
+  assert.equal(got.length, 1);
+  assert.deepEqual(got[0]!.extra["org.matrix_otr_irc.otr"], { encrypted: true, verified: false });
+  assert.ok(!w.matrix.notices(ROOM).includes("unreadable"));
+});

@@ -87,7 +87,7 @@ export class OtrPipeline implements DmPipeline {
         if (kind !== "text") return await this.plainFromIrc(peer, kind, text);
         const conv = await this.conversation(peer);
         if (!conv) return await this.deliver(peer, "text", text, false);
-        await this.apply(peer, conv.receive(text));
+        for (const line of peer.joiner.push(text, this.env.now())) await this.apply(peer, conv.receive(line));
       } finally {
         if (mustWait) this.waiting.set(acct, (this.waiting.get(acct) ?? 1) - 1);
       }

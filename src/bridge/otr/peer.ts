@@ -5,6 +5,7 @@ import { MIN_FRAGMENT_SIZE, OtrAccount, type OtrConversation } from "../../otr/i
 import type { OtrPolicyName } from "../../store/types.js";
 import type { VerifiedBy } from "../../otr/trust.js";
 import type { DmContext } from "../dm-pipeline.js";
+import { SplitJoiner } from "./split-join.js";
 
 /** Fragment size when the connection cannot say (not connected yet); 400 fits any usual 512-byte line. */
 export const FALLBACK_FRAGMENT_SIZE = 400;
@@ -24,6 +25,8 @@ export class Peer {
   /** Already told the user that plaintext arrived although the policy requires OTR. */
   warnedPlaintext = false;
   lastStatus: string | null = null;
+  /** Rejoins "?OTR:" messages a bouncer split across PRIVMSGs. */
+  readonly joiner = new SplitJoiner();
 
   constructor(public ctx: DmContext, private readonly configuredFragmentSize: number | undefined) {}
 

@@ -50,6 +50,8 @@ export class LibotrIrcContact {
   private cursor = 0;
   private pumpDone: Promise<void> = Promise.resolve();
   private pumpError: Error | null = null;
+  private gate: Promise<void> | null = null;
+  private openGate: (() => void) | null = null;
 
   private constructor(readonly irc: IrcClient, readonly otr: LibotrPeer, public remote: string,
     readonly account: string, private readonly timeoutMs: number) {}
@@ -132,6 +134,7 @@ export class LibotrIrcContact {
       }
       this.cursor++;
       if (!this.isFromRemote(m)) continue;
+      if (this.gate) await this.gate;
       const text = m.params[1] ?? "";
       this.wireReceived.push(text);
       try {
@@ -143,6 +146,17 @@ export class LibotrIrcContact {
         return;
       }
     }
+  }
+
+  /** Stops handing incoming lines to libotr (they wait, in order), e.g. to type something before an AKE can finish. */
+  pause(): void {
+    if (!this.gate) this.gate = new Promise((r) => { this.openGate = r; });
+  }
+
+  resume(): void {
+    this.openGate?.();
+    this.gate = null;
+    this.openGate = null;
   }
 
   /** First event at index >= from matching pred (already seen ones count). */
@@ -216,6 +230,7 @@ export class LibotrIrcContact {
   /** Quits IRC and stops libotr (the session state is lost, as when the contact's client closes). */
   async close(message = "bye"): Promise<void> {
     this.stopped = true;
+    this.resume();
     for (const w of this.waiters) { clearTimeout(w.timer); w.reject(new Error(`${this.irc.nick}: closed`)); }
     this.waiters = [];
     await this.irc.quit(message).catch(() => undefined);

@@ -80,6 +80,19 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       createPuppet: o.metrics ? instrumentPuppetFactory(createPuppet, o.metrics) : createPuppet,
       networks: config.networks.map((n) => ({ id: n.id, name: n.name, nickTemplate: n.nick_template })),
       permission: (userId) => permissionFor(config, userId),
+      channels: {
+        domain: config.homeserver.domain,
+        aliasTemplate: config.appservice.channel_alias_template,
+        quitDebounceMs: config.channels.quit_debounce_ms,
+        membershipPerSecond: config.channels.membership_requests_per_second,
+        maxMessageLines: config.channels.max_message_lines,
+        replyTemplate: config.channels.reply_template,
+        editTemplate: config.channels.edit_template,
+        network: (id) => {
+          const n = config.networks.find((x) => x.id === id);
+          return n && { dynamicChannels: n.dynamic_channels, membershipSync: n.membership_sync, opLevel: n.op_power_level, voiceLevel: n.voice_power_level };
+        },
+      },
       logger,
       pipeline,
       ...(o.metrics ? { metrics: bridgeMetrics(o.metrics) } : {}),

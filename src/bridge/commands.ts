@@ -9,6 +9,8 @@ export type Command =
   | { name: "msg"; network: string; nick: string; text: string | null }
   | { name: "networks" }
   | { name: "otr"; network: string; nick: string; args: string }
+  | { name: "join"; network: string; channel: string; key?: string }
+  | { name: "part"; network: string; channel: string }
   | { name: "invalid"; reply: string };
 
 export const HELP_TEXT = [
@@ -19,6 +21,8 @@ export const HELP_TEXT = [
   "  disconnect <network>          disconnect from it",
   "  nick <network> <nick>         change your IRC nick there",
   "  msg <network> <nick> [text]   open (or reuse) a direct chat with an IRC user, optionally sending text",
+  "  join <network> <#channel> [key]   join an IRC channel: you are invited to its room",
+  "  part <network> <#channel>     leave it (your IRC connection parts, you leave the room)",
   "  otr <network> <nick> <command>   OTR in your direct chat with that user, as `!otr <command>` there",
   "                                  (start, end, refresh, status, fingerprint, trust, distrust, smp, ask,",
   "                                  smp-abort, policy, help)",
@@ -29,6 +33,8 @@ const USAGE: Record<string, string> = {
   disconnect: "Usage: disconnect <network>",
   nick: "Usage: nick <network> <nick>",
   msg: "Usage: msg <network> <nick> [text]",
+  join: "Usage: join <network> <#channel> [key]",
+  part: "Usage: part <network> <#channel>",
   otr: "Usage: otr <network> <nick> <start|end|refresh|status|fingerprint|trust|distrust|smp|ask|smp-abort|policy|help>",
 };
 
@@ -55,6 +61,13 @@ export function parseCommand(body: string): Command {
       const text = mm[3] && mm[3].trim() !== "" ? mm[3] : null;
       return { name: "msg", network: mm[1]!, nick: mm[2]!, text };
     }
+    case "join":
+      if ((args.length === 2 || args.length === 3) && isChannel(args[1]!)) {
+        return args[2] ? { name: "join", network: args[0]!, channel: args[1]!, key: args[2] } : { name: "join", network: args[0]!, channel: args[1]! };
+      }
+      return { name: "invalid", reply: USAGE["join"]! };
+    case "part":
+      return args.length === 2 && isChannel(args[1]!) ? { name: "part", network: args[0]!, channel: args[1]! } : { name: "invalid", reply: USAGE["part"]! };
     case "otr": {
       const mm = /^(\S+)\s+(\S+)\s+(\S[\s\S]*)$/.exec(rest);
       return mm ? { name: "otr", network: mm[1]!, nick: mm[2]!, args: mm[3]! } : { name: "invalid", reply: USAGE["otr"]! };
@@ -62,6 +75,11 @@ export function parseCommand(body: string): Command {
     default:
       return { name: "invalid", reply: `Unknown command \`${m[1]}\`. Type \`help\` for the list of commands.` };
   }
+}
+
+/** A channel name (RFC 2811 §2.1): a type prefix, then no space, comma, BEL or colon. */
+export function isChannel(s: string): boolean {
+  return /^[#&+!][^\s,\x07:]{1,199}$/.test(s);
 }
 
 /** RFC 2812 §2.3.1 nickname characters; servers enforce their own length limit and answer 432 when exceeded. */

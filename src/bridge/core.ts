@@ -8,6 +8,7 @@ import { DmRouter } from "./dm-router.js";
 import { PlaintextPipeline, type DmPipeline } from "./dm-pipeline.js";
 import { HELP_TEXT, isValidNick, parseCommand, type Command } from "./commands.js";
 import { KeyedQueue } from "./keyed-queue.js";
+import { ChannelRouter, type ChannelSettings } from "./channels/router.js";
 // Before a connection has reported its CASEMAPPING, rfc1459 (the IRC default) decides.
 import { foldNick } from "../irc/casemap.js";
 
@@ -28,11 +29,14 @@ export interface BridgeCoreOptions {
   logger: BridgeLogger;
   pipeline?: DmPipeline;
   metrics?: BridgeMetrics;
+  /** Channel portals (src/bridge/channels); without it the bridge does DMs only. */
+  channels?: ChannelSettings;
 }
 
 export class BridgeCore implements MatrixEventHandlers {
   readonly connections: ConnectionManager;
   readonly dms: DmRouter;
+  readonly channels: ChannelRouter | null = null;
   private readonly roomQueue = new KeyedQueue();
   private readonly refused = new Set<string>();
 
@@ -40,7 +44,15 @@ export class BridgeCore implements MatrixEventHandlers {
     const notify = (userId: string, text: string) => this.notify(userId, text);
     this.connections = new ConnectionManager({
       store: o.store,
-      createPuppet: o.createPuppet,
+      // Channel traffic and reconnects also go to the channel router (rejoining the user's channels).
+      createPuppet: (req, events) => o.createPuppet(req, {
+        ...events,
+        onConnected: (info) => {
+          events.onConnected(info);
+          this.channels?.connected(req.userId, req.networkId);
+        },
+        onChannel: (e) => this.channels?.fromIrc(req.userId, req.networkId, e),
+      }),
       networks: o.networks,
       logger: o.logger,
       metrics: o.metrics ?? NO_METRICS,
@@ -56,6 +68,27 @@ export class BridgeCore implements MatrixEventHandlers {
       metrics: o.metrics ?? NO_METRICS,
       notify,
     });
+    if (o.channels) {
+      this.channels = new ChannelRouter({
+        store: o.store,
+        matrix: o.matrix,
+        connections: this.connections,
+        logger: o.logger,
+        metrics: o.metrics ?? NO_METRICS,
+        settings: o.channels,
+        allowed: (userId) => this.allowed(userId),
+      });
+    }
+  }
+
+  /** An alias in the bridge's namespace was looked up (a user joining `#irc_<network>_<#channel>:domain`). */
+  async onAliasQuery(alias: string): Promise<string | null> {
+    try {
+      return (await this.channels?.aliasQuery(alias)) ?? null;
+    } catch (err) {
+      this.fail("alias query", err);
+      return null;
+    }
   }
 
   /** Sends a notice to the user's management room, if they have one. Never throws. */
@@ -84,6 +117,7 @@ export class BridgeCore implements MatrixEventHandlers {
   async idle(): Promise<void> {
     await this.roomQueue.idle();
     await this.dms.idle();
+    await this.channels?.idle();
   }
 
   private async handleInvite(e: MatrixInvite): Promise<void> {
@@ -139,6 +173,8 @@ export class BridgeCore implements MatrixEventHandlers {
   private async handleMessage(e: MatrixMessage): Promise<void> {
     const { matrix, store } = this.o;
     if (e.sender === matrix.botUserId || matrix.parseGhost(e.sender)) return;
+    if (this.channels && (await this.channels.fromMatrix(e))) return;
+    if (e.edit) return; // DMs and commands: an edit would repeat the message
     const owner = await store.findManagementRoomOwner(e.roomId);
     const dm = owner ? null : await store.findDmByRoom(e.roomId);
     if (owner !== e.sender && dm?.userId !== e.sender) return; // someone else's room, or a room we do not manage
@@ -158,6 +194,7 @@ export class BridgeCore implements MatrixEventHandlers {
   }
 
   private async handleMembership(e: MatrixMembership): Promise<void> {
+    if (this.channels && (await this.channels.membership(e))) return;
     if (e.membership !== "leave" && e.membership !== "ban") return;
     const dm = await this.o.store.findDmByRoom(e.roomId);
     if (dm && dm.userId === e.userId) await this.dms.userLeft(e.roomId, dm);
@@ -203,6 +240,13 @@ export class BridgeCore implements MatrixEventHandlers {
         const { roomId, created } = await this.dms.open(userId, cmd.network, folded, cmd.nick);
         if (cmd.text !== null) await this.dms.fromMatrix({ userId, networkId: cmd.network, foldedNick: folded }, roomId, "text", cmd.text);
         return `${created ? "Opened" : "Reusing"} your direct chat with ${cmd.nick} on ${cmd.network}: ${roomId}${created ? " (check your invites)" : ""}.`;
+      }
+      case "join":
+      case "part": {
+        if (!c.network(cmd.network)) return unknownNet(cmd.network);
+        if (!this.channels) return "This bridge does not bridge channels.";
+        if (cmd.name === "part") return this.channels.partCommand(userId, cmd.network, cmd.channel);
+        return this.channels.joinCommand(userId, cmd.network, cmd.channel, cmd.key);
       }
       case "otr": {
         if (!c.network(cmd.network)) return unknownNet(cmd.network);

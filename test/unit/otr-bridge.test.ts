@@ -353,3 +353,18 @@ test("an unfragmented OTR message split across PRIVMSGs by a bouncer is rejoined
   assert.deepEqual(got[0]!.extra["org.matrix_otr_irc.otr"], { encrypted: true, verified: false });
   assert.ok(!w.matrix.notices(ROOM).includes("unreadable"));
 });
+
+test("a stored key that does not parse: messages are refused with a notice, commands still answer, nothing goes out", async () => {
+  const store = new MemoryStore();
+  await store.putOtrPrivateKeyIfAbsent(USER, NET, new TextEncoder().encode("not a key file"));
+  const w = makeWorld({ store });
+  const dm = new Dm(w, new Contact("Bob", testKey(1), "bob"), ROOM);
+  const r = await dm.user("hello");
+  assert.deepEqual(r, { sent: false, encrypted: false, handled: true });
+  assert.match(w.matrix.noticesWith("refused")[0]!.body, /bad-stored-key/);
+  await dm.user("!otr fingerprint");
+  assert.match(w.matrix.noticesWith("command").at(-1)!.body, /did not work \(bad-stored-key\)/);
+  assert.equal(dm.irc.length, 0);
+  await assert.rejects(w.pipeline.fromIrc(dm.ctx, "text", "hi"));
+  assert.ok(w.matrix.notices(ROOM).includes("unreadable"));
+});

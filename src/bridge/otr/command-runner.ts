@@ -27,7 +27,13 @@ export async function runOtrCommand(m: OtrPipeline, peer: Peer, args: string, or
       redactNote = "\nI could not remove your message containing the secret: please delete it yourself.";
     }
   }
-  return (await execute(m, peer, args)) + redactNote;
+  try {
+    return (await execute(m, peer, args)) + redactNote;
+  } catch (err) {
+    // Every command answers, failures included (a key that does not load, the store down).
+    m.o.logger.warn("an OTR command failed", { code: codeOf(err) });
+    return `That did not work (${codeOf(err)}).${redactNote}`;
+  }
 }
 
 async function execute(m: OtrPipeline, peer: Peer, args: string): Promise<string> {

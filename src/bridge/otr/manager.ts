@@ -85,7 +85,10 @@ export class OtrPipeline implements DmPipeline {
       try {
         const peer = this.peerFor(ctx);
         if (kind !== "text") return await this.plainFromIrc(peer, kind, text);
-        const conv = await this.conversation(peer);
+        const conv = await this.conversation(peer).catch(async (err: unknown) => {
+          await this.notice(ctx, "unreadable", `A message from ${ctx.peerNick} could not be read: your OTR key could not be loaded (${codeOf(err)}).`);
+          throw err;
+        });
         if (!conv) return await this.deliver(peer, "text", text, false);
         for (const line of peer.joiner.push(text, this.env.now())) await this.apply(peer, conv.receive(line));
       } finally {
@@ -214,7 +217,15 @@ export class OtrPipeline implements DmPipeline {
   // ------------------------------------------------------------ internals
 
   private async send(peer: Peer, kind: MessageKind, text: string): Promise<DmSendResult> {
-    const conv = await this.conversation(peer);
+    let conv: OtrConversation | null;
+    try {
+      conv = await this.conversation(peer);
+    } catch (err) {
+      this.o.logger.warn("no OTR conversation for a Matrix message", { code: codeOf(err) });
+      this.o.metrics?.messageFailed("matrix_to_irc", codeOf(err));
+      await this.notice(peer.ctx, "refused", `Not sent: your OTR key could not be loaded (${codeOf(err)}).\n${quote(text)}`);
+      return { sent: false, encrypted: false, handled: true };
+    }
     if (!conv) {
       await this.updateStatus(peer);
       return { sent: peer.ctx.toIrc(kind, text) > 0, encrypted: false };

@@ -287,7 +287,7 @@ describe("OTR direct messages end to end (daemon, Synapse, ngIRCd, libotr)", { t
     const log = world.readLog();
     assert.ok(log.split("\n").length > 50, "the daemon logged at debug level");
     assert.match(log, /"level":"debug"/);
-    const needles = [...SECRETS, ...world.infrastructureSecrets()];
+    const needles = [...SECRETS, ...world.infrastructureSecrets(), ...(await world.otrKeySecrets())];
     for (const s of needles) {
       for (const piece of new Set([s, s.slice(0, 20), s.slice(-20)])) {
         if (piece.length < 12) continue;

@@ -18,6 +18,8 @@ import { LibotrIrcContact, normalizeFingerprint } from "./libotr-irc.js";
 import { buildRegistration, parseConfig, renderRegistration } from "../../src/config/index.js";
 import { createLogger, type Logger } from "../../src/log/index.js";
 import { startBridge, type RunningBridge } from "../../src/main.js";
+import { openStore, parseMasterKey, type Store } from "../../src/store/index.js";
+import { decodeStoredOtrKey } from "../../src/bridge/keys-cli.js";
 
 export const LONG = 120_000;
 export const NOTICE_KEY = "org.matrix_otr_irc.notice";
@@ -201,6 +203,29 @@ export class OtrWorld {
   infrastructureSecrets(): string[] {
     const reg = parseYaml(readFileSync(this.registrationPath, "utf8")) as { as_token: string; hs_token: string };
     return [reg.as_token, reg.hs_token, readFileSync(join(this.dir, "master.key"), "utf8").trim(), this.aliceToken];
+  }
+
+  /** The daemon's store, opened as the daemon opens it (only while the daemon is stopped). */
+  async openStore(): Promise<Store> {
+    const parsed = parseConfig(this.configText, `${this.name}.yaml`, { env: {} });
+    assert.ok(parsed.ok);
+    const key = parseMasterKey(readFileSync(join(this.dir, "master.key"), "utf8"), "test");
+    return openStore(parsed.config.store, key);
+  }
+
+  /** Alice's long-term OTR private key on network local, as the secrets a log must never show (x in hex and decimal). */
+  async otrKeySecrets(): Promise<string[]> {
+    const store = await this.openStore();
+    try {
+      const bytes = await store.getOtrPrivateKey(`@alice:${this.domain}`, "local");
+      assert.ok(bytes, "the daemon stored Alice's OTR key");
+      const k = decodeStoredOtrKey(bytes);
+      assert.ok(k, "the stored key decodes");
+      const x = k.key.x;
+      return [x.toString(16), x.toString(16).toUpperCase(), x.toString(10)];
+    } finally {
+      await store.close();
+    }
   }
 
   readLog(): string { return readFileSync(this.logPath, "utf8"); }

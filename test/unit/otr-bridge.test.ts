@@ -368,3 +368,16 @@ test("a stored key that does not parse: messages are refused with a notice, comm
   await assert.rejects(w.pipeline.fromIrc(dm.ctx, "text", "hi"));
   assert.ok(w.matrix.notices(ROOM).includes("unreadable"));
 });
+
+test("a new AKE inside a private conversation is still-secure; !otr refresh ends and restarts it", async () => {
+  const { w, dm } = await secureDm();
+  await dm.contactStarts();
+  assert.ok(w.matrix.notices(ROOM).includes("still-secure"));
+  assert.equal(w.matrix.noticesWith("gone-secure").length, 1);
+  await dm.user("!otr refresh");
+  assert.ok(w.matrix.notices(ROOM).includes("ended-by-us"));
+  assert.equal(w.matrix.noticesWith("gone-secure").length, 2);
+  assert.equal(w.matrix.status(ROOM)!["state"], "encrypted");
+  await dm.user("after refresh");
+  assert.deepEqual(dm.contact.received().at(-1), "after refresh");
+});

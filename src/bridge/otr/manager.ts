@@ -89,7 +89,10 @@ export class OtrPipeline implements DmPipeline {
           await this.notice(ctx, "unreadable", `A message from ${ctx.peerNick} could not be read: your OTR key could not be loaded (${codeOf(err)}).`);
           throw err;
         });
-        if (!conv) return await this.deliver(peer, "text", text, false);
+        if (!conv) {
+          await this.deliver(peer, "text", text, false);
+          return await this.updateStatus(peer);
+        }
         for (const line of peer.joiner.push(text, this.env.now())) await this.apply(peer, conv.receive(line));
       } finally {
         if (mustWait) this.waiting.set(acct, (this.waiting.get(acct) ?? 1) - 1);
@@ -295,11 +298,15 @@ export class OtrPipeline implements DmPipeline {
           await this.goneSecure(peer, e.fingerprint, e.version);
           flushed = true;
           break;
-        case "still-secure":
+        case "still-secure": {
           peer.smpAsked = false;
-          await this.notice(ctx, "still-secure", `The private conversation with ${nick} was refreshed.`);
+          // A refresh may come with another key (another login of the peer): trust is the new key's.
+          const s = peer.conv?.status();
+          if (s?.theirFingerprint && s.theirFingerprint !== peer.fingerprint) await this.goneSecure(peer, s.theirFingerprint, s.version ?? 3);
+          else await this.notice(ctx, "still-secure", `The private conversation with ${nick} was refreshed.`);
           flushed = true;
           break;
+        }
         case "gone-insecure":
           peer.smpAsked = false;
           if (e.reason === "peer-ended") {

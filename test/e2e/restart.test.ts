@@ -43,4 +43,12 @@ describe("the daemon restarts on its SQLite store with rooms and OTR keys intact
     assert.equal(after.fpRaw, fpBefore, "the same OTR key");
     await world.status(room, (x) => x.state === "encrypted", "encrypted again");
   });
+
+  it("neither run logged a message, the tokens, the master key or the OTR key", async () => {
+    await world.stopBridge();
+    const log = world.readLog();
+    assert.match(log, /"level":"debug"/);
+    const needles = ["hello before the restart", "hello after the restart", ...world.infrastructureSecrets(), ...(await world.otrKeySecrets())];
+    for (const s of needles) assert.ok(!log.includes(s), `the log contains ${JSON.stringify(s.slice(0, 12))}… (see ${world.logPath})`);
+  });
 });

@@ -364,13 +364,13 @@ export class ChannelRouter {
   }
 
   private isPuppetNick(networkId: string, puppet: PuppetPort, nick: string): boolean {
+    // Every user who wants a channel on this network has a puppet here (even one whose JOIN is not yet seen).
     const f = puppet.foldNick(nick);
-    for (const p of this.portals.values()) {
-      if (p.networkId !== networkId) continue;
-      for (const u of p.users) {
-        const pp = this.o.connections.get(u, networkId);
-        if (pp && pp.foldNick(pp.nick) === f) return true;
-      }
+    const suffix = `${networkId}\u0000`;
+    for (const k of this.wanted.keys()) {
+      if (!k.startsWith(suffix)) continue;
+      const pp = this.o.connections.get(k.slice(suffix.length), networkId);
+      if (pp && pp.foldNick(pp.nick) === f) return true;
     }
     return false;
   }

@@ -46,17 +46,19 @@ export interface CountablePuppet {
 
 export interface CountablePuppetEvents {
   onMessage(msg: unknown): void;
+  onConnected(info: { nick: string }): void;
   onDisconnected(info: { reason: string; willRetry: boolean; wasConnected?: boolean }): void;
 }
 
 /**
  * Wraps a puppet factory: lines sent (what say/notice/action report) and received (messages addressed to the puppet)
- * per network, connect failures by reason (an outage before the connection came up), and the send queue depth of
- * the live puppets, read at scrape time.
+ * per network, connect failures by reason (an outage before the connection came up), the reconnect that ends an
+ * outage as one more connect attempt (the bridge counts the first when it starts the puppet; the puppet reports
+ * outages, not each retry inside one), and the send queue depth of the live puppets, read at scrape time.
  */
 export function instrumentPuppetFactory<R extends { networkId: string }, E extends CountablePuppetEvents, P extends CountablePuppet>(
   factory: (req: R, events: E) => P,
-  metrics: Pick<Metrics, "ircLinesSent" | "ircLinesReceived" | "ircConnectFailures" | "ircSendQueueDepth" | "onCollect">,
+  metrics: Pick<Metrics, "ircLinesSent" | "ircLinesReceived" | "ircConnectAttempts" | "ircConnectFailures" | "ircSendQueueDepth" | "onCollect">,
 ): (req: R, events: E) => P {
   const live = new Map<P, string>();
   metrics.onCollect(() => {
@@ -67,13 +69,20 @@ export function instrumentPuppetFactory<R extends { networkId: string }, E exten
   });
   return (req, events) => {
     const network = safeLabel(req.networkId);
+    let down = false;
     const counted: E = {
       ...events,
       onMessage: (msg: unknown) => {
         metrics.ircLinesReceived.inc({ network });
         events.onMessage(msg);
       },
+      onConnected: (info: { nick: string }) => {
+        if (down) metrics.ircConnectAttempts.inc({ network });
+        down = false;
+        events.onConnected(info);
+      },
       onDisconnected: (info: { reason: string; willRetry: boolean; wasConnected?: boolean }) => {
+        down = info.willRetry;
         if (info.wasConnected === false) metrics.ircConnectFailures.inc({ network, reason: reasonLabel(info.reason) });
         if (!info.willRetry) live.delete(puppet);
         events.onDisconnected(info as never);

@@ -36,10 +36,10 @@ test("puppets: lines sent and received per network, connect failures by code onl
     constructor(private readonly tag: string) {}
     onMessage(_msg: unknown) { seen.push(`${this.tag}:msg`); }
     onDisconnected(info: { reason: string }) { seen.push(`${this.tag}:down:${info.reason}`); }
-    onConnected() { seen.push(`${this.tag}:up`); }
+    onConnected(_info: { nick: string }) { seen.push(`${this.tag}:up`); }
   }
   let handed!: Events;
-  const fake = { queuedLines: 3, nick: "alice", say: (_t: string, text: string) => text.split("\n").length, notice: () => 0, action: () => 1 };
+  const fake = { queuedLines: 3, nick: "alice", say: (_t: string, text: string) => text.split("\n").length, notice: (_t: string, _x: string) => 0, action: (_t: string, _x: string) => 1 };
   const factory = instrumentPuppetFactory((_req: { networkId: string; userId: string }, events: Events) => {
     handed = events;
     return fake;
@@ -50,11 +50,14 @@ test("puppets: lines sent and received per network, connect failures by code onl
   assert.equal(p.action("Bob", "waves"), 1);
   assert.equal(p.notice("Bob", "x"), 0);
   handed.onMessage({ text: "hi" });
-  handed.onConnected();
+  handed.onConnected({ nick: "alice" });
   handed.onDisconnected({ reason: "could not connect: ECONNREFUSED", willRetry: true, wasConnected: false } as never);
   handed.onDisconnected({ reason: "could not connect", willRetry: true, wasConnected: false } as never);
   handed.onDisconnected({ reason: "connection lost", willRetry: true, wasConnected: true } as never);
-  assert.deepEqual(seen, ["e:msg", "e:up", "e:down:could not connect: ECONNREFUSED", "e:down:could not connect", "e:down:connection lost"]);
+  assert.equal(await value(m, "matrix_otr_irc_irc_connect_attempts_total", { network: "local" }), undefined, "the first attempt is the bridge's to count");
+  handed.onConnected({ nick: "alice" });
+  assert.deepEqual(seen, ["e:msg", "e:up", "e:down:could not connect: ECONNREFUSED", "e:down:could not connect", "e:down:connection lost", "e:up"]);
+  assert.equal(await value(m, "matrix_otr_irc_irc_connect_attempts_total", { network: "local" }), 1, "the reconnect ending the outage");
   assert.equal(await value(m, "matrix_otr_irc_irc_lines_sent_total", { network: "local" }), 3);
   assert.equal(await value(m, "matrix_otr_irc_irc_lines_received_total", { network: "local" }), 1);
   assert.equal(await value(m, "matrix_otr_irc_irc_connect_failures_total", { network: "local", reason: "ECONNREFUSED" }), 1);

@@ -381,3 +381,18 @@ test("a new AKE inside a private conversation is still-secure; !otr refresh ends
   await dm.user("after refresh");
   assert.deepEqual(dm.contact.received().at(-1), "after refresh");
 });
+
+test("idle plaintext peers are forgotten by the poll; private ones are kept", async () => {
+  const { IDLE_PEER_MS } = await import("../../src/bridge/otr/manager.js");
+  const { w, dm } = await secureDm();
+  const plain = new Dm(w, new Contact("Carol", testKey(2), "carol"), "!carol:test.local");
+  await w.pipeline.fromIrc(plain.ctx, "text", "hi");
+  w.env.clock += IDLE_PEER_MS + 1;
+  await w.pipeline.pollAll();
+  // Bob's session survived: a message still goes out encrypted.
+  assert.deepEqual(await dm.user("still here"), { sent: true, encrypted: true });
+  // Carol's peer was forgotten: her next message makes a fresh one, whose status is posted again.
+  const before = w.matrix.states.filter((s) => s.roomId === "!carol:test.local").length;
+  await w.pipeline.fromIrc(plain.ctx, "text", "back");
+  assert.equal(w.matrix.states.filter((s) => s.roomId === "!carol:test.local").length, before + 1);
+});

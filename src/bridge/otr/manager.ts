@@ -23,6 +23,8 @@ import { runOtrCommand } from "./command-runner.js";
 
 /** How often active conversations are polled (fragment reassembly and held messages expire). */
 export const POLL_INTERVAL_MS = 30_000;
+/** A peer with no private conversation, nothing held and no traffic for this long is forgotten (memory bound). */
+export const IDLE_PEER_MS = 60 * 60_000;
 /** IRC messages per (user, network) that may wait for the key to be generated; beyond this they are dropped. */
 export const MAX_WAITING_FOR_KEY = 64;
 
@@ -122,6 +124,8 @@ export class OtrPipeline implements DmPipeline {
     await Promise.all([...this.peers.values()].map((peer) =>
       this.queue.run(peer.key, async () => {
         if (peer.conv) await this.apply(peer, peer.conv.poll());
+        const idle = this.env.now() - peer.lastActive > IDLE_PEER_MS;
+        if (idle && peer.held.length === 0 && (peer.conv?.status().state ?? "plaintext") === "plaintext") this.peers.delete(peer.key);
       }).catch((err) => this.o.logger.warn("OTR poll failed", { code: codeOf(err) }))));
   }
 
@@ -437,6 +441,7 @@ export class OtrPipeline implements DmPipeline {
       if (p.ctx.roomId !== ctx.roomId) p.lastStatus = null; // a new room has no status yet
       p.ctx = ctx; // the latest spelling and room
     }
+    p.lastActive = this.env.now();
     return p;
   }
 

@@ -25,6 +25,8 @@ export class Peer {
   /** Already told the user that plaintext arrived although the policy requires OTR. */
   warnedPlaintext = false;
   lastStatus: string | null = null;
+  /** Last input from either side (env clock), for forgetting idle plaintext peers. */
+  lastActive = 0;
   /** Rejoins "?OTR:" messages a bouncer split across PRIVMSGs. */
   readonly joiner = new SplitJoiner();
 

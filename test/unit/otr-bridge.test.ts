@@ -396,3 +396,17 @@ test("idle plaintext peers are forgotten by the poll; private ones are kept", as
   await w.pipeline.fromIrc(plain.ctx, "text", "back");
   assert.equal(w.matrix.states.filter((s) => s.roomId === "!carol:test.local").length, before + 1);
 });
+
+test("opportunistic: the first plaintext carries the whitespace tag, in front when the text will be split, and the contact starts OTR from it", async () => {
+  const w = makeWorld();
+  const dm = new Dm(w, new Contact("Bob", testKey(1), "bob"), ROOM);
+  dm.budget = 100;
+  const long = "word ".repeat(60).trim();
+  await dm.user(long);
+  const first = dm.irc[0]!.text;
+  assert.ok(first.startsWith(" \t  \t\t\t\t \t \t \t  "), "tag in front");
+  assert.ok(first.endsWith(long));
+  assert.ok(dm.contact.received().includes(long), "the contact sees the text without the tag");
+  assert.ok(dm.contact.has("gone-secure"), "the tag started the AKE");
+  assert.equal(w.matrix.status(ROOM)!["state"], "encrypted");
+});

@@ -243,7 +243,7 @@ export class OtrPipeline implements DmPipeline {
     if (r.outcome === "plaintext") {
       // The library added at most a whitespace tag; outside OTR the kind travels as IRC knows it.
       let lines = 0;
-      for (const line of r.toSend) {
+      for (const line of r.toSend.map((l) => tagFirstIfSplit(l, plaintext, peer.ctx.ircTextBudget()))) {
         lines += kind === "emote" && line.startsWith("/me ") ? peer.ctx.toIrc("emote", line.slice(4)) : peer.ctx.toIrc(kind === "notice" ? "notice" : "text", line);
       }
       await this.handleEvents(peer, r.events, text);
@@ -456,6 +456,16 @@ export class OtrPipeline implements DmPipeline {
   private accountKey(ctx: DmContext): string {
     return `${ctx.userId}\u0000${ctx.networkId}`;
   }
+}
+
+/**
+ * The whitespace tag the library appends to advertise OTR is spaces and tabs; when the puppet splits a long text
+ * at spaces it could cut the tag apart. Receivers look for the tag anywhere in the message, so a text that will
+ * be split carries it in front, inside the first line.
+ */
+export function tagFirstIfSplit(line: string, plaintext: string, budget: number): string {
+  if (budget <= 0 || Buffer.byteLength(line) <= budget || line.length === plaintext.length || !line.startsWith(plaintext)) return line;
+  return line.slice(plaintext.length) + plaintext;
 }
 
 export function codeOf(err: unknown): string {

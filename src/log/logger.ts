@@ -5,6 +5,7 @@
 
 import { randomBytes } from "node:crypto";
 import { redact, scrubString } from "./redact.js";
+import { currentRequest } from "./context.js";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFormat = "json" | "logfmt";
@@ -54,7 +55,7 @@ export function newRequestId(): string {
 function makeLogger(shared: Shared, bound: LogFields): Logger {
   const log = (level: LogLevel, msg: string, fields?: LogFields): void => {
     if (RANK[level] < RANK[shared.level]) return;
-    const safe = redact({ ...bound, ...fields }, { stack: shared.level === "debug" }) as LogFields;
+    const safe = redact({ ...currentRequest()?.fields, ...bound, ...fields }, { stack: shared.level === "debug" }) as LogFields;
     const record: LogFields = { ts: shared.now().toISOString(), level, msg: scrubString(msg) };
     for (const [k, v] of Object.entries(safe)) record[k in record ? `field_${k}` : k] = v;
     shared.sink.write((shared.format === "json" ? jsonLine(record) : logfmtLine(record)) + "\n");

@@ -2,8 +2,9 @@
 // Matrix port's calls (method, outcome, latency), and each IRC puppet's lines, connect failures and send queue.
 // Everything here is typed structurally; labels are method names, network ids and reason codes, never who.
 
+import { currentRequest, newRequestId, runInRequest } from "../log/index.js";
 import { safeLabel } from "./labels.js";
-import type { Metrics } from "./metrics.js";
+import type { Direction, Metrics } from "./metrics.js";
 
 /**
  * Wraps every async method of `target` (the Matrix port) so each call counts in matrix_api_calls_total by method and
@@ -74,7 +75,8 @@ export function instrumentPuppetFactory<R extends { networkId: string }, E exten
       ...events,
       onMessage: (msg: unknown) => {
         metrics.ircLinesReceived.inc({ network });
-        events.onMessage(msg);
+        // Starts the clock of message_bridge_latency_seconds (irc_to_matrix) for whatever this message causes.
+        runInRequest({}, () => events.onMessage(msg));
       },
       onConnected: (info: { nick: string }) => {
         if (down) metrics.ircConnectAttempts.inc({ network });
@@ -126,4 +128,49 @@ function bindAll<E extends object>(original: E, overrides: Partial<E>): E {
 function reasonLabel(reason: string): string {
   const code = /^could not connect: ([A-Za-z][A-Za-z0-9_-]{0,40})$/.exec(reason)?.[1];
   return code ? safeLabel(code) : "closed_before_registration";
+}
+
+export interface MatrixEventHandlers {
+  onInvite(e: never): Promise<void>;
+  onMessage(e: never): Promise<void>;
+  onMembership(e: never): Promise<void>;
+}
+
+/**
+ * Wraps the bridge's handlers of Matrix events (which the appservice library hands over one by one, out of each
+ * transaction): each event is handled as a request with its own `request_id` on every log line it causes, counted in
+ * matrix_transactions_total by outcome and timed in matrix_transaction_duration_seconds. Errors are rethrown.
+ */
+export function instrumentMatrixHandlers<H extends MatrixEventHandlers>(
+  handlers: H,
+  metrics: Pick<Metrics, "matrixTransactions" | "matrixTransactionDuration"> | null,
+): H {
+  const wrap = (name: keyof MatrixEventHandlers) => (e: never) =>
+    runInRequest({ request_id: newRequestId() }, async () => {
+      const end = metrics?.matrixTransactionDuration.startTimer();
+      try {
+        await (handlers[name] as (e: never) => Promise<void>).call(handlers, e);
+        metrics?.matrixTransactions.inc({ outcome: "ok" });
+      } catch (err) {
+        metrics?.matrixTransactions.inc({ outcome: "error" });
+        throw err;
+      } finally {
+        end?.();
+      }
+    });
+  const wrapped = { onInvite: wrap("onInvite"), onMessage: wrap("onMessage"), onMembership: wrap("onMembership") };
+  // A proxy, not a copy: the handlers are a class instance, and other handler methods keep working unwrapped.
+  return new Proxy(handlers, {
+    get(obj, prop, receiver) {
+      if (prop === "onInvite" || prop === "onMessage" || prop === "onMembership") return wrapped[prop];
+      const v = Reflect.get(obj, prop, receiver) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(obj) : v;
+    },
+  });
+}
+
+/** Observes the time since the current request (a Matrix event or IRC message) arrived, when there is one. */
+export function observeBridgeLatency(metrics: Pick<Metrics, "messageLatency">, direction: Direction): void {
+  const started = currentRequest()?.startedAt;
+  if (started !== undefined) metrics.messageLatency.observe({ direction }, (Date.now() - started) / 1000);
 }

@@ -67,3 +67,41 @@ test("puppets: lines sent and received per network, connect failures by code onl
   handed.onDisconnected({ reason: "requested", willRetry: false } as never);
   assert.doesNotMatch(await m.registry.metrics(), /matrix_otr_irc_irc_send_queue_depth\{network="local"\} [1-9]/, "a stopped puppet no longer counts");
 });
+
+test("Matrix events: each is a request with its own request_id on the log lines it causes, counted and timed; IRC messages start the latency clock", async () => {
+  const { createLogger } = await import("../../src/log/index.js");
+  const { instrumentMatrixHandlers, observeBridgeLatency } = await import("../../src/metrics/index.js");
+  const m = createMetrics();
+  const lines: string[] = [];
+  const log = createLogger({ level: "debug", format: "json" }, { sink: { write: (l: string) => lines.push(l) } });
+  class Core {
+    calls = 0;
+    async onInvite(_e: never) { this.calls++; log.info("invite handled"); }
+    async onMessage(_e: never) {
+      this.calls++;
+      await new Promise((r) => setTimeout(r, 5));
+      log.info("message handled");
+      observeBridgeLatency(m, "matrix_to_irc");
+    }
+    async onMembership(_e: never) { throw new Error("boom"); }
+    other() { return this.calls; }
+  }
+  const core = new Core();
+  const h = instrumentMatrixHandlers(core, m);
+  await Promise.all([h.onInvite(undefined as never), h.onMessage(undefined as never)]);
+  await assert.rejects(h.onMembership(undefined as never), /boom/);
+  assert.equal(h.other(), 2, "other methods still reach the instance");
+  const ids = lines.map((l) => (JSON.parse(l) as { request_id?: string }).request_id);
+  assert.equal(ids.length, 2);
+  assert.ok(ids.every((id) => typeof id === "string" && /^[0-9a-f]{12}$/.test(id)), lines.join(""));
+  assert.notEqual(ids[0], ids[1], "one id per event, kept across awaits");
+  log.info("outside any request");
+  assert.equal((JSON.parse(lines.at(-1)!) as { request_id?: string }).request_id, undefined);
+  assert.equal(await value(m, "matrix_otr_irc_matrix_transactions_total", { outcome: "ok" }), 2);
+  assert.equal(await value(m, "matrix_otr_irc_matrix_transactions_total", { outcome: "error" }), 1);
+  const text = await m.registry.metrics();
+  assert.match(text, /matrix_otr_irc_matrix_transaction_duration_seconds_count 3/);
+  assert.match(text, /matrix_otr_irc_message_bridge_latency_seconds_count\{direction="matrix_to_irc"\} 1/);
+  observeBridgeLatency(m, "irc_to_matrix");
+  assert.doesNotMatch(await m.registry.metrics(), /latency_seconds_count\{direction="irc_to_matrix"\}/, "no request, no observation");
+});

@@ -3,7 +3,7 @@
 // the users who were connected before a restart. Nothing else connects until a user asks.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { instrumentMatrixPort, instrumentPuppetFactory, instrumentStore, safeLabel, type Metrics } from "./metrics/index.js";
+import { instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, instrumentStore, observeBridgeLatency, safeLabel, type Metrics } from "./metrics/index.js";
 import type { Config, NetworkConfig } from "./config/definition.js";
 import { permissionFor } from "./config/permissions.js";
 import { openConfiguredStore } from "./store/index.js";
@@ -97,7 +97,8 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       pipeline,
       ...(o.metrics ? { metrics: bridgeMetrics(o.metrics) } : {}),
     });
-    matrix.setHandlers(core);
+    // Each Matrix event is a request: its own request_id on every log line it causes, counted and timed.
+    matrix.setHandlers(instrumentMatrixHandlers(core, o.metrics ?? null));
     await matrix.start(config.appservice.port, config.appservice.bind_address);
     if (o.metrics) matrix.registerMetrics(o.metrics.registry);
     logger.info("appservice listening", { bind: config.appservice.bind_address, port: config.appservice.port, bot: matrix.botUserId });
@@ -142,7 +143,10 @@ async function drained(puppets: IrcPuppet[], maxMs: number): Promise<void> {
 
 function bridgeMetrics(m: Metrics): BridgeMetrics {
   return {
-    messageBridged: (direction, _networkId, encrypted) => m.messagesBridged.inc({ direction, kind: "dm", otr: String(encrypted) }),
+    messageBridged: (direction, _networkId, encrypted) => {
+      m.messagesBridged.inc({ direction, kind: "dm", otr: String(encrypted) });
+      observeBridgeLatency(m, direction);
+    },
     messageFailed: (direction, reason) => m.messagesFailed.inc({ direction, reason: safeLabel(reason) }),
     connectionState: (network, from, to) => {
       if (from) m.ircConnections.dec({ network, state: from });

@@ -91,6 +91,18 @@ describe("OTR direct messages end to end (daemon, Synapse, ngIRCd, libotr)", { t
     for (const l of world.tap.linesSince(tap)) assert.ok(Buffer.byteLength(l) + 2 <= 512, `IRC line of ${Buffer.byteLength(l) + 2} bytes`);
   });
 
+  it("plaintext from the contact during a private conversation is shown flagged unencrypted, with a warning", async () => {
+    const ghost = world.ghost("Bob");
+    const from = world.alice.mark();
+    const t = secret("oops, typed outside OTR");
+    bob.irc.privmsg("alice", t);
+    const m = await world.alice.waitForMessage(bobRoom, t, { sender: ghost, timeoutMs: LONG, from });
+    assert.equal(otrFlags(m).encrypted, false);
+    const n = await world.notice(bobRoom, "plaintext-in-private", from, ghost);
+    assert.equal(n.content.msgtype, "m.notice");
+    await world.status(bobRoom, (x) => x.state === "encrypted", "still encrypted");
+  });
+
   it("the user starts OTR with `!otr start`; commands never reach IRC", async () => {
     carol = await world.contact("Carol", keys.carol.keyFile);
     carolRoom = await world.openDmFromIrc(carol, secret("hi alice, carol here"));
@@ -227,6 +239,26 @@ describe("OTR direct messages end to end (daemon, Synapse, ngIRCd, libotr)", { t
     assert.ok(world.tap.linesSince(tap).some((l) => /^PRIVMSG Dave :\?OTR/.test(l)), "OTR traffic went out");
   });
 
+  let gina: Awaited<ReturnType<OtrWorld["rawIrc"]>> | null = null;
+  let ginaRoom = "";
+  const GINA_TEXT = secret("for gina, who has no OTR: never in clear");
+  let ginaTap = 0;
+  let ginaFrom = 0;
+
+  it("policy `always` with a contact who never answers OTR: the message is held, only a query goes out", async () => {
+    gina = await world.rawIrc("Gina");
+    ginaRoom = await world.openDmFromMatrix("Gina");
+    await world.command(ginaRoom, "!otr policy always");
+    ginaTap = world.tap.mark();
+    ginaFrom = world.alice.mark();
+    const irc = gina.mark();
+    PRIVATE_OUT.push(GINA_TEXT);
+    await world.alice.sendText(ginaRoom, GINA_TEXT);
+    await world.notice(ginaRoom, "held", ginaFrom);
+    await gina.waitForPrivmsg("alice", (t) => t.startsWith("?OTR"), LONG, irc);
+    assert.ok(!gina.messages.slice(irc).some((m) => (m.params[1] ?? "").includes(GINA_TEXT)));
+  });
+
   it("the contact changes nick: the key stays trusted under the new nick", async () => {
     await bob.changeNick("Bobby");
     const from = world.alice.mark();
@@ -279,6 +311,15 @@ describe("OTR direct messages end to end (daemon, Synapse, ngIRCd, libotr)", { t
     } finally {
       erin.destroy();
     }
+  });
+
+  it("…and when the AKE never completes, the held message is returned to the user, quoted, never sent", async () => {
+    // The engine gives a queued message 60 s; the bridge polls every 30 s.
+    const n = await world.alice.waitForEvent(ginaRoom, (e) => e.type === "m.room.message" && e.content[NOTICE_KEY] === "returned", 240_000, ginaFrom);
+    assert.ok(String(n.content.body).includes(GINA_TEXT), "the returned notice quotes the message");
+    assert.ok(!world.tap.sawSent(GINA_TEXT, ginaTap), "never in clear on the IRC server");
+    assert.ok(!gina!.messages.some((m) => (m.params[1] ?? "").includes(GINA_TEXT)), "Gina never got it");
+    gina!.destroy();
   });
 
   it("nothing Alice wrote in a private conversation reached the IRC server in clear, and the debug log holds no plaintext or secret", async () => {

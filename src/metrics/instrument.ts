@@ -174,3 +174,39 @@ export function observeBridgeLatency(metrics: Pick<Metrics, "messageLatency">, d
   const started = currentRequest()?.startedAt;
   if (started !== undefined) metrics.messageLatency.observe({ direction }, (Date.now() - started) / 1000);
 }
+
+/** What the OTR pipeline says about each conversation it holds: no names, only the state. */
+export interface OtrSessionSummary {
+  state: "plaintext" | "encrypted" | "finished";
+  verified: boolean;
+  version: 2 | 3 | null;
+}
+
+/** otr_sessions{state, version} read from the live conversations at each scrape. */
+export function watchOtrSessions(metrics: Pick<Metrics, "otrSessions" | "onCollect">, summary: () => readonly OtrSessionSummary[]): void {
+  metrics.onCollect(() => {
+    const counts = new Map<string, { state: string; version: string; n: number }>();
+    for (const s of summary()) {
+      const state = s.state === "encrypted" ? (s.verified ? "encrypted_verified" : "encrypted_unverified") : s.state;
+      const version = s.version === null ? "none" : String(s.version);
+      const k = `${state}/${version}`;
+      const c = counts.get(k) ?? { state, version, n: 0 };
+      c.n++;
+      counts.set(k, c);
+    }
+    metrics.otrSessions.reset();
+    for (const c of counts.values()) metrics.otrSessions.set({ state: c.state, version: c.version }, c.n);
+  });
+}
+
+/** Times each key generation into otr_key_generation_duration_seconds (failures too). */
+export function timeKeyGeneration<K>(generate: () => Promise<K>, metrics: Pick<Metrics, "otrKeyGeneration">): () => Promise<K> {
+  return async () => {
+    const end = metrics.otrKeyGeneration.startTimer();
+    try {
+      return await generate();
+    } finally {
+      end();
+    }
+  };
+}

@@ -105,3 +105,25 @@ test("Matrix events: each is a request with its own request_id on the log lines 
   observeBridgeLatency(m, "irc_to_matrix");
   assert.doesNotMatch(await m.registry.metrics(), /latency_seconds_count\{direction="irc_to_matrix"\}/, "no request, no observation");
 });
+
+test("OTR sessions gauge by state and version at scrape time; key generation timed", async () => {
+  const { watchOtrSessions, timeKeyGeneration } = await import("../../src/metrics/index.js");
+  const m = createMetrics();
+  let sessions: Array<{ state: "plaintext" | "encrypted" | "finished"; verified: boolean; version: 2 | 3 | null }> = [
+    { state: "encrypted", verified: false, version: 3 }, { state: "encrypted", verified: false, version: 3 },
+    { state: "encrypted", verified: true, version: 2 }, { state: "plaintext", verified: false, version: null },
+  ];
+  watchOtrSessions(m, () => sessions);
+  let text = await m.registry.metrics();
+  assert.match(text, /matrix_otr_irc_otr_sessions\{state="encrypted_unverified",version="3"\} 2/);
+  assert.match(text, /matrix_otr_irc_otr_sessions\{state="encrypted_verified",version="2"\} 1/);
+  assert.match(text, /matrix_otr_irc_otr_sessions\{state="plaintext",version="none"\} 1/);
+  sessions = [{ state: "finished", verified: false, version: null }];
+  text = await m.registry.metrics();
+  assert.doesNotMatch(text, /otr_sessions\{state="encrypted/, "gone sessions leave the gauge");
+  assert.match(text, /matrix_otr_irc_otr_sessions\{state="finished",version="none"\} 1/);
+  const gen = timeKeyGeneration(async () => "key", m);
+  assert.equal(await gen(), "key");
+  await assert.rejects(timeKeyGeneration(async () => { throw new Error("no"); }, m)());
+  assert.match(await m.registry.metrics(), /matrix_otr_irc_otr_key_generation_duration_seconds_count 2/);
+});

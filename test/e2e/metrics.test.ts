@@ -5,7 +5,7 @@
 // is a nick, Matrix id, room id or secret used in the run.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { appendFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { startSynapse, type SynapseInstance } from "../harness/synapse.js";
@@ -18,6 +18,7 @@ import { LibotrIrcContact, generateContactKey } from "../harness/libotr-irc.js";
 import { buildRegistration, parseConfig, renderRegistration } from "../../src/config/index.js";
 import { createMetrics, findUnsafeLabelsInText, startMetricsServer, type MetricsServer } from "../../src/metrics/index.js";
 import { startBridge, type RunningBridge } from "../../src/main.js";
+import { createLogger } from "../../src/log/index.js";
 import { MemoryStore } from "../../src/store/memory.js";
 import { OtrAccount, OtrConversation, POLICY, defaultEnv, generateInstanceTag } from "../../src/otr/index.js";
 import { generateDsaKey } from "../../src/otr/crypto/dsa.js";
@@ -98,8 +99,8 @@ describe("metrics move with what the bridge does, and never name anyone", { time
     hs = await startSynapse({ registrationPath });
     const parsed = parseConfig(configText(hs.url), "metrics-e2e.yaml", { env: {} });
     assert.ok(parsed.ok, parsed.ok ? "" : JSON.stringify(parsed.errors));
-    const log = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
-      appendFileSync(logPath, JSON.stringify({ level, msg, ...fields }) + "\n");
+    writeFileSync(logPath, "");
+    const logger = createLogger({ level: "debug", format: "json" }, { sink: { write: (line: string) => appendFileSync(logPath, line) } });
     const metrics = createMetrics();
     server = await startMetricsServer({
       bind: "127.0.0.1",
@@ -113,7 +114,7 @@ describe("metrics move with what the bridge does, and never name anyone", { time
     bridge = await startBridge({
       config: parsed.config,
       registrationPath,
-      logger: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
+      logger,
       store: new MemoryStore(),
       metrics,
     });
@@ -161,6 +162,16 @@ describe("metrics move with what the bridge does, and never name anyone", { time
     await inc(`${P}messages_bridged_total`, { direction: "matrix_to_irc", kind: "dm", otr: "false" });
     const after = await scrape();
     assert.equal(sample(after, `${P}messages_bridged_total`, { otr: "true" }), 0);
+    for (const direction of ["irc_to_matrix", "matrix_to_irc"]) {
+      const n = `${P}message_bridge_latency_seconds_count`;
+      assert.ok(sample(after, n, { direction }) - sample(before, n, { direction }) >= 1, `latency observed ${direction}`);
+    }
+    assert.ok(sample(after, `${P}matrix_transactions_total`, { outcome: "ok" }) - sample(before, `${P}matrix_transactions_total`, { outcome: "ok" }) >= 2,
+      "Alice's invite answer and message arrived as appservice events");
+    // Lines written while handling a Matrix event carry that event's request id.
+    const lines = readFileSync(logPath, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { msg: string; request_id?: string });
+    assert.ok(lines.some((l) => /^[0-9a-f]{12}$/.test(l.request_id ?? "")), "some log line has a request_id");
+    assert.ok(lines.filter((l) => l.msg === "DM room created").every((l) => l.request_id === undefined || /^[0-9a-f]{12}$/.test(l.request_id)));
     assert.ok(sample(after, `${P}irc_lines_received_total`, { network: "local" }) - sample(before, `${P}irc_lines_received_total`, { network: "local" }) >= 1);
     assert.ok(sample(after, `${P}irc_lines_sent_total`, { network: "local" }) - sample(before, `${P}irc_lines_sent_total`, { network: "local" }) >= 1);
     assert.ok(sample(after, `${P}matrix_api_calls_total`, { method: "createDmRoom", outcome: "ok" }) >= 1);

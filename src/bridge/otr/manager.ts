@@ -70,6 +70,17 @@ export class OtrPipeline implements DmPipeline {
     }
   }
 
+  /** The state of every conversation held, for the otr_sessions gauge (no names: state, trust, version only). */
+  sessionSummary(): Array<{ state: "plaintext" | "encrypted" | "finished"; verified: boolean; version: 2 | 3 | null }> {
+    const out: Array<{ state: "plaintext" | "encrypted" | "finished"; verified: boolean; version: 2 | 3 | null }> = [];
+    for (const peer of this.peers.values()) {
+      if (!peer.conv) continue;
+      const s = peer.conv.status();
+      out.push({ state: s.state, verified: s.state === "encrypted" && peer.verified, version: s.version });
+    }
+    return out;
+  }
+
   isCommand(text: string): boolean {
     return otrCommandArgs(text) !== null;
   }

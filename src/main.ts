@@ -3,7 +3,7 @@
 // the users who were connected before a restart. Nothing else connects until a user asks.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, instrumentStore, observeBridgeLatency, safeLabel, type Metrics } from "./metrics/index.js";
+import { instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, instrumentStore, observeBridgeLatency, safeLabel, timeKeyGeneration, watchOtrSessions, type Metrics } from "./metrics/index.js";
 import type { Config, NetworkConfig } from "./config/definition.js";
 import { permissionFor } from "./config/permissions.js";
 import { openConfiguredStore } from "./store/index.js";
@@ -13,6 +13,7 @@ import { IrcPuppet, type PuppetOptions } from "./irc/puppet.js";
 import { ConnectLimiter } from "./irc/connect-limiter.js";
 import { BridgeCore } from "./bridge/core.js";
 import { OtrPipeline } from "./bridge/otr/manager.js";
+import { generateKeyInWorker } from "./bridge/otr/keygen.js";
 import type { BridgeLogger, BridgeMetrics, PuppetFactory } from "./bridge/ports.js";
 
 export interface StartBridgeOptions {
@@ -67,13 +68,14 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
     const fragmentSizes = new Map(config.networks.map((n) => [n.id, n.otr_fragment_size] as const));
     const pipeline = new OtrPipeline({
       store,
-      matrix,
+      matrix: o.metrics ? instrumentMatrixPort(matrix, o.metrics) : matrix,
       logger,
       defaultPolicy: config.otr.default_policy,
       trustOnFirstUse: config.otr.trust_on_first_use,
       fragmentSize: (networkId) => fragmentSizes.get(networkId),
-      ...(o.metrics ? { metrics: bridgeMetrics(o.metrics), otrEvents: o.metrics.otrEvents } : {}),
+      ...(o.metrics ? { metrics: bridgeMetrics(o.metrics), otrEvents: o.metrics.otrEvents, generateKey: timeKeyGeneration(generateKeyInWorker, o.metrics) } : {}),
     });
+    if (o.metrics) watchOtrSessions(o.metrics, () => pipeline.sessionSummary());
     const core = new BridgeCore({
       store,
       matrix: o.metrics ? instrumentMatrixPort(matrix, o.metrics) : matrix,

@@ -11,6 +11,8 @@ export type Command =
   | { name: "otr"; network: string; nick: string; args: string }
   | { name: "join"; network: string; channel: string; key?: string }
   | { name: "part"; network: string; channel: string }
+  | { name: "link"; network: string; channel: string; roomId: string }
+  | { name: "unlink"; network: string; channel: string }
   | { name: "invalid"; reply: string };
 
 export const HELP_TEXT = [
@@ -23,6 +25,7 @@ export const HELP_TEXT = [
   "  msg <network> <nick> [text]   open (or reuse) a direct chat with an IRC user, optionally sending text",
   "  join <network> <#channel> [key]   join an IRC channel: you are invited to its room",
   "  part <network> <#channel>     leave it (your IRC connection parts, you leave the room)",
+  "  link <network> <#channel> <!room:server>   (admins) bridge an existing room to a channel; unlink <network> <#channel> undoes it",
   "  otr <network> <nick> <command>   OTR in your direct chat with that user, as `!otr <command>` there",
   "                                  (start, end, refresh, status, fingerprint, trust, distrust, smp, ask,",
   "                                  smp-abort, policy, help)",
@@ -35,6 +38,8 @@ const USAGE: Record<string, string> = {
   msg: "Usage: msg <network> <nick> [text]",
   join: "Usage: join <network> <#channel> [key]",
   part: "Usage: part <network> <#channel>",
+  link: "Usage: link <network> <#channel> <!room:server> (admins)",
+  unlink: "Usage: unlink <network> <#channel> (admins)",
   otr: "Usage: otr <network> <nick> <start|end|refresh|status|fingerprint|trust|distrust|smp|ask|smp-abort|policy|help>",
 };
 
@@ -68,6 +73,11 @@ export function parseCommand(body: string): Command {
       return { name: "invalid", reply: USAGE["join"]! };
     case "part":
       return args.length === 2 && isChannel(args[1]!) ? { name: "part", network: args[0]!, channel: args[1]! } : { name: "invalid", reply: USAGE["part"]! };
+    case "link":
+      return args.length === 3 && isChannel(args[1]!) && /^![^:\s]+:\S+$/.test(args[2]!)
+        ? { name: "link", network: args[0]!, channel: args[1]!, roomId: args[2]! } : { name: "invalid", reply: USAGE["link"]! };
+    case "unlink":
+      return args.length === 2 && isChannel(args[1]!) ? { name: "unlink", network: args[0]!, channel: args[1]! } : { name: "invalid", reply: USAGE["unlink"]! };
     case "otr": {
       const mm = /^(\S+)\s+(\S+)\s+(\S[\s\S]*)$/.exec(rest);
       return mm ? { name: "otr", network: mm[1]!, nick: mm[2]!, args: mm[3]! } : { name: "invalid", reply: USAGE["otr"]! };

@@ -81,6 +81,14 @@ export class BridgeCore implements MatrixEventHandlers {
     }
   }
 
+  /** A room topic changed: in a channel portal, the user's puppet sets it on IRC. */
+  onTopic(e: { roomId: string; sender: string; topic: string }): Promise<void> {
+    return this.roomQueue.run(e.roomId, async () => {
+      if (e.sender === this.o.matrix.botUserId || this.o.matrix.parseGhost(e.sender)) return;
+      await this.channels?.topicFromMatrix(e);
+    }).catch((err) => this.fail("topic", err));
+  }
+
   /** An alias in the bridge's namespace was looked up (a user joining `#irc_<network>_<#channel>:domain`). */
   async onAliasQuery(alias: string): Promise<string | null> {
     try {
@@ -240,6 +248,14 @@ export class BridgeCore implements MatrixEventHandlers {
         const { roomId, created } = await this.dms.open(userId, cmd.network, folded, cmd.nick);
         if (cmd.text !== null) await this.dms.fromMatrix({ userId, networkId: cmd.network, foldedNick: folded }, roomId, "text", cmd.text);
         return `${created ? "Opened" : "Reusing"} your direct chat with ${cmd.nick} on ${cmd.network}: ${roomId}${created ? " (check your invites)" : ""}.`;
+      }
+      case "link":
+      case "unlink": {
+        if (!c.network(cmd.network)) return unknownNet(cmd.network);
+        if (!this.channels) return "This bridge does not bridge channels.";
+        if (this.o.permission(userId) !== "admin") return "Only bridge admins can link and unlink rooms.";
+        if (cmd.name === "unlink") return this.channels.unlink(cmd.network, cmd.channel);
+        return this.channels.link(cmd.network, cmd.channel, cmd.roomId);
       }
       case "join":
       case "part": {

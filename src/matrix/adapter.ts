@@ -15,6 +15,8 @@ export interface AdapterHandlers {
   onMembership(e: { roomId: string; userId: string; sender: string; membership: "join" | "leave" | "ban" | "invite" | "knock" }): Promise<void>;
   /** A user asked for a room alias in our namespace: the room id to provision it with, or null to refuse. */
   onAliasQuery?(alias: string): Promise<string | null>;
+  /** The room topic was set (channel portals carry it to IRC). */
+  onTopic?(e: { roomId: string; sender: string; topic: string }): Promise<void>;
 }
 
 export interface MatrixAdapterOptions {
@@ -209,6 +211,11 @@ export class MatrixAdapter {
       if (membership === "join" || membership === "leave" || membership === "ban" || membership === "invite" || membership === "knock") {
         await h.onMembership({ roomId: ev.room_id, userId: ev.state_key, sender: ev.sender, membership });
       }
+      return;
+    }
+    if (ev.type === "m.room.topic" && ev.state_key === "") {
+      const topic = content["topic"];
+      if (typeof topic === "string" && h.onTopic) await h.onTopic({ roomId: ev.room_id, sender: ev.sender, topic });
       return;
     }
     if (ev.type === "m.room.message" && ev.event_id) {

@@ -169,6 +169,22 @@ describe("IRC channels as Matrix rooms", { timeout: 1_200_000 }, () => {
     await alice.waitForEvent(null, member(room, bob.userId, "leave"), LONG, from);
   });
 
+  it("a topic set and a ghost kicked in Matrix reach IRC through the user's puppet", async () => {
+    // Carla (channel operator) gives alice's puppet +o: alice gets the op power level in the room, enough to kick.
+    const mark = carol.mark();
+    carol.send("MODE #chan +o alice");
+    await carol.waitFor((m) => m.command === "MODE" && m.params[2] === "alice", LONG, mark);
+    await alice.waitForEvent(room, (e) => e.type === "m.room.power_levels" && (e.content.users as Record<string, number>)?.[alice.userId] === 50, LONG);
+    await alice.sendState(room, "m.room.topic", "", { topic: "topic from matrix" });
+    await carol.waitFor((m) => m.command === "TOPIC" && m.nick === "alice" && m.params[1] === "topic from matrix", LONG, mark);
+    const from = alice.mark();
+    dave.join("#chan");
+    dave.privmsg("#chan", "back again");
+    await alice.waitForMessage(room, "back again", { sender: ghost("local", "dave"), timeoutMs: LONG, from });
+    await alice.request("POST", `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/kick`, { user_id: ghost("local", "dave"), reason: "bye" });
+    await dave.waitFor((m) => m.command === "KICK" && m.nick === "alice" && m.params[1] === "dave", LONG);
+  });
+
   it("a Matrix user leaving the room parts their puppet", async () => {
     const mark = carol.mark();
     await alice.leave(room);

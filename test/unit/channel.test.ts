@@ -166,6 +166,25 @@ describe("channel portals (bridge, fakes)", () => {
     assert.deepEqual(matrix.kicks.map((k) => [k.userId, k.reason]), [[g("eve"), "kicked by dave: spam"]]);
   });
 
+  it("a Matrix kick of a ghost and a Matrix topic go to IRC through the acting user's puppet", async () => {
+    const kicks: string[][] = [];
+    const topics: string[][] = [];
+    const { core, p, roomId } = await inChannel();
+    Object.assign(p, {
+      kick: (c: string, n: string, r?: string) => kicks.push([c, n, r ?? ""]),
+      setTopic: (c: string, t: string) => topics.push([c, t]),
+    });
+    p.emit({ type: "message", channel: "#chan", from: "Carol", kind: "privmsg", text: "hi" });
+    await core.idle();
+    await core.onMembership({ roomId, userId: "@irc_local_carol:test.local", sender: ALICE, membership: "leave" });
+    // A ghost leaving by itself (the bridge's own doing) kicks nobody.
+    await core.onMembership({ roomId, userId: "@irc_local_dave:test.local", sender: "@irc_local_dave:test.local", membership: "leave" });
+    await core.onTopic({ roomId, sender: ALICE, topic: "from matrix\nsecond line" });
+    await core.onTopic({ roomId, sender: "@bridge:test.local", topic: "echo" });
+    assert.deepEqual(kicks, [["#chan", "Carol", `by ${ALICE}`]]);
+    assert.deepEqual(topics, [["#chan", "from matrix"]]);
+  });
+
   it("quits are gathered, ghosts that came back stay, the rest leave once", async () => {
     const nicks = Array.from({ length: 30 }, (_, i) => `n${i}`);
     const { core, matrix, p, roomId } = await inChannel(["alice", ...nicks]);
@@ -193,6 +212,52 @@ describe("channel portals (bridge, fakes)", () => {
     for (const pp of [p, q]) pp.emit({ type: "message", channel: "#chan", from: "carol", kind: "privmsg", text: "twice?" });
     await core.idle();
     assert.deepEqual(matrix.textsIn(roomId), ["once", "twice?"]);
+  });
+});
+
+describe("plumbed rooms (admin link/unlink)", () => {
+  it("only admins link; the bot joins, relays people without a puppet, and unlink undoes it", async () => {
+    const matrix = new ChannelMatrix();
+    const puppets = new Map<string, ChannelPuppet>();
+    const store = new MemoryStore();
+    const core = new BridgeCore({
+      store, matrix,
+      createPuppet: (req, events) => {
+        const p = new ChannelPuppet(req, events);
+        puppets.set(req.userId, p);
+        return p;
+      },
+      networks: [{ id: "local", name: "Local", nickTemplate: "{localpart}" }],
+      permission: (u) => (u === ALICE ? "admin" : u === BOB ? "user" : null),
+      logger: silentLogger,
+      channels: {
+        domain: "test.local", aliasTemplate: "#irc_{network}_{channel}", quitDebounceMs: 1000, membershipPerSecond: 1000,
+        maxMessageLines: 3, replyTemplate: "{nick}: {text}", editTemplate: "* {text}",
+        network: () => ({ dynamicChannels: true, membershipSync: "lazy", opLevel: 50, voiceLevel: 10 }),
+      },
+    });
+    const run = async (userId: string, body: string) => {
+      await store.putManagementRoom(userId, `!mgmt-${userId}`);
+      await core.onMessage({ roomId: `!mgmt-${userId}`, sender: userId, eventId: "$c", kind: "text", body });
+      return matrix.textsIn(`!mgmt-${userId}`).at(-1)!;
+    };
+    assert.match(await run(BOB, "link local #plumb !room:test.local"), /Only bridge admins/);
+    assert.match(await run(ALICE, "link local #plumb !room:test.local"), /Linked !room:test.local to #plumb/);
+    assert.deepEqual(matrix.joined.at(-1), { roomId: "!room:test.local", as: null });
+    const relay = puppets.get(matrix.botUserId)!;
+    relay.up();
+    assert.deepEqual(relay.joins, ["#plumb"]);
+    relay.emit({ type: "join", channel: "#plumb", nick: relay.nick });
+    await core.onMessage({ roomId: "!room:test.local", sender: "@stranger:elsewhere", eventId: "$1", kind: "text", body: "hi\nthere" });
+    await core.onMessage({ roomId: "!room:test.local", sender: "@stranger:elsewhere", eventId: "$2", kind: "emote", body: "waves" });
+    assert.deepEqual(relay.lines.map((l) => [l.cmd, l.text]), [["say", "<stranger> hi\n<stranger> there"], ["say", "* stranger waves"]]);
+    relay.emit({ type: "message", channel: "#plumb", from: "carol", kind: "privmsg", text: "from irc" });
+    await core.idle();
+    assert.deepEqual(matrix.textsIn("!room:test.local"), ["from irc"]);
+    assert.match(await run(ALICE, "unlink local #plumb"), /Unlinked/);
+    assert.equal(await store.getChannelRoom("local", "#plumb"), null);
+    assert.deepEqual(relay.parts, ["#plumb"]);
+    assert.ok(matrix.left.some((l) => l.roomId === "!room:test.local" && l.as === null));
   });
 });
 

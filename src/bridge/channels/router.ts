@@ -49,7 +49,11 @@ interface Portal {
   /** Ghosts (folded nicks) joined to the room. */
   ghosts: Set<string>;
   modes: Map<string, Set<string>>;
+  /** Linked by an admin to an existing room: the bot's own IRC connection relays users without a puppet there. */
+  plumbed: boolean;
 }
+
+const plumbedKey = (networkId: string, folded: string) => `channel.plumbed.${networkId}.${folded}`;
 
 const IRC_KIND: Record<"privmsg" | "notice" | "action", MessageKind> = { privmsg: "text", notice: "notice", action: "emote" };
 
@@ -96,6 +100,48 @@ export class ChannelRouter {
     return `Parted ${channel} on ${networkId}.`;
   }
 
+  /** Admin `link`: an existing room becomes the channel's portal, the bot joins it and relays through its own connection. */
+  async link(networkId: string, channel: string, roomId: string): Promise<string> {
+    const folded = foldNick(channel);
+    const existing = await this.o.store.getChannelRoom(networkId, folded);
+    if (existing) return `${channel} on ${networkId} already has a room: ${existing}. Unlink it first.`;
+    if (await this.o.store.findChannelByRoom(roomId)) return `${roomId} is already linked to a channel.`;
+    await this.o.matrix.join(roomId, null);
+    await this.o.store.putChannelRoom(networkId, folded, roomId);
+    await this.o.store.putState(plumbedKey(networkId, folded), "1");
+    const portal = await this.portal(networkId, channel, false);
+    if (!portal) return `Could not link ${roomId}.`;
+    await this.startRelay(portal);
+    return `Linked ${roomId} to ${channel} on ${networkId}; I relay messages of people without their own IRC connection.`;
+  }
+
+  /** Admin `unlink`: the room stops being a portal; the relay parts and the bot leaves. */
+  async unlink(networkId: string, channel: string): Promise<string> {
+    const folded = foldNick(channel);
+    const roomId = await this.o.store.getChannelRoom(networkId, folded);
+    if (!roomId) return `${channel} on ${networkId} has no room.`;
+    const bot = this.o.matrix.botUserId;
+    await this.o.store.deleteChannelRoom(networkId, folded);
+    await this.o.store.putState(plumbedKey(networkId, folded), "");
+    const k = this.key(networkId, folded);
+    const portal = this.portals.get(k);
+    this.portals.delete(k);
+    this.byRoom.delete(roomId);
+    this.unwant(bot, networkId, folded);
+    this.o.connections.get(bot, networkId)?.partChannel?.(portal?.name ?? channel);
+    for (const f of portal?.ghosts ?? []) await this.o.matrix.leave(roomId, this.o.matrix.ghostUserId(networkId, f)).catch(() => undefined);
+    await this.o.matrix.leave(roomId, null).catch(() => undefined);
+    return `Unlinked ${roomId} from ${channel} on ${networkId}.`;
+  }
+
+  private async startRelay(portal: Portal): Promise<void> {
+    const bot = this.o.matrix.botUserId;
+    this.want(bot, portal.networkId, portal.channel);
+    const puppet = this.o.connections.get(bot, portal.networkId);
+    if (puppet?.connected) puppet.joinChannel?.(portal.name);
+    else if (!puppet) await this.o.connections.connect(bot, portal.networkId);
+  }
+
   /** An alias in our namespace was looked up; a room id when it names a channel of a network that allows it. */
   async aliasQuery(alias: string): Promise<string | null> {
     const parsed = this.parseAlias(alias);
@@ -109,32 +155,55 @@ export class ChannelRouter {
     const portal = await this.portalByRoom(e.roomId);
     if (!portal) return false;
     if (e.sender === this.o.matrix.botUserId || this.o.matrix.parseGhost(e.sender)) return true;
-    const puppet = this.o.connections.get(e.sender, portal.networkId);
-    if (!this.o.allowed(e.sender) || !puppet?.connected || !portal.users.includes(e.sender)) {
+    let puppet = this.o.connections.get(e.sender, portal.networkId);
+    let relayAs: string | null = null;
+    if (portal.plumbed && !(puppet?.connected && portal.users.includes(e.sender))) {
+      // Plumbed room: people without their own connection in the channel speak through the bot's, named.
+      puppet = this.o.connections.get(this.o.matrix.botUserId, portal.networkId);
+      relayAs = /^@([^:]+)/.exec(e.sender)?.[1] ?? e.sender;
+      if (!puppet?.connected || !portal.users.includes(this.o.matrix.botUserId)) {
+        this.o.metrics.messageFailed("matrix_to_irc", "relay-not-in-channel");
+        return true;
+      }
+    } else if (!this.o.allowed(e.sender) || !puppet?.connected || !portal.users.includes(e.sender)) {
       this.o.metrics.messageFailed("matrix_to_irc", "not-in-channel");
       await this.o.matrix.send(e.roomId, null, "notice", `Not delivered to ${portal.name}: your IRC connection is not in the channel${puppet?.connected ? "" : ` (send \`connect ${portal.networkId}\` to the bridge bot)`}.`);
       return true;
     }
-    const text = this.renderForIrc(e, portal);
+    let text = this.renderForIrc(e, portal);
     if (!text.trim()) return true;
+    if (relayAs !== null) {
+      text = text.split(/\r\n|\r|\n/).filter((l) => l.trim() !== "").map((l) => (e.kind === "emote" ? `* ${relayAs} ${l}` : `<${relayAs}> ${l}`)).join("\n");
+    }
     const lines = text.split(/\r\n|\r|\n/).filter((l) => l.trim() !== "");
     const out = lines.length > this.o.settings.maxMessageLines
       ? `${lines[0]!.slice(0, 200)} … (${lines.length} lines: https://matrix.to/#/${encodeURIComponent(e.roomId)}/${encodeURIComponent(e.eventId)})`
       : text;
-    const n = e.kind === "emote" ? puppet.action(portal.name, out) : e.kind === "notice" ? puppet.notice(portal.name, out) : puppet.say(portal.name, out);
+    const n = e.kind === "emote" && relayAs === null ? puppet.action(portal.name, out) : e.kind === "notice" ? puppet.notice(portal.name, out) : puppet.say(portal.name, out);
     if (n > 0) this.o.metrics.messageBridged("matrix_to_irc", portal.networkId, false);
     else this.o.metrics.messageFailed("matrix_to_irc", "nothing-sent");
     return true;
   }
 
   /** Joins and leaves of Matrix users in portal rooms drive their puppet's channel membership. */
-  async membership(e: { roomId: string; userId: string; membership: string }): Promise<boolean> {
+  async membership(e: { roomId: string; userId: string; sender: string; membership: string }): Promise<boolean> {
     const portal = await this.portalByRoom(e.roomId);
     if (!portal) return false;
     const { matrix } = this.o;
-    if (e.userId === matrix.botUserId || matrix.parseGhost(e.userId)) return true;
+    const ghost = matrix.parseGhost(e.userId);
+    if (ghost && (e.membership === "leave" || e.membership === "ban") && e.sender !== e.userId && e.sender !== matrix.botUserId && !matrix.parseGhost(e.sender)) {
+      // A Matrix user kicked (or banned) a ghost: their puppet kicks the nick; the server decides if they may.
+      const puppet = this.o.connections.get(e.sender, portal.networkId);
+      if (puppet?.connected && portal.users.includes(e.sender) && ghost.networkId === portal.networkId) {
+        portal.ghosts.delete(ghost.foldedNick);
+        puppet.kick?.(portal.name, portal.ircMembers.get(ghost.foldedNick) ?? ghost.foldedNick, `by ${e.sender}`);
+      }
+      return true;
+    }
+    if (e.userId === matrix.botUserId || ghost) return true;
     if (e.membership === "join") {
       if (!this.o.allowed(e.userId)) return true;
+      if (portal.plumbed && !this.o.connections.get(e.userId, portal.networkId)) return true; // the relay speaks for them
       this.want(e.userId, portal.networkId, portal.channel, this.wanted.get(this.userKey(e.userId, portal.networkId))?.get(portal.channel));
       await this.ensurePuppetIn(e.userId, portal);
     } else if (e.membership === "leave" || e.membership === "ban") {
@@ -143,6 +212,14 @@ export class ChannelRouter {
       this.dropUser(portal, e.userId);
     }
     return true;
+  }
+
+  /** A Matrix user set the room topic: their puppet sets the channel topic (the server decides if they may). */
+  async topicFromMatrix(e: { roomId: string; sender: string; topic: string }): Promise<void> {
+    const portal = await this.portalByRoom(e.roomId);
+    if (!portal || !portal.users.includes(e.sender)) return;
+    const puppet = this.o.connections.get(e.sender, portal.networkId);
+    if (puppet?.connected) puppet.setTopic?.(portal.name, e.topic.split(/\r\n|\r|\n/)[0] ?? "");
   }
 
   /** A puppet (re)connected: it rejoins every channel its user is in. */
@@ -252,7 +329,9 @@ export class ChannelRouter {
         if (e.mode[0] === "+") set.add(e.mode[1]!);
         else set.delete(e.mode[1]!);
         portal.modes.set(f, set);
-        if (portal.ghosts.has(f)) await this.applyPower(portal, f);
+        const user = this.puppetUser(portal.networkId, puppet, e.nick);
+        if (user) await this.applyPower(portal, f, user);
+        else if (portal.ghosts.has(f)) await this.applyPower(portal, f);
         return;
       }
       default:
@@ -337,12 +416,13 @@ export class ChannelRouter {
     return ghost;
   }
 
-  private async applyPower(portal: Portal, f: string): Promise<void> {
+  /** Op/voice as power levels, for a ghost or (when the nick is a Matrix user's puppet) for that user. */
+  private async applyPower(portal: Portal, f: string, userId?: string): Promise<void> {
     const net = this.o.settings.network(portal.networkId);
     if (!net || !this.o.matrix.setPowerLevel) return;
     const modes = portal.modes.get(f) ?? new Set();
     const level = modes.has("o") ? net.opLevel : modes.has("v") ? net.voiceLevel : 0;
-    await this.o.matrix.setPowerLevel(portal.roomId, this.o.matrix.ghostUserId(portal.networkId, f), level);
+    await this.o.matrix.setPowerLevel(portal.roomId, userId ?? this.o.matrix.ghostUserId(portal.networkId, f), level);
   }
 
   private renderForIrc(e: MatrixMessage, portal: Portal): string {
@@ -364,15 +444,20 @@ export class ChannelRouter {
   }
 
   private isPuppetNick(networkId: string, puppet: PuppetPort, nick: string): boolean {
+    return this.puppetUser(networkId, puppet, nick) !== null;
+  }
+
+  /** The Matrix user whose puppet has this nick, if any. */
+  private puppetUser(networkId: string, puppet: PuppetPort, nick: string): string | null {
     // Every user who wants a channel on this network has a puppet here (even one whose JOIN is not yet seen).
     const f = puppet.foldNick(nick);
     const suffix = `${networkId}\u0000`;
     for (const k of this.wanted.keys()) {
       if (!k.startsWith(suffix)) continue;
       const pp = this.o.connections.get(k.slice(suffix.length), networkId);
-      if (pp && pp.foldNick(pp.nick) === f) return true;
+      if (pp && pp.foldNick(pp.nick) === f) return k.slice(suffix.length);
     }
-    return false;
+    return null;
   }
 
   private async ensurePuppetIn(userId: string, portal: Portal): Promise<void> {
@@ -401,7 +486,8 @@ export class ChannelRouter {
         await this.o.store.putChannelRoom(networkId, folded, roomId);
         this.o.logger.info("channel portal created", { networkId, roomId });
       }
-      const p: Portal = { networkId, channel: folded, name: channel, roomId, users: [], ircMembers: new Map(), ghosts: new Set(), modes: new Map() };
+      const plumbed = (await this.o.store.getState(plumbedKey(networkId, folded))) === "1";
+      const p: Portal = { networkId, channel: folded, name: channel, roomId, users: [], ircMembers: new Map(), ghosts: new Set(), modes: new Map(), plumbed };
       this.portals.set(k, p);
       this.byRoom.set(roomId, k);
       return p;

@@ -59,7 +59,8 @@ export interface CountablePuppetEvents {
  */
 export function instrumentPuppetFactory<R extends { networkId: string }, E extends CountablePuppetEvents, P extends CountablePuppet>(
   factory: (req: R, events: E) => P,
-  metrics: Pick<Metrics, "ircLinesSent" | "ircLinesReceived" | "ircConnectAttempts" | "ircConnectFailures" | "ircSendQueueDepth" | "onCollect">,
+  metrics: Pick<Metrics, "ircLinesSent" | "ircLinesReceived" | "ircConnectAttempts" | "ircConnectFailures" | "ircSendQueueDepth" | "onCollect"> &
+    Partial<Pick<Metrics, "otrAkeStarted" | "otrFragmentsReassembled">>,
 ): (req: R, events: E) => P {
   const live = new Map<P, string>();
   metrics.onCollect(() => {
@@ -75,6 +76,11 @@ export function instrumentPuppetFactory<R extends { networkId: string }, E exten
       ...events,
       onMessage: (msg: unknown) => {
         metrics.ircLinesReceived.inc({ network });
+        const text = (msg as { text?: unknown } | null)?.text;
+        if (typeof text === "string") {
+          if (isDhCommit(text)) metrics.otrAkeStarted?.inc();
+          if (isLastFragment(text)) metrics.otrFragmentsReassembled?.inc();
+        }
         // Starts the clock of message_bridge_latency_seconds (irc_to_matrix) for whatever this message causes.
         runInRequest({}, () => events.onMessage(msg));
       },
@@ -92,20 +98,34 @@ export function instrumentPuppetFactory<R extends { networkId: string }, E exten
     };
     const puppet = factory(req, bindAll(events, counted));
     live.set(puppet, network);
-    const sent = (n: number) => {
+    const sent = (n: number, text: string) => {
       if (n > 0) metrics.ircLinesSent.inc({ network }, n);
+      if (n > 0 && isDhCommit(text)) metrics.otrAkeStarted?.inc();
       return n;
     };
     return new Proxy(puppet, {
       get(obj, prop, receiver) {
         if (prop === "say" || prop === "notice" || prop === "action") {
-          return (target: string, text: string) => sent(obj[prop](target, text));
+          return (target: string, text: string) => sent(obj[prop](target, text), text);
         }
         const v = Reflect.get(obj, prop, receiver) as unknown;
         return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(obj) : v;
       },
     });
   };
+}
+
+// Every OTR AKE begins with a DH-Commit (version 3 or 2, type 0x02: base64 "AAMC" / "AAIC"), whole or as the first
+// piece of a fragmented message; one seen in either direction is one AKE started by us or by the peer. Only this
+// prefix of OTR wire data is looked at, never a plaintext.
+function isDhCommit(text: string): boolean {
+  return /^\?OTR:AA[MI]C/.test(text) || /^\?OTR(\|[0-9a-fA-F]+\|[0-9a-fA-F]+)?,0*1,\d+,\?OTR:AA[MI]C/.test(text);
+}
+
+// The last piece of a fragmented OTR message from the peer (k == n > 1): the library reassembles the message then.
+function isLastFragment(text: string): boolean {
+  const m = /^\?OTR(?:\|[0-9a-fA-F]+\|[0-9a-fA-F]+)?,0*(\d+),0*(\d+),/.exec(text);
+  return m !== null && m[1] === m[2] && Number(m[2]) > 1;
 }
 
 /** Events objects may be class instances: methods not overridden are bound to the original. */

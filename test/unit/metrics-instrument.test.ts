@@ -127,3 +127,25 @@ test("OTR sessions gauge by state and version at scrape time; key generation tim
   await assert.rejects(timeKeyGeneration(async () => { throw new Error("no"); }, m)());
   assert.match(await m.registry.metrics(), /matrix_otr_irc_otr_key_generation_duration_seconds_count 2/);
 });
+
+test("puppets: DH-Commits either way count as AKEs started, a last fragment from the peer as one reassembly", async () => {
+  const m = createMetrics();
+  let handed!: { onMessage(msg: unknown): void; onConnected(i: { nick: string }): void; onDisconnected(i: { reason: string; willRetry: boolean }): void };
+  const fake = { say: (_t: string, _x: string) => 1, notice: (_t: string, _x: string) => 1, action: (_t: string, _x: string) => 1 };
+  const factory = instrumentPuppetFactory((_req: { networkId: string }, events: typeof handed) => {
+    handed = events;
+    return fake;
+  }, m);
+  const p = factory({ networkId: "local" }, { onMessage() {}, onConnected() {}, onDisconnected() {} });
+  p.say("Bob", "?OTR:AAMCAAABAAAAAAAAAMDxyz.");
+  p.say("Bob", "?OTR|0000abcd|00000000,00001,00003,?OTR:AAICAAAA,");
+  p.say("Bob", "?OTR:AAMDAAAB.");
+  p.say("Bob", "plain words mentioning ?OTR:AAMC in the middle");
+  handed.onMessage({ text: "?OTR:AAMCAAAB." });
+  handed.onMessage({ text: "?OTR|0000abcd|00001234,00002,00003,piece," });
+  handed.onMessage({ text: "?OTR|0000abcd|00001234,00003,00003,piece." });
+  handed.onMessage({ text: "?OTR,3,3,piece.," });
+  handed.onMessage({ text: "?OTR,1,1,whole.," });
+  assert.equal(await value(m, "matrix_otr_irc_otr_ake_started_total", {}), 3);
+  assert.equal(await value(m, "matrix_otr_irc_otr_fragments_reassembled_total", {}), 2);
+});

@@ -198,6 +198,9 @@ describe("metrics move with what the bridge does, and never name anyone", { time
     await reaches(`${P}messages_bridged_total`, { direction: "irc_to_matrix", otr: "true" }, 1);
     await reaches(`${P}messages_bridged_total`, { direction: "matrix_to_irc", otr: "true" }, 1);
     const after = await scrape();
+    assert.equal(sample(after, `${P}otr_sessions`, { state: "encrypted_unverified", version: "3" }), 1, "one private conversation");
+    assert.equal(sample(after, `${P}otr_sessions`, { state: "encrypted_verified" }), 0);
+    assert.equal(sample(after, `${P}otr_key_generation_duration_seconds_count`), 1, "Alice's key was made once");
     assert.equal(sample(after, `${P}otr_ake_failed_total`), 0, "nothing failed so far");
     assert.equal(sample(after, `${P}otr_smp_total`), 0);
   });
@@ -212,6 +215,7 @@ describe("metrics move with what the bridge does, and never name anyone", { time
     await alice.sendText(room, `!otr smp ${smpSecret}`);
     assert.equal((await robert.waitForSmp(["SUCCESS", "FAILURE"], lib)).event, "SUCCESS");
     await reaches(`${P}otr_smp_total`, { outcome: "success" }, 1);
+    await reaches(`${P}otr_sessions`, { state: "encrypted_verified", version: "3" }, 1);
     assert.equal(sample(await scrape(), `${P}otr_smp_total`, { outcome: "failure" }), 0);
   });
 

@@ -104,6 +104,9 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
     await matrix.start(config.appservice.port, config.appservice.bind_address);
     if (o.metrics) matrix.registerMetrics(o.metrics.registry);
     logger.info("appservice listening", { bind: config.appservice.bind_address, port: config.appservice.port, bot: matrix.botUserId });
+    // Channels first, so reconnecting puppets know which channels to rejoin.
+    const channelsKept = await core.channels?.restore();
+    if (channelsKept) logger.info("channel memberships to restore", { count: channelsKept });
     const restored = await core.connections.restore();
     if (restored) logger.info("reconnecting users connected before the restart", { count: restored });
     const running = matrix;

@@ -49,8 +49,9 @@ function setup(over: Partial<ChannelSettings> = {}, dynamic = true) {
     network: (id) => (id === "local" ? { dynamicChannels: dynamic, membershipSync: "lazy", opLevel: 50, voiceLevel: 10 } : undefined),
     ...over,
   };
+  const store = new MemoryStore();
   const core = new BridgeCore({
-    store: new MemoryStore(), matrix,
+    store, matrix,
     createPuppet: (req, events) => {
       const p = new ChannelPuppet(req, events);
       puppets.set(req.userId, p);
@@ -60,7 +61,7 @@ function setup(over: Partial<ChannelSettings> = {}, dynamic = true) {
     permission: (u) => (u === ALICE || u === BOB ? "user" : null),
     logger: silentLogger, channels: settings,
   });
-  return { core, matrix, puppets };
+  return { core, matrix, puppets, store };
 }
 
 /** alice connected, in the portal for #chan, her puppet in the channel with the given IRC members. */
@@ -258,6 +259,36 @@ describe("plumbed rooms (admin link/unlink)", () => {
     assert.equal(await store.getChannelRoom("local", "#plumb"), null);
     assert.deepEqual(relay.parts, ["#plumb"]);
     assert.ok(matrix.left.some((l) => l.roomId === "!room:test.local" && l.as === null));
+  });
+});
+
+describe("channel memberships survive a restart", () => {
+  it("a new bridge on the same store rejoins the user's channels when the puppet connects", async () => {
+    const { core, p, store } = await inChannel();
+    await core.idle();
+    assert.equal(p.joins.length, 1);
+    // Same store, new core: as after a restart.
+    const puppets = new Map<string, ChannelPuppet>();
+    const core2 = new BridgeCore({
+      store, matrix: new ChannelMatrix(),
+      createPuppet: (req, events) => {
+        const q = new ChannelPuppet(req, events);
+        puppets.set(req.userId, q);
+        return q;
+      },
+      networks: [{ id: "local", name: "Local", nickTemplate: "{localpart}" }],
+      permission: () => "user", logger: silentLogger,
+      channels: {
+        domain: "test.local", aliasTemplate: "#irc_{network}_{channel}", quitDebounceMs: 1000, membershipPerSecond: 1000,
+        maxMessageLines: 3, replyTemplate: "{nick}: {text}", editTemplate: "* {text}",
+        network: () => ({ dynamicChannels: true, membershipSync: "lazy", opLevel: 50, voiceLevel: 10 }),
+      },
+    });
+    assert.equal(await core2.channels!.restore(), 1);
+    assert.equal(await core2.connections.restore(), 1);
+    const q = puppets.get(ALICE)!;
+    q.up();
+    assert.deepEqual(q.joins, ["#chan"]);
   });
 });
 

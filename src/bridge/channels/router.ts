@@ -53,6 +53,9 @@ interface Portal {
   plumbed: boolean;
 }
 
+/** Store state key: JSON list of [userId, networkId, foldedChannel] whose puppet belongs in the channel. */
+export const CHANNELS_WANTED_STATE_KEY = "channels.wanted";
+
 const plumbedKey = (networkId: string, folded: string) => `channel.plumbed.${networkId}.${folded}`;
 
 const IRC_KIND: Record<"privmsg" | "notice" | "action", MessageKind> = { privmsg: "text", notice: "notice", action: "emote" };
@@ -67,9 +70,34 @@ export class ChannelRouter {
   /** Per network: nicks that quit and are waiting out the debounce window. */
   private readonly pendingQuits = new Map<string, Set<string>>();
   private readonly quitTimers = new Map<string, NodeJS.Timeout>();
+  private persistChain: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: ChannelRouterOptions) {
     this.limiter = new RateLimiter(o.settings.membershipPerSecond);
+  }
+
+  /** Before puppets reconnect after a restart: which channels each should rejoin (keys are not kept). */
+  async restore(): Promise<number> {
+    const raw = await this.o.store.getState(CHANNELS_WANTED_STATE_KEY);
+    let list: unknown = [];
+    try {
+      list = raw ? JSON.parse(raw) : [];
+    } catch {
+      this.o.logger.warn("channel membership list in the store is not JSON; starting with none");
+    }
+    let n = 0;
+    for (const e of Array.isArray(list) ? list : []) {
+      if (!Array.isArray(e) || e.length !== 3 || !e.every((x) => typeof x === "string")) continue;
+      const [userId, networkId, folded] = e as [string, string, string];
+      if (!this.o.settings.network(networkId)) continue;
+      const k = this.userKey(userId, networkId);
+      let m = this.wanted.get(k);
+      if (!m) this.wanted.set(k, (m = new Map()));
+      m.set(folded, undefined);
+      await this.portal(networkId, folded, false);
+      n++;
+    }
+    return n;
   }
 
   // ---- Matrix side ------------------------------------------------------------------------------------------
@@ -264,8 +292,9 @@ export class ChannelRouter {
     this.enqueue(portal, () => this.handle(portal, puppet, e));
   }
 
-  idle(): Promise<void> {
-    return this.queue.idle();
+  async idle(): Promise<void> {
+    await this.queue.idle();
+    await this.persistChain;
   }
 
   /** Pending quit batches are flushed now (shutdown and tests). */
@@ -530,11 +559,25 @@ export class ChannelRouter {
     const k = this.userKey(userId, networkId);
     let m = this.wanted.get(k);
     if (!m) this.wanted.set(k, (m = new Map()));
+    const had = m.has(folded);
     m.set(folded, key);
+    if (!had) this.persistWanted();
   }
 
   private unwant(userId: string, networkId: string, folded: string): void {
-    this.wanted.get(this.userKey(userId, networkId))?.delete(folded);
+    if (this.wanted.get(this.userKey(userId, networkId))?.delete(folded)) this.persistWanted();
+  }
+
+  private persistWanted(): void {
+    const list: [string, string, string][] = [];
+    for (const [k, m] of this.wanted) {
+      const at = k.indexOf("\u0000");
+      for (const folded of m.keys()) list.push([k.slice(at + 1), k.slice(0, at), folded]);
+    }
+    const text = JSON.stringify(list);
+    const run = () => this.o.store.putState(CHANNELS_WANTED_STATE_KEY, text);
+    this.persistChain = this.persistChain.then(run, run).catch((err) =>
+      this.o.logger.warn("could not save channel memberships", { code: codeOf(err) }));
   }
 
   private enqueue(portal: Portal, job: () => Promise<unknown>): void {

@@ -214,6 +214,14 @@ describe("OTR direct messages end to end (daemon, Synapse, ngIRCd, libotr)", { t
     const { reply } = await world.command(bobRoom, "!otr status");
     assert.match(String(reply.content.body), /verified/i);
     assert.doesNotMatch(String(reply.content.body), /unverified|not verified/i);
+    // `!otr fingerprint` shows both keys; the management room's `otr <network> <nick> ...` answers the same.
+    const fps = String((await world.command(bobRoom, "!otr fingerprint")).reply.content.body);
+    const groups = (fps.match(/[0-9a-f]{8}(?: [0-9a-f]{8}){4}/gi) ?? []).map(normalizeFingerprint);
+    assert.ok(groups.includes(aliceFp) && groups.includes(keys.bob.fpRaw), `both fingerprints in: ${fps}`);
+    const f3 = world.alice.mark();
+    await world.alice.sendText(world.mgmt, "otr local Bob status");
+    const mg = await world.alice.waitForMessage(world.mgmt, /verified/i, { sender: world.botId, timeoutMs: LONG, from: f3 });
+    assert.doesNotMatch(String(mg.content.body), /unverified|not verified/i);
   });
 
   it("policy `always`: a message typed before the AKE is held, then arrives encrypted, never in clear on the server", async () => {

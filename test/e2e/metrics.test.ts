@@ -54,7 +54,8 @@ describe("metrics move with what the bridge does, and never name anyone", { time
   const logPath = join(logRoot(), `bridge-metrics-${process.pid}.log`);
   const keyRobert = generateContactKey("Robert");
   const smpSecret = "tangerine-7731-smp";
-  const texts = ["plain hello from Daniel", "plain reply to Daniel", "private hello from Robert", "private reply to Robert"];
+  const longText = "Grüße aus dem privaten Absatz, fragmentiert ✓ ".repeat(40);
+  const texts = ["plain hello from Daniel", "plain reply to Daniel", "private hello from Robert", "private reply to Robert", longText];
 
   const scrape = async (): Promise<string> => {
     const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);
@@ -197,10 +198,19 @@ describe("metrics move with what the bridge does, and never name anyone", { time
     assert.equal(t.otr, true);
     await reaches(`${P}messages_bridged_total`, { direction: "irc_to_matrix", otr: "true" }, 1);
     await reaches(`${P}messages_bridged_total`, { direction: "matrix_to_irc", otr: "true" }, 1);
+    // libotr fragments a long message (400-byte pieces): the bridge reassembles it once. (Its AKE messages were
+    // fragmented too, so count from here.)
+    const reassembled = sample(await scrape(), `${P}otr_fragments_reassembled_total`);
+    const wire = robert.wireSent.length;
+    await robert.send(longText);
+    await alice.waitForMessage(room, longText, { sender: ghost("Robert"), timeoutMs: LONG, from });
+    assert.ok(robert.wireSent.slice(wire).filter((l) => l.startsWith("?OTR|")).length >= 3, "it went out in fragments");
+    assert.equal(await reaches(`${P}otr_fragments_reassembled_total`, {}, reassembled + 1), reassembled + 1);
     const after = await scrape();
     assert.equal(sample(after, `${P}otr_sessions`, { state: "encrypted_unverified", version: "3" }), 1, "one private conversation");
     assert.equal(sample(after, `${P}otr_sessions`, { state: "encrypted_verified" }), 0);
     assert.equal(sample(after, `${P}otr_key_generation_duration_seconds_count`), 1, "Alice's key was made once");
+    assert.ok(sample(after, `${P}otr_ake_started_total`) - sample(before, `${P}otr_ake_started_total`) >= 1, "the AKE's DH-Commit was seen");
     assert.equal(sample(after, `${P}otr_ake_failed_total`), 0, "nothing failed so far");
     assert.equal(sample(after, `${P}otr_smp_total`), 0);
   });
@@ -254,6 +264,7 @@ describe("metrics move with what the bridge does, and never name anyone", { time
     const reasons = (await scrape()).split("\n").filter((l) => l.startsWith(`${P}otr_ake_failed_total{`));
     assert.ok(reasons.every((l) => /reason="[a-z-]+"/.test(l)), reasons.join("\n"));
     assert.equal(sample(await scrape(), `${P}otr_ake_completed_total`), sample(before, `${P}otr_ake_completed_total`), "no AKE completed");
+    assert.ok(sample(await scrape(), `${P}otr_ake_started_total`) > sample(before, `${P}otr_ake_started_total`), "the broken AKE was started");
   });
 
   it("an IRC server restart: the connection leaves connected, comes back after another attempt", async () => {

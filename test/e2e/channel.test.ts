@@ -46,7 +46,7 @@ describe("IRC channels as Matrix rooms", { timeout: 1_200_000 }, () => {
       homeserver: { url: hsUrl, domain },
       appservice: { port: asPort, bind_address: "127.0.0.1", url: `http://127.0.0.1:${asPort}`, bot_localpart: "ircotr" },
       networks: [net("local", "lazy"), net("full", "full")],
-      permissions: { [`@alice:${domain}`]: "user", [`@bob:${domain}`]: "user" },
+      permissions: { [`@alice:${domain}`]: "admin", [`@bob:${domain}`]: "user" },
       channels: { membership_requests_per_second: RATE, quit_debounce_ms: 1000, max_message_lines: 4 },
       metrics: { enabled: false },
     });
@@ -191,6 +191,32 @@ describe("IRC channels as Matrix rooms", { timeout: 1_200_000 }, () => {
     await carol.waitFor((m) => m.command === "PART" && m.nick === "alice", LONG, mark);
     await alice.join(room);
     await carol.waitFor((m, ) => m.command === "JOIN" && m.nick === "alice", LONG, mark);
+  });
+
+  it("an admin links an existing room to a channel; the bot's connection relays a member without a puppet", async () => {
+    const plumbed = await alice.createRoom({ preset: "public_chat", name: "plumbed" });
+    const c = await hs.registerUser("carl", "carl-pw");
+    const carl = new MatrixClient(hs.url, c.userId, c.accessToken);
+    await carl.join(plumbed);
+    carol.join("#plumb");
+    const mark = carol.mark();
+    let from = bob.mark();
+    const bobMgmt = await bob.createDm(botId);
+    await bob.waitForMessage(bobMgmt, /management room/, { sender: botId, timeoutMs: LONG, from });
+    await bob.sendText(bobMgmt, `link local #plumb ${plumbed}`);
+    await bob.waitForMessage(bobMgmt, /Only bridge admins/, { sender: botId, timeoutMs: LONG, from });
+    from = alice.mark();
+    await alice.sendText(mgmt, `link local #plumb ${plumbed}`);
+    await alice.waitForMessage(mgmt, /Linked .* to #plumb on local/, { sender: botId, timeoutMs: LONG, from });
+    await carol.waitFor((m) => m.command === "JOIN" && m.nick === "ircotr" && m.params[0] === "#plumb", LONG, mark);
+    await carl.sendText(plumbed, "hello from carl");
+    await carol.waitForPrivmsg("ircotr", "<carl> hello from carl", LONG, mark);
+    carol.privmsg("#plumb", "hi plumbed room");
+    await carl.waitForMessage(plumbed, "hi plumbed room", { sender: ghost("local", "carla"), timeoutMs: LONG });
+    from = alice.mark();
+    await alice.sendText(mgmt, "unlink local #plumb");
+    await alice.waitForMessage(mgmt, /Unlinked/, { sender: botId, timeoutMs: LONG, from });
+    await carol.waitFor((m) => m.command === "PART" && m.nick === "ircotr", LONG, mark);
   });
 
   it("500 IRC lines sent as fast as possible arrive in order", async () => {

@@ -451,7 +451,9 @@ export class ChannelRouter {
     if (!net || !this.o.matrix.setPowerLevel) return;
     const modes = portal.modes.get(f) ?? new Set();
     const level = modes.has("o") ? net.opLevel : modes.has("v") ? net.voiceLevel : 0;
-    await this.o.matrix.setPowerLevel(portal.roomId, userId ?? this.o.matrix.ghostUserId(portal.networkId, f), level);
+    // In a plumbed room the bot may lack the power to change levels: the message matters more than the level.
+    await this.o.matrix.setPowerLevel(portal.roomId, userId ?? this.o.matrix.ghostUserId(portal.networkId, f), level).catch((err) =>
+      this.o.logger.warn("could not set a power level in a portal room", { networkId: portal.networkId, roomId: portal.roomId, code: codeOf(err) }));
   }
 
   private renderForIrc(e: MatrixMessage, portal: Portal): string {

@@ -1,0 +1,43 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import type { Client } from "irc-framework";
+import { bindChannelEvents, channelLines, isChannelName, type ChannelEvent } from "../../src/irc/channel-events.js";
+
+describe("IRC channel events from irc-framework", () => {
+  it("maps channel traffic in order and ignores private messages, server notices and other modes", () => {
+    const c = new EventEmitter();
+    const got: ChannelEvent[] = [];
+    let active = true;
+    bindChannelEvents(c as unknown as Client, (e) => got.push(e), () => active);
+    c.emit("privmsg", { target: "#c", nick: "bob", message: "hi" });
+    c.emit("privmsg", { target: "alice", nick: "bob", message: "private" });
+    c.emit("notice", { target: "#c", nick: "irc.test", message: "server", from_server: true });
+    c.emit("action", { target: "#c", nick: "bob", message: "waves" });
+    c.emit("join", { channel: "#c", nick: "carol" });
+    c.emit("kick", { channel: "#c", kicked: "carol", nick: "bob", message: "out" });
+    c.emit("mode", { target: "#c", nick: "bob", modes: [{ mode: "+o", param: "dave" }, { mode: "+b", param: "x!*@*" }, { mode: "+t" }] });
+    c.emit("userlist", { channel: "#c", users: [{ nick: "bob", modes: ["o"] }] });
+    c.emit("quit", { nick: "bob", message: "split" });
+    active = false;
+    c.emit("privmsg", { target: "#c", nick: "bob", message: "from an old connection" });
+    assert.deepEqual(got, [
+      { type: "message", channel: "#c", from: "bob", kind: "privmsg", text: "hi" },
+      { type: "message", channel: "#c", from: "bob", kind: "action", text: "waves" },
+      { type: "join", channel: "#c", nick: "carol" },
+      { type: "kick", channel: "#c", nick: "carol", by: "bob", reason: "out" },
+      { type: "mode", channel: "#c", nick: "dave", mode: "+o", by: "bob" },
+      { type: "names", channel: "#c", users: [{ nick: "bob", modes: ["o"] }] },
+      { type: "quit", nick: "bob", reason: "split" },
+    ]);
+  });
+
+  it("channel lines are built by the sanitizer: no CR/LF smuggling, no bad names", () => {
+    assert.equal(channelLines.join("#c", "key"), "JOIN #c key");
+    assert.equal(channelLines.part("#c", "bye\r\nQUIT"), "PART #c :bye  QUIT");
+    assert.equal(channelLines.topic("#c", "a\nb"), "TOPIC #c :a b");
+    assert.throws(() => channelLines.join("#c d"), /parameter/);
+    assert.throws(() => channelLines.kick("#c", ":x"), /parameter/);
+    assert.ok(isChannelName("#otr") && isChannelName("&local") && !isChannelName("otr") && !isChannelName("#a,#b"));
+  });
+});

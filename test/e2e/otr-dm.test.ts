@@ -25,6 +25,7 @@ describe("OTR direct messages end to end (daemon, Synapse, ngIRCd, libotr)", { t
     bobNew: generateContactKey("Bob"),
     carol: generateContactKey("Carol"),
     dave: generateContactKey("Dave"),
+    hana: generateContactKey("Hana"),
   };
   let bob: LibotrIrcContact;
   let carol: LibotrIrcContact;
@@ -120,6 +121,22 @@ describe("OTR direct messages end to end (daemon, Synapse, ngIRCd, libotr)", { t
     await carol.send(c1);
     const m = await world.alice.waitForMessage(carolRoom, c1, { timeoutMs: LONG, from: f2 });
     assert.equal(otrFlags(m).encrypted, true);
+  });
+
+  it("a contact whose libotr requires encryption writes first: libotr's own query starts the AKE and its message arrives encrypted", async () => {
+    const hana = await world.contact("Hana", keys.hana.keyFile);
+    const room = await world.openDmFromIrc(hana, secret("hana says hello in clear first"));
+    await hana.setPolicy("ALWAYS");
+    const from = world.alice.mark();
+    const lib = hana.mark();
+    const t = secret("hana's first private words, queued by libotr");
+    await hana.send(t);
+    assert.ok(hana.wireSent.some((l) => l.startsWith("?OTRv")), "libotr sent a query instead of the text");
+    const s = await hana.waitForSecure(lib);
+    assert.equal(s.fpRaw, aliceFp);
+    const m = await world.alice.waitForMessage(room, t, { sender: world.ghost("Hana"), timeoutMs: LONG, from });
+    assert.equal(otrFlags(m).encrypted, true);
+    assert.ok(!hana.wireSent.includes(t), "libotr never sent it in clear");
   });
 
   it("the contact ends the session: ended-by-peer, state finished, and the user's next message is refused, not sent in clear", async () => {

@@ -269,8 +269,9 @@ describe("channel memberships survive a restart", () => {
     assert.equal(p.joins.length, 1);
     // Same store, new core: as after a restart.
     const puppets = new Map<string, ChannelPuppet>();
+    const m2 = new ChannelMatrix();
     const core2 = new BridgeCore({
-      store, matrix: new ChannelMatrix(),
+      store, matrix: m2,
       createPuppet: (req, events) => {
         const q = new ChannelPuppet(req, events);
         puppets.set(req.userId, q);
@@ -284,11 +285,19 @@ describe("channel memberships survive a restart", () => {
         network: () => ({ dynamicChannels: true, membershipSync: "lazy", opLevel: 50, voiceLevel: 10 }),
       },
     });
+    m2.joinedMembersResult = ["@irc_local_carol:test.local", ALICE];
     assert.equal(await core2.channels!.restore(), 1);
     assert.equal(await core2.connections.restore(), 1);
     const q = puppets.get(ALICE)!;
     q.up();
     assert.deepEqual(q.joins, ["#chan"]);
+    // carol's ghost was in the room before the restart: her QUIT removes it.
+    q.emit({ type: "join", channel: "#chan", nick: "alice" });
+    q.emit({ type: "names", channel: "#chan", users: [{ nick: "alice", modes: [] }, { nick: "carol", modes: [] }] });
+    q.emit({ type: "quit", nick: "carol", reason: "bye" });
+    core2.channels!.flushQuits();
+    await core2.idle();
+    assert.deepEqual(m2.left.map((l) => l.as), ["@irc_local_carol:test.local"]);
   });
 });
 

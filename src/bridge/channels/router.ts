@@ -49,6 +49,8 @@ interface Portal {
   /** Ghosts (folded nicks) joined to the room. */
   ghosts: Set<string>;
   modes: Map<string, Set<string>>;
+  /** Ghosts whose IRC user quit, leaving the room when the debounce window ends unless they rejoin first. */
+  quitting: Set<string>;
   /** Linked by an admin to an existing room: the bot's own IRC connection relays users without a puppet there. */
   plumbed: boolean;
 }
@@ -67,8 +69,7 @@ export class ChannelRouter {
   /** Channels each (user, network) should be in, with their keys: rejoined after a reconnect. */
   private readonly wanted = new Map<string, Map<string, string | undefined>>();
   private readonly limiter: RateLimiter;
-  /** Per network: nicks that quit and are waiting out the debounce window. */
-  private readonly pendingQuits = new Map<string, Set<string>>();
+  /** Per network: a batch of QUITs is waiting out the debounce window. */
   private readonly quitTimers = new Map<string, NodeJS.Timeout>();
   private persistChain: Promise<void> = Promise.resolve();
 
@@ -316,7 +317,7 @@ export class ChannelRouter {
       case "join": {
         portal.ircMembers.set(puppet.foldNick(e.nick), e.nick);
         if (this.isPuppetNick(portal.networkId, puppet, e.nick)) return;
-        this.pendingQuits.get(portal.networkId)?.delete(puppet.foldNick(e.nick));
+        portal.quitting.delete(puppet.foldNick(e.nick)); // back within the window: the ghost stays
         if (this.o.settings.network(portal.networkId)?.membershipSync === "full") await this.ghostIn(portal, puppet, e.nick);
         return;
       }
@@ -390,13 +391,19 @@ export class ChannelRouter {
     const puppet = this.o.connections.get(userId, networkId);
     if (!puppet) return;
     const f = puppet.foldNick(nick);
-    // Only the listener of some portal holding this nick reports it, so a quit seen by five puppets counts once.
-    const mine = [...this.portals.values()].some((p) => p.networkId === networkId && p.users[0] === userId && p.ircMembers.has(f));
-    if (!mine) return;
-    let set = this.pendingQuits.get(networkId);
-    if (!set) this.pendingQuits.set(networkId, (set = new Set()));
-    set.add(f);
-    if (!this.quitTimers.has(networkId)) {
+    // Recorded in each portal's queue, in server order after the NAMES/JOINs before it; only the portal's listener
+    // counts, so a quit seen by five puppets is handled once.
+    let any = false;
+    for (const portal of this.portals.values()) {
+      if (portal.networkId !== networkId || portal.users[0] !== userId) continue;
+      any = true;
+      this.enqueue(portal, async () => {
+        if (!portal.ircMembers.delete(f)) return;
+        portal.modes.delete(f);
+        if (portal.ghosts.has(f)) portal.quitting.add(f);
+      });
+    }
+    if (any && !this.quitTimers.has(networkId)) {
       const t = setTimeout(() => this.flushQuitBatch(networkId), this.o.settings.quitDebounceMs);
       t.unref?.();
       this.quitTimers.set(networkId, t);
@@ -407,19 +414,12 @@ export class ChannelRouter {
     const t = this.quitTimers.get(networkId);
     if (t) clearTimeout(t);
     this.quitTimers.delete(networkId);
-    const nicks = this.pendingQuits.get(networkId);
-    this.pendingQuits.delete(networkId);
-    if (!nicks?.size) return;
     for (const portal of this.portals.values()) {
       if (portal.networkId !== networkId) continue;
-      const leaving = [...nicks].filter((f) => portal.ircMembers.has(f));
-      if (!leaving.length) continue;
       this.enqueue(portal, async () => {
+        const leaving = [...portal.quitting];
+        portal.quitting.clear();
         for (const f of leaving) {
-          // A nick that rejoined within the window is back in ircMembers via its JOIN after the QUIT: keep it.
-          if (!nicks.has(f)) continue;
-          portal.ircMembers.delete(f);
-          portal.modes.delete(f);
           if (!portal.ghosts.delete(f)) continue;
           await this.limiter.take();
           await this.o.matrix.leave(portal.roomId, this.o.matrix.ghostUserId(networkId, f)).catch((err) =>
@@ -435,6 +435,7 @@ export class ChannelRouter {
     const f = puppet.foldNick(nick);
     const ghost = this.o.matrix.ghostUserId(portal.networkId, f);
     portal.ircMembers.set(f, nick);
+    portal.quitting.delete(f);
     await this.o.matrix.setDisplayName(ghost, nick);
     if (!portal.ghosts.has(f)) {
       await this.limiter.take();
@@ -518,7 +519,12 @@ export class ChannelRouter {
         this.o.logger.info("channel portal created", { networkId, roomId });
       }
       const plumbed = (await this.o.store.getState(plumbedKey(networkId, folded))) === "1";
-      const p: Portal = { networkId, channel: folded, name: channel, roomId, users: [], ircMembers: new Map(), ghosts: new Set(), modes: new Map(), plumbed };
+      const p: Portal = { networkId, channel: folded, name: channel, roomId, users: [], ircMembers: new Map(), ghosts: new Set(), modes: new Map(), quitting: new Set(), plumbed };
+      // Ghosts already in the room (from before a restart) are known, so their QUITs and PARTs remove them.
+      for (const m of await this.o.matrix.joinedMembers(roomId, null).catch(() => [] as string[])) {
+        const g = this.o.matrix.parseGhost(m);
+        if (g?.networkId === networkId) p.ghosts.add(g.foldedNick);
+      }
       this.portals.set(k, p);
       this.byRoom.set(roomId, k);
       return p;

@@ -62,9 +62,19 @@ export class ConnectionManager {
           log.info("puppet connected", { userId, networkId });
           void this.o.notify(userId, `Connected to ${networkId} as ${nick}.`);
         },
-        onDisconnected: ({ reason, willRetry, retryInMs, wasConnected }) => {
+        onDisconnected: ({ reason, willRetry, retryInMs, wasConnected, failed }) => {
           moveTo(willRetry ? "backoff" : null);
-          log.info("puppet disconnected", { userId, networkId, reason, willRetry });
+          log.info("puppet disconnected", { userId, networkId, reason, willRetry, failed: failed === true });
+          if (failed) {
+            // Forget the dead puppet so `connect` starts afresh; the store still lists the user, so a bridge
+            // restart tries again (a fixed password or lifted ban then just works).
+            if (this.puppets.get(key(userId, networkId)) === puppet) {
+              this.puppets.delete(key(userId, networkId));
+              this.gone.delete(key(userId, networkId));
+            }
+            void this.o.notify(userId, `Could not connect to ${networkId}: ${reason}. Not retrying; send \`connect ${networkId}\` to try again.`);
+            return;
+          }
           if (willRetry) {
             const secs = Math.round((retryInMs ?? 0) / 1000);
             const what = wasConnected === false ? `Could not connect to ${networkId}` : `Lost the connection to ${networkId}`;

@@ -78,7 +78,8 @@ export interface PuppetEvents {
   onMessage(msg: IrcIncoming): void;
   onConnected(info: { nick: string }): void;
   /** Reported once per outage; `wasConnected` false when the connection never came up. */
-  onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number; wasConnected?: boolean }): void;
+  /** `failed`: refused for good (credentials, ban, no usable nick); no retry until the user connects again. */
+  onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number; wasConnected?: boolean; failed?: boolean }): void;
   onNickChange(info: { oldNick: string; newNick: string }): void;
   onNickRejected(info: { nick: string; reason: string }): void;
   /** Channel traffic seen by this puppet (channel portals, src/bridge/channels). */

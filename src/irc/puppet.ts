@@ -37,7 +37,8 @@ export interface PuppetOptions {
   maxHeldLines?: number;
 }
 
-export type PuppetState = "idle" | "connecting" | "connected" | "backoff" | "stopped";
+/** `failed`: the server refused us for a reason retrying cannot fix (credentials, ban, no usable nick). */
+export type PuppetState = "idle" | "connecting" | "connected" | "backoff" | "stopped" | "failed";
 
 export interface IncomingMessage {
   kind: "privmsg" | "notice" | "action";
@@ -52,7 +53,8 @@ export interface PuppetHandlers {
   onMessage(msg: IncomingMessage): void;
   onConnected(info: { nick: string }): void;
   /** `willRetry` false only after disconnect() was asked for. */
-  onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number; wasConnected?: boolean }): void;
+  /** `failed` with willRetry false: refused for good (reason says why); connect() again to retry. */
+  onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number; wasConnected?: boolean; failed?: boolean }): void;
   onNickChange(info: { oldNick: string; newNick: string }): void;
   /** The server refused a nick change asked for after registration (in use, or invalid). */
   onNickRejected(info: { nick: string; reason: string }): void;
@@ -75,6 +77,8 @@ export class IrcPuppet {
   private reportedDown = false;
   private mapping: CaseMapping = "rfc1459";
   private lastError: string | null = null;
+  /** Why the server refused us for good, set before the socket closes; turns the close into `failed`. */
+  private failure: string | null = null;
   private readonly queue: SendQueue;
   /** Withdraws the pending request for a connect slot, or frees the slot held by the attempt in flight. */
   private releaseSlot: (() => void) | null = null;
@@ -133,6 +137,7 @@ export class IrcPuppet {
   private open(): void {
     this.attempt += 1;
     this.nickRetries = 0;
+    this.failure = null;
     const client = new irc.Client();
     this.client = client;
     this.bind(client);
@@ -176,7 +181,8 @@ export class IrcPuppet {
 
   private saslOptions(): Record<string, unknown> {
     const s = this.opts.sasl;
-    if (!s) return {};
+    // An empty account object stops irc-framework from trying SASL with nick + server password on its own.
+    if (!s) return { account: {} };
     if (s.mechanism === "PLAIN") return { account: { account: s.username, password: s.password } };
     // EXTERNAL: the TLS client certificate is the credential.
     return { sasl_mechanism: "EXTERNAL", client_certificate: { private_key: s.key, certificate: s.cert } };
@@ -279,6 +285,7 @@ export class IrcPuppet {
       if (this.state !== "connecting") return;
       this.nickRetries += 1;
       if (this.nickRetries > (this.opts.maxNickRetries ?? 5)) {
+        this.failure = `no free nick (${this.wantedNick} and ${this.nickRetries - 1} variants are taken)`;
         client.quit("nick unavailable");
         return;
       }
@@ -289,7 +296,22 @@ export class IrcPuppet {
     client.on("nick invalid", (e: { nick: string }) => {
       if (!mine()) return;
       if (this.state === "connected") this.handlers.onNickRejected({ nick: e.nick, reason: "invalid" });
-      else client.quit("nick refused by the server");
+      else {
+        this.failure = `the server refused the nick ${e.nick}`;
+        client.quit("nick refused by the server");
+      }
+    });
+    client.on("irc error", (e: { error?: string; reason?: string }) => {
+      if (!mine()) return;
+      // Some servers (ngIRCd) say "wrong password" only as the text of an ERROR line during registration.
+      const refusedPass = e.error === "irc" && this.state === "connecting" && /password/i.test(e.reason ?? "");
+      if (e.error === "password_mismatch" || refusedPass) this.failure = "the server password was refused";
+      else if (e.error === "banned_from_network") this.failure = `banned from the network${e.reason ? ` (${stripUnsafe(e.reason).slice(0, 200)})` : ""}`;
+    });
+    client.on("sasl failed", (e: { reason?: string }) => {
+      if (!mine() || this.state !== "connecting" || !this.opts.sasl) return;
+      this.failure = `SASL authentication failed (${e.reason ?? "fail"})`;
+      client.quit("authentication failed");
     });
     // The transport hands its last socket error to "socket close"; "close" only says whether there was one.
     client.on("socket close", (err?: NodeJS.ErrnoException | false) => {
@@ -320,6 +342,15 @@ export class IrcPuppet {
         return;
       }
       const wasUp = this.state === "connected";
+      if (this.failure) {
+        const reason = this.failure;
+        this.failure = null;
+        this.state = "failed";
+        this.queue.clear();
+        this.reportedDown = false;
+        this.handlers.onDisconnected({ reason, willRetry: false, failed: true, wasConnected: wasUp });
+        return;
+      }
       this.state = "backoff";
       const delay = backoffDelayMs(this.attempt, this.opts.backoff ?? DEFAULT_BACKOFF);
       if (!this.reportedDown) {

@@ -191,3 +191,57 @@ test("a server that cannot be reached is reported once as 'could not connect', w
   assert.equal(p.currentState, "stopped");
   assert.equal(r.count("disconnected"), 1, "retries are silent");
 });
+
+test("when every nick variant is taken the puppet fails once, with the reason, and does not retry", async (t) => {
+  const srv = new ScriptedServer();
+  for (const n of ["carol", "carol_", "carol__", "carol2", "carol3"]) srv.takenNicks.add(n);
+  await srv.listen();
+  t.after(() => srv.close());
+  const r = recorder();
+  const p = new IrcPuppet(
+    { host: "127.0.0.1", port: srv.port, tls: false, nick: "carol", maxNickRetries: 4, backoff: { initialMs: 10, maxMs: 20, jitter: 0 } },
+    r.handlers,
+  );
+  p.connect();
+  await r.until(() => r.count("disconnected") >= 1);
+  const info = r.ev[0]!.info as { reason: string; willRetry: boolean; failed?: boolean };
+  assert.equal(info.failed, true);
+  assert.equal(info.willRetry, false);
+  assert.match(info.reason, /no free nick/);
+  assert.equal(p.currentState, "failed");
+  assert.ok(srv.lines.some((l) => l.startsWith("QUIT")));
+  assert.equal(p.say("dave", "x"), 0);
+  // A later connect() (the user's `connect`) tries again.
+  srv.takenNicks.delete("carol");
+  p.connect();
+  await r.until(() => r.count("connected") >= 1);
+  assert.equal(srv.sockets.length, 2, "exactly one new attempt, made by connect()");
+  await p.disconnect();
+});
+
+test("lines sent while reconnecting are held, bounded, and written after registration in order", async (t) => {
+  const srv = new ScriptedServer();
+  await srv.listen();
+  t.after(() => srv.close());
+  const r = recorder();
+  const p = new IrcPuppet(
+    { host: "127.0.0.1", port: srv.port, tls: false, nick: "erin", maxHeldLines: 3, backoff: { initialMs: 300, maxMs: 300, jitter: 0 } },
+    r.handlers,
+  );
+  p.connect();
+  await r.until(() => r.count("connected") >= 1);
+  srv.sockets.at(-1)!.destroy();
+  await r.until(() => r.count("disconnected") >= 1);
+  assert.equal(p.connected, false);
+  assert.ok(p.canSend);
+  assert.equal(p.say("dave", "one"), 1);
+  assert.equal(p.notice("dave", "two"), 1);
+  assert.equal(p.say("dave", "three"), 1);
+  assert.equal(p.canSend, false, "the bound is reached");
+  assert.equal(p.say("dave", "four"), 0, "refused past the bound");
+  await r.until(() => r.count("connected") >= 2);
+  await srv.waitFor((ls) => ls.includes("PRIVMSG dave :three") && ls.includes("NOTICE dave :two"));
+  const after = srv.lines.filter((l) => l.includes(" dave :"));
+  assert.deepEqual(after, ["PRIVMSG dave :one", "PRIVMSG dave :three", "NOTICE dave :two"], "PRIVMSGs first, NOTICE after, none lost or repeated");
+  await p.disconnect();
+});

@@ -35,6 +35,11 @@ export interface PuppetOptions {
    * are refused (return 0) so a long outage cannot grow memory or replay a flood.
    */
   maxHeldLines?: number;
+  /**
+   * The user's own services account (password stored with `login`): SASL PLAIN when the server offers it, else
+   * `IDENTIFY` to NickServ after registration (`method` forces one). A network-wide `sasl` takes precedence.
+   */
+  account?: { name: string; password: string; method?: "auto" | "sasl" | "nickserv" };
 }
 
 /** `failed`: the server refused us for a reason retrying cannot fix (credentials, ban, no usable nick). */
@@ -58,6 +63,8 @@ export interface PuppetHandlers {
   onNickChange(info: { oldNick: string; newNick: string }): void;
   /** The server refused a nick change asked for after registration (in use, or invalid). */
   onNickRejected(info: { nick: string; reason: string }): void;
+  /** Services logged us in (`ok`), or refused the user's account password (SASL 904; the connection stays up). */
+  onLogin?(info: { ok: boolean; account: string | null; reason?: string }): void;
   /** Channel traffic (messages to channels, joins, parts, quits, kicks, topics, names, op/voice modes). */
   onChannel?(e: ChannelEvent): void;
 }
@@ -79,6 +86,8 @@ export class IrcPuppet {
   private lastError: string | null = null;
   /** Why the server refused us for good, set before the socket closes; turns the close into `failed`. */
   private failure: string | null = null;
+  /** The user's account login falls back to NickServ on this connection (no SASL offered, or forced). */
+  private identifyAfterWelcome = false;
   private readonly queue: SendQueue;
   /** Withdraws the pending request for a connect slot, or frees the slot held by the attempt in flight. */
   private releaseSlot: (() => void) | null = null;
@@ -138,6 +147,7 @@ export class IrcPuppet {
     this.attempt += 1;
     this.nickRetries = 0;
     this.failure = null;
+    this.identifyAfterWelcome = !this.opts.sasl && this.opts.account?.method === "nickserv";
     const client = new irc.Client();
     this.client = client;
     this.bind(client);
@@ -182,10 +192,22 @@ export class IrcPuppet {
   private saslOptions(): Record<string, unknown> {
     const s = this.opts.sasl;
     // An empty account object stops irc-framework from trying SASL with nick + server password on its own.
-    if (!s) return { account: {} };
+    if (!s) {
+      const a = this.opts.account;
+      if (a && a.method !== "nickserv") return { account: { account: stripUnsafe(a.name), password: stripUnsafe(a.password) } };
+      return { account: {} };
+    }
     if (s.mechanism === "PLAIN") return { account: { account: s.username, password: s.password } };
     // EXTERNAL: the TLS client certificate is the credential.
     return { sasl_mechanism: "EXTERNAL", client_certificate: { private_key: s.key, certificate: s.cert } };
+  }
+
+  /** Logs in to NickServ now (after `login` while connected); false when not connected. */
+  identify(account: string, password: string): boolean {
+    if (!this.client || this.state !== "connected") return false;
+    // Straight to the socket, not the message queue: a login is protocol, and must not wait behind a paste.
+    this.client.raw(buildLine("PRIVMSG", ["NickServ"], `IDENTIFY ${stripUnsafe(account)} ${stripUnsafe(password)}`));
+    return true;
   }
 
   changeNick(nick: string): void {
@@ -268,6 +290,8 @@ export class IrcPuppet {
       this.state = "connected";
       this.attempt = 0;
       this.freeSlot();
+      const acct = this.opts.account;
+      if (acct && this.identifyAfterWelcome) this.identify(acct.name, acct.password);
       this.reportedDown = false;
       this.handlers.onConnected({ nick: e.nick });
       this.queue.resume();
@@ -301,6 +325,9 @@ export class IrcPuppet {
         client.quit("nick refused by the server");
       }
     });
+    client.on("loggedin", (e: { account?: string }) => {
+      if (mine()) this.handlers.onLogin?.({ ok: true, account: e.account ?? null });
+    });
     client.on("irc error", (e: { error?: string; reason?: string }) => {
       if (!mine()) return;
       // Some servers (ngIRCd) say "wrong password" only as the text of an ERROR line during registration.
@@ -309,7 +336,14 @@ export class IrcPuppet {
       else if (e.error === "banned_from_network") this.failure = `banned from the network${e.reason ? ` (${stripUnsafe(e.reason).slice(0, 200)})` : ""}`;
     });
     client.on("sasl failed", (e: { reason?: string }) => {
-      if (!mine() || this.state !== "connecting" || !this.opts.sasl) return;
+      if (!mine() || this.state !== "connecting") return;
+      if (!this.opts.sasl) {
+        if (!this.opts.account) return;
+        // The user's own account: no SASL here means NickServ; a refused password is reported, not fatal.
+        if (e.reason === "fail" || e.reason === "nick_locked") this.handlers.onLogin?.({ ok: false, account: this.opts.account.name, reason: "the services password was refused" });
+        else this.identifyAfterWelcome = true;
+        return;
+      }
       this.failure = `SASL authentication failed (${e.reason ?? "fail"})`;
       client.quit("authentication failed");
     });

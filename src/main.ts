@@ -61,7 +61,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
     const createPuppet: PuppetFactory = (req, events) => {
       const base = puppetOptions.get(req.networkId);
       if (!base) throw new StartError("unknown-network", `network ${req.networkId} is not configured`);
-      const puppet = new IrcPuppet({ ...base, nick: req.nick, username: usernameFor(req.userId), realname: req.userId }, events);
+      const puppet = new IrcPuppet({ ...base, nick: req.nick, username: usernameFor(req.userId), realname: req.userId, ...(req.account ? { account: req.account } : {}) }, events);
       puppets.add(puppet);
       return puppet;
     };

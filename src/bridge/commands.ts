@@ -13,6 +13,7 @@ export type Command =
   | { name: "part"; network: string; channel: string }
   | { name: "link"; network: string; channel: string; roomId: string }
   | { name: "unlink"; network: string; channel: string }
+  | { name: "login"; network: string; password: string }
   | { name: "invalid"; reply: string };
 
 export const HELP_TEXT = [
@@ -26,6 +27,7 @@ export const HELP_TEXT = [
   "  join <network> <#channel> [key]   join an IRC channel: you are invited to its room",
   "  part <network> <#channel>     leave it (your IRC connection parts, you leave the room)",
   "  link <network> <#channel> <!room:server>   (admins) bridge an existing room to a channel; unlink <network> <#channel> undoes it",
+  "  login <network> <password>   store your services (NickServ/SASL) password, sealed; this message is redacted",
   "  otr <network> <nick> <command>   OTR in your direct chat with that user, as `!otr <command>` there",
   "                                  (start, end, refresh, status, fingerprint, trust, distrust, smp, ask,",
   "                                  smp-abort, policy, help)",
@@ -40,6 +42,7 @@ const USAGE: Record<string, string> = {
   part: "Usage: part <network> <#channel>",
   link: "Usage: link <network> <#channel> <!room:server> (admins)",
   unlink: "Usage: unlink <network> <#channel> (admins)",
+  login: "Usage: login <network> <password>",
   otr: "Usage: otr <network> <nick> <start|end|refresh|status|fingerprint|trust|distrust|smp|ask|smp-abort|policy|help>",
 };
 
@@ -78,6 +81,11 @@ export function parseCommand(body: string): Command {
         ? { name: "link", network: args[0]!, channel: args[1]!, roomId: args[2]! } : { name: "invalid", reply: USAGE["link"]! };
     case "unlink":
       return args.length === 2 && isChannel(args[1]!) ? { name: "unlink", network: args[0]!, channel: args[1]! } : { name: "invalid", reply: USAGE["unlink"]! };
+    case "login": {
+      // The password is everything after the network, spaces included (NickServ passwords may have them).
+      const mm = /^(\S+)\s+(\S[\s\S]*)$/.exec(rest);
+      return mm ? { name: "login", network: mm[1]!, password: mm[2]!.trim() } : { name: "invalid", reply: USAGE["login"]! };
+    }
     case "otr": {
       const mm = /^(\S+)\s+(\S+)\s+(\S[\s\S]*)$/.exec(rest);
       return mm ? { name: "otr", network: mm[1]!, nick: mm[2]!, args: mm[3]! } : { name: "invalid", reply: USAGE["otr"]! };

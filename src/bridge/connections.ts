@@ -46,6 +46,7 @@ export class ConnectionManager {
   async connect(userId: string, networkId: string): Promise<string | null> {
     if (this.puppets.has(key(userId, networkId))) return null;
     const nick = await this.desiredNick(userId, networkId);
+    const password = await this.o.store.getIrcPassword(userId, networkId);
     if (this.puppets.has(key(userId, networkId))) return null;
     const log = this.o.logger;
     let state: ConnectionState | null = null;
@@ -54,7 +55,7 @@ export class ConnectionManager {
       state = next;
     };
     const puppet = this.o.createPuppet(
-      { userId, networkId, nick },
+      { userId, networkId, nick, ...(password ? { account: { name: nick, password } } : {}) },
       {
         onMessage: (msg) => this.o.onIrcMessage(userId, networkId, msg),
         onConnected: ({ nick }) => {
@@ -81,6 +82,8 @@ export class ConnectionManager {
             void this.o.notify(userId, `${what} (${reason}); retrying in ${secs} s, then with growing pauses. I will tell you when it is back.`);
           }
         },
+        onLogin: ({ ok, account, reason }) =>
+          void this.o.notify(userId, ok ? `Logged in to services on ${networkId}${account ? ` as ${account}` : ""}.` : `Services on ${networkId} refused your login (${reason ?? "refused"}); send \`login ${networkId} <password>\` to store another password.`),
         onNickChange: ({ newNick }) => void this.o.notify(userId, `Your nick on ${networkId} is now ${newNick}.`),
         onNickRejected: ({ nick, reason }) => void this.o.notify(userId, `${networkId} refused the nick ${nick} (${reason}); you keep ${puppet.nick}.`),
       },

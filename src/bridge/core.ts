@@ -227,6 +227,18 @@ export class BridgeCore implements MatrixEventHandlers {
         if (!c.network(cmd.network)) return unknownNet(cmd.network);
         return (await c.disconnect(userId, cmd.network)) ? `Disconnected from ${cmd.network}.` : `You are not connected to ${cmd.network}.`;
       }
+      case "login": {
+        // Redact first: the password must not stay in the room's history whatever happens next.
+        if (origin.eventId) {
+          await this.o.matrix.redact(origin.roomId, null, origin.eventId, "contains a password").catch((err: unknown) =>
+            this.o.logger.warn("could not redact a login command", { code: (err as { code?: string })?.code ?? "unknown" }));
+        }
+        if (!c.network(cmd.network)) return unknownNet(cmd.network);
+        await this.o.store.setIrcPassword(userId, cmd.network, cmd.password);
+        const puppet = c.get(userId, cmd.network);
+        if (puppet?.connected && puppet.identify?.(puppet.nick, cmd.password)) return `Password stored (sealed) for ${cmd.network}; identifying to NickServ now. Your message was redacted.`;
+        return `Password stored (sealed) for ${cmd.network}; it is used when you next connect. Your message was redacted.`;
+      }
       case "nick": {
         if (!c.network(cmd.network)) return unknownNet(cmd.network);
         if (!isValidNick(cmd.nick)) return `\`${cmd.nick}\` is not a valid IRC nick (letters, digits and [ ] \\ \` _ ^ { | } -, not starting with a digit or -, at most 30).`;

@@ -82,6 +82,8 @@ export interface PuppetEvents {
   onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number; wasConnected?: boolean; failed?: boolean }): void;
   onNickChange(info: { oldNick: string; newNick: string }): void;
   onNickRejected(info: { nick: string; reason: string }): void;
+  /** Services logged the user in, or refused their stored password. */
+  onLogin?(info: { ok: boolean; account: string | null; reason?: string }): void;
   /** Channel traffic seen by this puppet (channel portals, src/bridge/channels). */
   onChannel?(e: IrcChannelEvent): void;
 }
@@ -111,6 +113,8 @@ export interface PuppetPort {
   notice(target: string, text: string): number;
   action(target: string, text: string): number;
   changeNick(nick: string): void;
+  /** NickServ IDENTIFY now (after `login`); false when not connected. */
+  identify?(account: string, password: string): boolean;
   /** Bytes of text one PRIVMSG to target can carry once the server prepends its prefix (OTR fragment sizing). */
   textBudget(target: string): number;
   /** Channel membership and moderation (channel portals); no-ops while not connected. */
@@ -124,6 +128,8 @@ export interface PuppetRequest {
   userId: string;
   networkId: string;
   nick: string;
+  /** The user's services account, from `login` (stored sealed). */
+  account?: { name: string; password: string };
 }
 
 export type PuppetFactory = (req: PuppetRequest, events: PuppetEvents) => PuppetPort;

@@ -176,10 +176,13 @@ function readRegistration(path: string): Record<string, unknown> {
 }
 
 function puppetOptionsFor(n: NetworkConfig): Omit<PuppetOptions, "nick"> {
-  if (n.tls_ca_file || n.tls_servername) {
-    // irc-framework's TLS transport takes neither a CA bundle nor a separate SNI name; refusing is safer than
-    // silently verifying against a different trust store than the operator configured.
-    throw new StartError("tls-option-unsupported", `networks.${n.id}: tls_ca_file and tls_servername are not supported by this build; remove them or use a certificate the system trusts`);
+  let tlsCa: string | undefined;
+  if (n.tls_ca_file) {
+    try {
+      tlsCa = readFileSync(n.tls_ca_file, "utf8");
+    } catch (err) {
+      throw new StartError("tls-ca-unreadable", `networks.${n.id}: cannot read tls_ca_file ${n.tls_ca_file}`, { cause: err });
+    }
   }
   const opts: Omit<PuppetOptions, "nick"> = {
     host: n.host,
@@ -191,6 +194,9 @@ function puppetOptionsFor(n: NetworkConfig): Omit<PuppetOptions, "nick"> {
     connectGate: new ConnectLimiter(n.max_concurrent_connects),
     flood: { burstLines: n.flood_burst_lines, lineIntervalMs: n.flood_line_interval_ms, penaltyBytes: n.flood_penalty_bytes },
     maxHeldLines: n.max_held_lines,
+    // Applied by src/irc/tls-transport.ts (irc-framework's own transport passes neither).
+    ...(tlsCa !== undefined ? { tlsCa } : {}),
+    ...(n.tls_servername ? { tlsServername: n.tls_servername } : {}),
   };
   if (n.password) opts.password = n.password;
   const s = n.sasl;

@@ -10,6 +10,7 @@ import { bindChannelEvents, channelLines, type ChannelEvent } from "./channel-ev
 import { backoffDelayMs, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 import { SendQueue, type FloodBudget, type LinePriority } from "./send-queue.js";
 import type { ConnectGate } from "./connect-limiter.js";
+import { TlsOptionsTransport } from "./tls-transport.js";
 
 export interface PuppetOptions {
   host: string;
@@ -17,6 +18,12 @@ export interface PuppetOptions {
   tls: boolean;
   /** Verify the server certificate (default true). */
   tlsVerify?: boolean;
+  /** PEM trust anchors for the server certificate instead of the system's (network `tls_ca_file`). */
+  tlsCa?: string;
+  /** Name sent as SNI and checked against the certificate, when it differs from host (network `tls_servername`). */
+  tlsServername?: string;
+  /** Local source address of the connection (irc-framework `outgoing_addr`). */
+  outgoingAddr?: string;
   nick: string;
   username?: string;
   realname?: string;
@@ -162,6 +169,14 @@ export class IrcPuppet {
       ...(this.opts.password ? { password: stripUnsafe(this.opts.password) } : {}),
       ...this.saslOptions(),
       auto_reconnect: false,
+      ...(this.opts.outgoingAddr ? { outgoing_addr: this.opts.outgoingAddr } : {}),
+      ...(this.opts.tls && (this.opts.tlsCa !== undefined || this.opts.tlsServername !== undefined)
+        ? {
+            transport: TlsOptionsTransport,
+            ...(this.opts.tlsCa !== undefined ? { tls_ca: this.opts.tlsCa } : {}),
+            ...(this.opts.tlsServername !== undefined ? { tls_servername: this.opts.tlsServername } : {}),
+          }
+        : {}),
       version: "matrix-otr-irc",
     });
   }

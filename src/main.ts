@@ -194,6 +194,8 @@ function puppetOptionsFor(n: NetworkConfig): Omit<PuppetOptions, "nick"> {
     connectGate: new ConnectLimiter(n.max_concurrent_connects),
     flood: { burstLines: n.flood_burst_lines, lineIntervalMs: n.flood_line_interval_ms, penaltyBytes: n.flood_penalty_bytes },
     maxHeldLines: n.max_held_lines,
+    ctcpVersion: n.ctcp_version,
+    ctcpPing: n.ctcp_ping,
     // Applied by src/irc/tls-transport.ts (irc-framework's own transport passes neither).
     ...(tlsCa !== undefined ? { tlsCa } : {}),
     ...(n.tls_servername ? { tlsServername: n.tls_servername } : {}),

@@ -153,6 +153,8 @@ const network = obj({
   flood_penalty_bytes: int(0, 8191)
     .describe("A line costs one more line of budget per this many bytes, as servers charge long lines more; 0 = off.")
     .default(0),
+  ctcp_version: str().describe("Answer to CTCP VERSION requests; empty = no answer.").default("matrix-otr-irc"),
+  ctcp_ping: bool().describe("Answer CTCP PING requests.").default(true),
   max_held_lines: int(0, 100000)
     .describe("Lines a user may type while their connection is being re-established; sent in order once it is back, refused beyond this.")
     .default(100),

@@ -24,6 +24,10 @@ export interface PuppetOptions {
   tlsServername?: string;
   /** Local source address of the connection (irc-framework `outgoing_addr`). */
   outgoingAddr?: string;
+  /** Answer to CTCP VERSION; "" = no answer (default "matrix-otr-irc"). */
+  ctcpVersion?: string;
+  /** Answer CTCP PING (default true). */
+  ctcpPing?: boolean;
   nick: string;
   username?: string;
   realname?: string;
@@ -80,6 +84,9 @@ export interface PuppetHandlers {
 const CTCP_ACTION_OVERHEAD = "\x01ACTION \x01".length;
 
 const DEFAULT_MAX_HELD_LINES = 100;
+
+/** Queued lines past which CTCP requests go unanswered. */
+const CTCP_REPLY_QUEUE_LIMIT = 10;
 
 export class IrcPuppet {
   private client: InstanceType<typeof irc.Client> | null = null;
@@ -177,7 +184,8 @@ export class IrcPuppet {
             ...(this.opts.tlsServername !== undefined ? { tls_servername: this.opts.tlsServername } : {}),
           }
         : {}),
-      version: "matrix-otr-irc",
+      // Empty: irc-framework then leaves VERSION to our "ctcp request" handler (configurable, paced, sanitized).
+      version: "",
     });
   }
 
@@ -338,6 +346,21 @@ export class IrcPuppet {
       else {
         this.failure = `the server refused the nick ${e.nick}`;
         client.quit("nick refused by the server");
+      }
+    });
+    client.on("ctcp request", (e: { nick?: string; ident?: string; hostname?: string; target: string; type: string | null; message: string }) => {
+      if (!mine() || !e.nick || this.state !== "connected" || foldNick(e.target, this.mapping) !== foldNick(client.user.nick, this.mapping)) return;
+      // CTCP replies are the lowest priority, and a request flood must not fill the queue with them.
+      if (this.queue.length >= CTCP_REPLY_QUEUE_LIMIT) return;
+      let reply: string | null = null;
+      const version = this.opts.ctcpVersion ?? "matrix-otr-irc";
+      if (e.type === "VERSION" && version) reply = `VERSION ${stripUnsafe(version).replace(/\x01/g, "")}`;
+      if (e.type === "PING" && (this.opts.ctcpPing ?? true)) reply = `PING ${stripUnsafe(e.message.slice(5)).replace(/\x01/g, "").slice(0, 64)}`.trimEnd();
+      if (!reply) return;
+      try {
+        this.queue.push(buildLine("NOTICE", [e.nick], `\x01${reply}\x01`), "notice");
+      } catch {
+        // A nick the server sent that is not a valid middle parameter: no reply rather than a malformed line.
       }
     });
     client.on("loggedin", (e: { account?: string }) => {

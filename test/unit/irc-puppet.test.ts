@@ -245,3 +245,38 @@ test("lines sent while reconnecting are held, bounded, and written after registr
   assert.deepEqual(after, ["PRIVMSG dave :one", "PRIVMSG dave :three", "NOTICE dave :two"], "PRIVMSGs first, NOTICE after, none lost or repeated");
   await p.disconnect();
 });
+
+test("CTCP VERSION and PING are answered with NOTICEs as configured; ACTION stays a message; disabled means silent", async (t) => {
+  const srv = new ScriptedServer();
+  await srv.listen();
+  t.after(() => srv.close());
+  const r = recorder();
+  const p = new IrcPuppet({ host: "127.0.0.1", port: srv.port, tls: false, nick: "alice", ctcpVersion: "test-bridge 1.0" }, r.handlers);
+  p.connect();
+  await r.until(() => r.count("connected") >= 1);
+  srv.send(":dave!d@h PRIVMSG alice :\x01VERSION\x01");
+  srv.send(":dave!d@h PRIVMSG alice :\x01PING 12345 x\r\x01");
+  srv.send(":dave!d@h PRIVMSG alice :\x01ACTION waves\x01");
+  await r.until(() => r.count("message") >= 1);
+  await srv.waitFor((ls) => ls.some((l) => l.startsWith("NOTICE dave :\x01PING")));
+  assert.ok(srv.lines.includes("NOTICE dave :\x01VERSION test-bridge 1.0\x01"));
+  assert.ok(srv.lines.includes("NOTICE dave :\x01PING 12345 x\x01"));
+  assert.deepEqual(r.ev.find((e) => e.type === "message")!.info, { kind: "action", from: "dave", fromUser: "d", fromHost: "h", text: "waves" });
+  await p.disconnect();
+
+  const srv2 = new ScriptedServer();
+  await srv2.listen();
+  t.after(() => srv2.close());
+  const r2 = recorder();
+  const q = new IrcPuppet({ host: "127.0.0.1", port: srv2.port, tls: false, nick: "bob", ctcpVersion: "", ctcpPing: false }, r2.handlers);
+  q.connect();
+  await r2.until(() => r2.count("connected") >= 1);
+  srv2.send(":dave!d@h PRIVMSG bob :\x01VERSION\x01");
+  srv2.send(":dave!d@h PRIVMSG bob :\x01PING 1\x01");
+  srv2.send(":dave!d@h PRIVMSG bob :after the requests");
+  await r2.until(() => r2.count("message") >= 1);
+  q.say("dave", "marker");
+  await srv2.waitFor((ls) => ls.includes("PRIVMSG dave :marker"));
+  assert.ok(!srv2.lines.some((l) => l.startsWith("NOTICE")), "no CTCP answer when disabled");
+  await q.disconnect();
+});

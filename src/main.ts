@@ -80,7 +80,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       store,
       matrix: o.metrics ? instrumentMatrixPort(matrix, o.metrics) : matrix,
       createPuppet: o.metrics ? instrumentPuppetFactory(createPuppet, o.metrics) : createPuppet,
-      networks: config.networks.map((n) => ({ id: n.id, name: n.name, nickTemplate: n.nick_template })),
+      networks: config.networks.map((n) => ({ id: n.id, name: n.name, nickTemplate: n.nick_template, idleTimeoutMs: n.idle_timeout_minutes * 60_000 })),
       permission: (userId) => permissionFor(config, userId),
       channels: {
         domain: config.homeserver.domain,

@@ -6,6 +6,8 @@ import { nickFromTemplate } from "./commands.js";
 
 /** Store state key holding the JSON list of [userId, networkId] that should be connected. */
 export const CONNECTIONS_STATE_KEY = "irc.connections";
+/** Store state key holding the JSON list of [userId, networkId] disconnected for inactivity (reconnect on use). */
+export const IDLE_STATE_KEY = "irc.idle";
 
 export interface ConnectionManagerOptions {
   store: Store;
@@ -16,6 +18,8 @@ export interface ConnectionManagerOptions {
   /** A notice for the user's management room. */
   notify(userId: string, text: string): Promise<void>;
   onIrcMessage(userId: string, networkId: string, msg: IrcIncoming): void;
+  /** Clock for the idle policy (default Date.now). */
+  now?: () => number;
 }
 
 const key = (userId: string, networkId: string) => `${networkId}\u0000${userId}`;
@@ -25,8 +29,58 @@ export class ConnectionManager {
   /** Marks a connection gone in the metrics, whatever state it was in (idempotent). */
   private readonly gone = new Map<string, () => void>();
   private persistChain: Promise<void> = Promise.resolve();
+  /** Last Matrix activity per connection (connect counts), for the idle policy. */
+  private readonly lastActive = new Map<string, number>();
+  private idleTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly o: ConnectionManagerOptions) {}
+  constructor(private readonly o: ConnectionManagerOptions) {
+    const shortest = Math.min(...o.networks.map((n) => n.idleTimeoutMs || Infinity));
+    if (Number.isFinite(shortest)) {
+      // Check a few times per timeout (at most once a minute); unref'd so it never keeps the process alive.
+      this.idleTimer = setInterval(() => void this.sweepIdle().catch(() => undefined), Math.max(1_000, Math.min(60_000, shortest / 4)));
+      this.idleTimer.unref();
+    }
+  }
+
+  private now(): number {
+    return (this.o.now ?? Date.now)();
+  }
+
+  /**
+   * The user did something on Matrix for this network. If their puppet was disconnected for inactivity it is
+   * reconnected now (the caller's message is then held until registration); returns true in that case.
+   */
+  async touch(userId: string, networkId: string): Promise<boolean> {
+    const k = key(userId, networkId);
+    this.lastActive.set(k, this.now());
+    if (this.puppets.has(k)) return false;
+    const idle = await this.loadList(IDLE_STATE_KEY);
+    if (!idle.some(([u, n]) => u === userId && n === networkId)) return false;
+    return (await this.connect(userId, networkId)) !== null;
+  }
+
+  /** Disconnects puppets whose users were inactive on Matrix past their network's idle timeout; returns how many. */
+  async sweepIdle(): Promise<number> {
+    const now = this.now();
+    let n = 0;
+    for (const [k, puppet] of [...this.puppets.entries()]) {
+      const [networkId, userId] = [k.slice(0, k.indexOf("\u0000")), k.slice(k.indexOf("\u0000") + 1)];
+      const timeout = this.network(networkId)?.idleTimeoutMs ?? 0;
+      if (!timeout || now - (this.lastActive.get(k) ?? now) < timeout) continue;
+      if (this.puppets.get(k) !== puppet) continue;
+      this.puppets.delete(k);
+      const done = this.gone.get(k);
+      this.gone.delete(k);
+      this.lastActive.delete(k);
+      await this.persistList(IDLE_STATE_KEY, (list) => (list.some(([u, m]) => u === userId && m === networkId) ? list : [...list, [userId, networkId]]));
+      await puppet.disconnect("Idle");
+      done?.();
+      n += 1;
+      this.o.logger.info("puppet disconnected for inactivity", { userId, networkId });
+      void this.o.notify(userId, `Disconnected from ${networkId}: no activity here for a while. Your next message to someone on ${networkId} reconnects you (or send \`connect ${networkId}\`).`);
+    }
+    return n;
+  }
 
   network(networkId: string): NetworkInfo | undefined {
     return this.o.networks.find((n) => n.id === networkId);
@@ -89,11 +143,13 @@ export class ConnectionManager {
       },
     );
     this.puppets.set(key(userId, networkId), puppet);
+    this.lastActive.set(key(userId, networkId), this.now());
     moveTo("connecting");
     this.gone.set(key(userId, networkId), () => {
       if (state !== null) moveTo(null);
     });
     await this.persist((list) => (list.some(([u, n]) => u === userId && n === networkId) ? list : [...list, [userId, networkId]]));
+    await this.persistList(IDLE_STATE_KEY, (list) => list.filter(([u, n]) => !(u === userId && n === networkId)));
     puppet.connect();
     return nick;
   }
@@ -106,7 +162,9 @@ export class ConnectionManager {
     this.puppets.delete(k);
     this.gone.delete(k);
     await this.persist((list) => list.filter(([u, n]) => !(u === userId && n === networkId)));
-    if (!puppet) return false;
+    const wasIdle = (await this.loadList(IDLE_STATE_KEY)).some(([u, n]) => u === userId && n === networkId);
+    await this.persistList(IDLE_STATE_KEY, (list) => list.filter(([u, n]) => !(u === userId && n === networkId)));
+    if (!puppet) return wasIdle;
     await puppet.disconnect(reason);
     done?.();
     return true;
@@ -115,9 +173,12 @@ export class ConnectionManager {
   /** Reconnects everyone who was connected before a restart. */
   async restore(): Promise<number> {
     const list = await this.load();
+    // Users disconnected for inactivity stay so until they next write: a restart must not wake them all.
+    const idle = await this.loadList(IDLE_STATE_KEY);
     let n = 0;
     for (const [userId, networkId] of list) {
       if (!this.network(networkId)) continue;
+      if (idle.some(([u, m]) => u === userId && m === networkId)) continue;
       await this.connect(userId, networkId);
       n += 1;
     }
@@ -126,6 +187,8 @@ export class ConnectionManager {
 
   /** Closes every connection without forgetting who wants to be connected (bridge shutdown). */
   async stopAll(reason: (networkId: string) => string): Promise<void> {
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    this.idleTimer = null;
     const all = [...this.puppets.entries()].map(([k, p]) => ({ k, p, done: this.gone.get(k) }));
     this.puppets.clear();
     this.gone.clear();
@@ -136,8 +199,12 @@ export class ConnectionManager {
     await this.persistChain;
   }
 
-  private async load(): Promise<[string, string][]> {
-    const raw = await this.o.store.getState(CONNECTIONS_STATE_KEY);
+  private load(): Promise<[string, string][]> {
+    return this.loadList(CONNECTIONS_STATE_KEY);
+  }
+
+  private async loadList(stateKey: string): Promise<[string, string][]> {
+    const raw = await this.o.store.getState(stateKey);
     if (!raw) return [];
     try {
       const v = JSON.parse(raw) as unknown;
@@ -149,10 +216,15 @@ export class ConnectionManager {
   }
 
   private persist(update: (list: [string, string][]) => [string, string][]): Promise<void> {
+    return this.persistList(CONNECTIONS_STATE_KEY, update);
+  }
+
+  private persistList(stateKey: string, update: (list: [string, string][]) => [string, string][]): Promise<void> {
     // Serialised: two users connecting at once must not overwrite each other's entry.
     const run = async () => {
-      const next = update(await this.load());
-      await this.o.store.putState(CONNECTIONS_STATE_KEY, JSON.stringify(next));
+      const before = await this.loadList(stateKey);
+      const next = update(before);
+      if (next !== before && JSON.stringify(next) !== JSON.stringify(before)) await this.o.store.putState(stateKey, JSON.stringify(next));
     };
     const p = this.persistChain.then(run, run);
     this.persistChain = p.catch(() => undefined);

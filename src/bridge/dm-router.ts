@@ -47,6 +47,8 @@ export class DmRouter {
   async fromMatrix(dm: { userId: string; networkId: string; foldedNick: string }, roomId: string, kind: MessageKind, body: string, origin?: MatrixOrigin): Promise<void> {
     const k = this.key(dm.userId, dm.networkId, dm.foldedNick);
     await this.queue.run(k, async () => {
+      // Activity for the idle policy; wakes a puppet disconnected for inactivity (the message is then held).
+      await this.o.connections.touch(dm.userId, dm.networkId);
       const puppet = this.o.connections.get(dm.userId, dm.networkId);
       const ghost = this.o.matrix.ghostUserId(dm.networkId, dm.foldedNick);
       const isCommand = this.o.pipeline.isCommand?.(body) ?? false;

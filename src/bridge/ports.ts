@@ -149,6 +149,8 @@ export interface NetworkInfo {
   name: string;
   /** Default puppet nick, `{localpart}` replaced by the Matrix user's localpart. */
   nickTemplate: string;
+  /** Disconnect a user's puppet after this long without Matrix activity (0 or absent: never). */
+  idleTimeoutMs?: number;
 }
 
 export type Direction = "irc_to_matrix" | "matrix_to_irc";

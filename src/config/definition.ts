@@ -155,6 +155,9 @@ const network = obj({
     .default(0),
   ctcp_version: str().describe("Answer to CTCP VERSION requests; empty = no answer.").default("matrix-otr-irc"),
   ctcp_ping: bool().describe("Answer CTCP PING requests.").default(true),
+  idle_timeout_minutes: int(0, 525600)
+    .describe("Disconnect a user's IRC connection after this many minutes without activity on Matrix; their next message reconnects. 0 = never.")
+    .default(0),
   max_held_lines: int(0, 100000)
     .describe("Lines a user may type while their connection is being re-established; sent in order once it is back, refused beyond this.")
     .default(100),

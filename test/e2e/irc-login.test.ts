@@ -2,6 +2,7 @@
 // asked for (the fallback for servers without SASL), and a wrong password reported without losing the connection.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { startInspircd, type InspircdInstance } from "../harness/inspircd.js";
 import { connectIrc, type IrcClient } from "../harness/irc-client.js";
 import { IrcPuppet, type PuppetHandlers, type PuppetOptions } from "../../src/irc/puppet.js";
@@ -12,7 +13,7 @@ describe("services login", { timeout: 300_000 }, () => {
   const clients: IrcClient[] = [];
 
   before(async () => {
-    irc = await startInspircd({ accounts: [{ name: "alice", password: "alice-secret" }, { name: "bob", password: "bob-secret" }] });
+    irc = await startInspircd({ tls: true, accounts: [{ name: "alice", password: "alice-secret" }, { name: "bob", password: "bob-secret" }] });
   });
   after(async () => {
     for (const p of puppets) await p.disconnect();
@@ -66,6 +67,20 @@ describe("services login", { timeout: 300_000 }, () => {
     let acct: string | null = null;
     for (let i = 0; i < 60 && acct === null; i++) acct = await accountOf("bob");
     assert.equal(acct, "bob");
+  });
+
+  it("SASL EXTERNAL with the network's client certificate over TLS (server verified with the configured CA)", async () => {
+    const cert = await irc.addCertFingerprint("alice", "alice-secret");
+    const s = start({
+      nick: "alice_ext",
+      port: irc.tlsPort!,
+      tls: true,
+      tlsCa: readFileSync(irc.tlsCertFile!, "utf8"),
+      sasl: { mechanism: "EXTERNAL", cert: readFileSync(cert.certFile, "utf8"), key: readFileSync(cert.keyFile, "utf8") },
+    });
+    await s.until(() => s.isConnected() && s.logins.length > 0);
+    assert.deepEqual(s.logins, [{ ok: true, account: "alice" }]);
+    assert.equal(await accountOf("alice_ext"), "alice");
   });
 
   it("a wrong password is reported and the puppet stays connected, not logged in", async () => {

@@ -149,7 +149,8 @@ test("generate-registration writes a registration the appservice library accepts
   assert.equal(obj.url, "http://localhost:8090");
   assert.equal(obj.sender_localpart, "ircotr");
   assert.equal(obj.rate_limited, false);
-  assert.deepEqual(obj.namespaces.aliases, []);
+  // Portal rooms are created on alias queries (issue 8), so the channel alias namespace is claimed too.
+  assert.deepEqual(obj.namespaces.aliases, [{ exclusive: true, regex: "^#irc_.+_.+:example\\.org$" }]);
   assert.deepEqual(obj.namespaces.rooms, []);
   assert.deepEqual(obj.namespaces.users, [{ exclusive: true, regex: "^@irc_.+_.+:example\\.org$" }]);
 
@@ -158,6 +159,8 @@ test("generate-registration writes a registration the appservice library accepts
   assert.ok(lib.isUserMatch("@irc_local_=5bbob=5d:example.org", true));
   assert.ok(!lib.isUserMatch("@alice:example.org", true));
   assert.ok(!lib.isUserMatch("@irc_local_alice:example.org.evil", true));
+  assert.ok(lib.isAliasMatch("#irc_local_#otr:example.org", true));
+  assert.ok(!lib.isAliasMatch("#otr:example.org", true));
   assert.ok(!lib.isUserMatch("@ircotr:example.org", true), "the bot is outside the ghost namespace");
 
   r = fakeIo();

@@ -30,7 +30,7 @@ export const SHUTDOWN_TIMEOUT_MS = 30_000;
 const HOMESERVER_PROBE_TIMEOUT_MS = 3_000;
 
 // Start errors that the operator fixes by changing a file, not by retrying (codes from src/main.ts).
-const CONFIG_ERROR_CODES = new Set(["registration-unreadable", "registration-invalid", "tls-option-unsupported", "unknown-network"]);
+const CONFIG_ERROR_CODES = new Set(["registration-unreadable", "registration-invalid", "tls-ca-unreadable", "unknown-network"]);
 
 export async function startCommand(args: string[], io: CliIo): Promise<number> {
   const o = parseCommandArgs("start", args, { ...CONFIG_OPTION, ...REGISTRATION_OPTION, ...HELP_OPTION });

@@ -7,7 +7,7 @@
 import { aesCtr, constantTimeEqual, hmacSha1 } from "./crypto/primitives.js";
 import { deriveDataKeys } from "./crypto/kdf.js";
 import { dhSharedSecret, generateDhKeyPair, isValidDhPublic, type DhKeyPair } from "./crypto/dh.js";
-import { bigIntToBytes, bytesToBigInt } from "./crypto/bigint.js";
+import { bigIntToBytes, bytesToBigInt, concatBytes } from "./crypto/bigint.js";
 import type { OtrEnv } from "./env.js";
 import { CODE } from "./events.js";
 
@@ -117,7 +117,7 @@ export function sealData(st: DataKeyState, plaintext: Uint8Array, flags: number,
   pair.sendCtr += 1n;
   const ctr = bigIntToBytes(pair.sendCtr, 8);
   const encrypted = aesCtr(pair.sendAes, ctr, plaintext);
-  const oldMacKeys = concat(st.oldMacKeys);
+  const oldMacKeys = concatBytes(...st.oldMacKeys);
   st.oldMacKeys = [];
   const sendMac = pair.sendMac;
   return {
@@ -193,16 +193,4 @@ function retirePairs(st: DataKeyState, dead: (ourId: number, theirId: number) =>
     st.pairs.delete(id);
   }
   if (st.oldMacKeys.length > MAX_OLD_MAC_KEYS) st.oldMacKeys.splice(0, st.oldMacKeys.length - MAX_OLD_MAC_KEYS);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }

@@ -3,7 +3,7 @@
 // the users who were connected before a restart. Nothing else connects until a user asks.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, instrumentStore, observeBridgeLatency, safeLabel, timeKeyGeneration, watchOtrSessions, type Metrics } from "./metrics/index.js";
+import { BridgedTracker, instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, instrumentStore, observeBridgeLatency, safeLabel, timeKeyGeneration, watchOtrSessions, type Metrics } from "./metrics/index.js";
 import type { Config, NetworkConfig } from "./config/definition.js";
 import { permissionFor } from "./config/permissions.js";
 import { openConfiguredStore } from "./store/index.js";
@@ -12,6 +12,7 @@ import { MatrixAdapter } from "./matrix/adapter.js";
 import { IrcPuppet, type PuppetOptions } from "./irc/puppet.js";
 import { ConnectLimiter } from "./irc/connect-limiter.js";
 import { BridgeCore } from "./bridge/core.js";
+import { CONNECTIONS_STATE_KEY, IDLE_STATE_KEY } from "./bridge/connections.js";
 import { OtrPipeline } from "./bridge/otr/manager.js";
 import { generateKeyInWorker } from "./bridge/otr/keygen.js";
 import type { BridgeLogger, BridgeMetrics, PuppetFactory } from "./bridge/ports.js";
@@ -66,9 +67,12 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       return puppet;
     };
     const fragmentSizes = new Map(config.networks.map((n) => [n.id, n.otr_fragment_size] as const));
+    // matrix_rooms / matrix_ghosts follow the store's room mappings and the ghosts the Matrix port acts as.
+    const bridged = o.metrics ? new BridgedTracker(o.metrics, matrix) : null;
+    const trackedStore = bridged ? bridged.store(store) : store;
     const pipeline = new OtrPipeline({
-      store,
-      matrix: o.metrics ? instrumentMatrixPort(matrix, o.metrics) : matrix,
+      store: trackedStore,
+      matrix: o.metrics && bridged ? bridged.matrix(instrumentMatrixPort(matrix, o.metrics)) : matrix,
       logger,
       defaultPolicy: config.otr.default_policy,
       trustOnFirstUse: config.otr.trust_on_first_use,
@@ -77,8 +81,8 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
     });
     if (o.metrics) watchOtrSessions(o.metrics, () => pipeline.sessionSummary());
     const core = new BridgeCore({
-      store,
-      matrix: o.metrics ? instrumentMatrixPort(matrix, o.metrics) : matrix,
+      store: trackedStore,
+      matrix: o.metrics && bridged ? bridged.matrix(instrumentMatrixPort(matrix, o.metrics)) : matrix,
       createPuppet: o.metrics ? instrumentPuppetFactory(createPuppet, o.metrics) : createPuppet,
       networks: config.networks.map((n) => ({ id: n.id, name: n.name, nickTemplate: n.nick_template, idleTimeoutMs: n.idle_timeout_minutes * 60_000 })),
       permission: (userId) => permissionFor(config, userId),
@@ -99,6 +103,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       pipeline,
       ...(o.metrics ? { metrics: bridgeMetrics(o.metrics) } : {}),
     });
+    if (bridged) await bridged.seed(store, await knownUsers(store));
     // Each Matrix event is a request: its own request_id on every log line it causes, counted and timed.
     matrix.setHandlers(instrumentMatrixHandlers(core, o.metrics ?? null));
     await matrix.start(config.appservice.port, config.appservice.bind_address);
@@ -144,6 +149,20 @@ async function drained(puppets: IrcPuppet[], maxMs: number): Promise<void> {
   while (puppets.some((p) => p.connected && p.queuedLines > 0) && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Users the store remembers as connected or idle (the store has no list of all users): whose rooms to count. */
+async function knownUsers(store: Store): Promise<string[]> {
+  const users: string[] = [];
+  for (const k of [CONNECTIONS_STATE_KEY, IDLE_STATE_KEY]) {
+    try {
+      const v = JSON.parse((await store.getState(k)) ?? "[]") as unknown;
+      if (Array.isArray(v)) for (const e of v) if (Array.isArray(e) && typeof e[0] === "string") users.push(e[0]);
+    } catch {
+      // Unreadable lists are reported by the connection manager; the counts then start from channels only.
+    }
+  }
+  return users;
 }
 
 function bridgeMetrics(m: Metrics): BridgeMetrics {

@@ -16,3 +16,4 @@ export { startMetricsServer, MetricsServerError, type MetricsServer, type Metric
 export { findUnsafeLabels, findUnsafeLabelsInText, safeLabel, type UnsafeLabel } from "./labels.js";
 export { instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, observeBridgeLatency, timeKeyGeneration, watchOtrSessions, type OtrSessionSummary, type CountablePuppet, type CountablePuppetEvents } from "./instrument.js";
 export { useCaseMetrics, type UseCaseMetrics } from "./use-cases.js";
+export { BridgedTracker, type GhostNamer, type RoomStoreLike } from "./bridged.js";

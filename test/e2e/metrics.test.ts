@@ -147,6 +147,7 @@ describe("metrics move with what the bridge does, and never name anyone", { time
     assert.equal(sample(text, `${P}irc_connect_attempts_total`, { network: "local" }), 1);
     assert.ok(sample(text, `${P}matrix_api_calls_total`, { method: "send", outcome: "ok" }) >= 3, "management room replies were sent");
     assert.ok(sample(text, `${P}store_query_duration_seconds_count`) > 0, "the store is instrumented");
+    assert.equal(sample(text, `${P}matrix_rooms`, { kind: "management" }), 1, "Alice's management room");
   });
 
   it("a plaintext DM both ways: one message each direction, unencrypted; IRC lines and Matrix sends counted", async () => {
@@ -176,6 +177,8 @@ describe("metrics move with what the bridge does, and never name anyone", { time
     assert.ok(sample(after, `${P}irc_lines_received_total`, { network: "local" }) - sample(before, `${P}irc_lines_received_total`, { network: "local" }) >= 1);
     assert.ok(sample(after, `${P}irc_lines_sent_total`, { network: "local" }) - sample(before, `${P}irc_lines_sent_total`, { network: "local" }) >= 1);
     assert.ok(sample(after, `${P}matrix_api_calls_total`, { method: "createDmRoom", outcome: "ok" }) >= 1);
+    assert.equal(sample(after, `${P}matrix_rooms`, { kind: "dm" }) - sample(before, `${P}matrix_rooms`, { kind: "dm" }), 1, "one DM room more");
+    assert.equal(sample(after, `${P}matrix_ghosts`) - sample(before, `${P}matrix_ghosts`), 1, "Daniel's ghost");
     assert.ok(sample(after, `${P}matrix_api_call_duration_seconds_count`, { method: "send" }) >= sample(after, `${P}matrix_api_calls_total`, { method: "send" }));
   });
 

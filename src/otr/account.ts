@@ -39,10 +39,7 @@ export class OtrAccount {
     if (!Number.isInteger(o.instanceTag) || o.instanceTag < MIN_INSTANCE_TAG || o.instanceTag > 0xffffffff) {
       throw new RangeError(`instance tag must be an integer in [0x100, 0xffffffff], got ${o.instanceTag}`);
     }
-    const max = o.maxFragmentSize ?? 0;
-    if (!Number.isInteger(max) || max < 0 || (max > 0 && max < MIN_FRAGMENT_SIZE)) {
-      throw new RangeError(`maxFragmentSize must be 0 (no limit) or an integer >= ${MIN_FRAGMENT_SIZE}, got ${max}`);
-    }
+    const max = checkFragmentSize(o.maxFragmentSize ?? 0);
     this.privateKey = o.privateKey;
     this.publicKey = dsaPublicKey(o.privateKey);
     this.instanceTag = o.instanceTag;
@@ -55,6 +52,14 @@ export class OtrAccount {
     // Signing uses a secret exponent mod our p: let OpenSSL serve it (its DH object is built once).
     registerModulus(o.privateKey.p);
   }
+}
+
+/** Caller misuse (RangeError) unless n is 0 (no limit) or an integer >= MIN_FRAGMENT_SIZE; returns n. */
+export function checkFragmentSize(n: number): number {
+  if (!Number.isInteger(n) || n < 0 || (n > 0 && n < MIN_FRAGMENT_SIZE)) {
+    throw new RangeError(`maxFragmentSize must be 0 (no limit) or an integer >= ${MIN_FRAGMENT_SIZE}, got ${n}`);
+  }
+  return n;
 }
 
 /** A fresh random instance tag (>= 0x100), for accounts that have none stored yet. */

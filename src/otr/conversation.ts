@@ -9,7 +9,7 @@
 import { handleAke, startAke, AUTH_NONE, type AkeMessage, type AkeStep } from "./ake.js";
 import { formatFingerprint } from "./crypto/dsa.js";
 import { smpSecret } from "./smp.js";
-import type { OtrAccount } from "./account.js";
+import { checkFragmentSize, type OtrAccount } from "./account.js";
 import { CODE, type OtrEvent, type OtrResult, type OtrSendResult } from "./events.js";
 import { bestVersion, otrEnabled, versionAllowed, type Policy } from "./policy.js";
 import { Session, decrypt, encryptToLine, HEARTBEAT_INTERVAL_MS } from "./session.js";
@@ -60,6 +60,15 @@ class Out {
 
 type Offer = "not" | "sent" | "accepted" | "rejected";
 
+/** A fixed line limit, or one read each time a line is built (it may depend on the peer's and our current names). */
+export type FragmentSize = number | (() => number);
+
+export interface OtrConversationOptions {
+  policy?: Policy;
+  /** Overrides the account's maxFragmentSize for this peer: 0 or >= MIN_FRAGMENT_SIZE (else RangeError). */
+  maxFragmentSize?: FragmentSize;
+}
+
 export class OtrConversation {
   private readonly master = new Session(0);
   private readonly children = new Map<number, Session>();
@@ -68,14 +77,43 @@ export class OtrConversation {
   private offer: Offer = "not";
   private policyOverride: Policy | null;
   private recvSeq = 0;
+  private fragmentSize: FragmentSize | null = null;
 
   constructor(
     readonly account: OtrAccount,
     readonly peer: string,
-    opts?: { policy?: Policy },
+    opts?: OtrConversationOptions,
   ) {
     this.policyOverride = opts?.policy ?? null;
+    if (opts?.maxFragmentSize !== undefined) this.setMaxFragmentSize(opts.maxFragmentSize);
     this.reassembler = newReassembler(account.instanceTag);
+  }
+
+  /**
+   * This peer's line limit (null: the account's). A function is called each time a line is built and its result
+   * is checked like a number; an unusable one throws RangeError from the call that builds the line.
+   */
+  setMaxFragmentSize(size: FragmentSize | null): void {
+    if (typeof size === "number") checkFragmentSize(size);
+    else if (size !== null && typeof size !== "function") throw new RangeError("maxFragmentSize must be a number or a function");
+    this.fragmentSize = size;
+  }
+
+  /** The line limit in force now (0 = none). */
+  get maxFragmentSize(): number {
+    const f = this.fragmentSize;
+    if (f === null) return this.account.maxFragmentSize;
+    return typeof f === "number" ? f : checkFragmentSize(f());
+  }
+
+  /**
+   * Takes back the plaintext held for the AKE (oldest first) and forgets it, so the caller can return it to its
+   * user at once (the AKE failed, or the caller is shutting down) instead of waiting for QUEUE_TIMEOUT_MS.
+   */
+  takeQueued(): string[] {
+    const q = this.queue.map((m) => m.text);
+    this.queue = [];
+    return q;
   }
 
   /** The policy in force: the per-peer override, else the account's. */
@@ -99,7 +137,9 @@ export class OtrConversation {
       } else {
         this.receiveLine(text, out, false);
       }
-    } catch {
+    } catch (err) {
+      // A fragment-size function that returns nonsense is the caller's bug, not the peer's: let it surface.
+      if (err instanceof RangeError && /maxFragmentSize/.test(err.message)) throw err;
       out.ev({ type: "malformed", code: CODE.UNEXPECTED });
     }
     return out.result();
@@ -503,7 +543,7 @@ export class OtrConversation {
   /** Our query message; without the explanation when that would not fit in one line of maxFragmentSize. */
   private query(): string {
     const q = queryMessage(this.policy);
-    const max = this.account.maxFragmentSize;
+    const max = this.maxFragmentSize;
     return max > 0 && q.length > max ? queryMessage(this.policy, false) : q;
   }
 
@@ -556,7 +596,7 @@ export class OtrConversation {
   }
 
   private emitLine(line: string, version: 2 | 3, theirInstance: number, out: Out): void {
-    const max = this.account.maxFragmentSize;
+    const max = this.maxFragmentSize;
     if (max > 0 && line.length > max) {
       out.toSend.push(...fragmentLine(line, max, version, this.account.instanceTag, theirInstance, this.account.env));
     } else {

@@ -8,6 +8,9 @@
 //   on a Matrix message:           const r = conv.send(text);      // r.outcome says what happened to it
 //   then send every r.toSend line to the peer and handle r.events (in order).
 //   call conv.poll() now and then (e.g. every 30 s) to expire fragments and queued plaintext.
+//   per-peer line limit: new OtrConversation(account, nick, { maxFragmentSize: 400 | () => budget }) or
+//   conv.setMaxFragmentSize(n); it overrides the account's. conv.takeQueued() hands back (and forgets) the
+//   plaintext held for the AKE, e.g. when the AKE failed or the caller shuts down.
 // Semantics worth knowing:
 //   - send(): "encrypted" | "plaintext" | "queued" (REQUIRE_ENCRYPTION: toSend holds only a query; the text goes
 //     out encrypted in the toSend of the receive() that completes the AKE, or is refused after
@@ -19,7 +22,11 @@
 export { defaultEnv, type OtrEnv } from "./env.js";
 export { POLICY, type Policy } from "./policy.js";
 export { OtrAccount, generateInstanceTag, MIN_INSTANCE_TAG, MIN_FRAGMENT_SIZE, type OtrAccountOptions } from "./account.js";
-export { OtrConversation, MAX_QUEUED_MESSAGES, MAX_PEER_INSTANCES, QUEUE_TIMEOUT_MS } from "./conversation.js";
+export {
+  OtrConversation,
+  type OtrConversationOptions,
+  type FragmentSize,
+  MAX_QUEUED_MESSAGES, MAX_PEER_INSTANCES, QUEUE_TIMEOUT_MS } from "./conversation.js";
 export { CODE, type Code, type OtrEvent, type OtrResult, type OtrSendResult } from "./events.js";
 export { HEARTBEAT_INTERVAL_MS } from "./session.js";
 export {

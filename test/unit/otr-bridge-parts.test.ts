@@ -8,7 +8,7 @@ import { carriesSecret, otrCommandArgs, parseOtrCommand } from "../../src/bridge
 import { presetFor } from "../../src/bridge/otr/policy.js";
 import { Peer } from "../../src/bridge/otr/peer.js";
 import { dsaSign, dsaVerify, dsaPublicKey } from "../../src/otr/crypto/dsa.js";
-import { MIN_FRAGMENT_SIZE, OtrAccount, POLICY } from "../../src/otr/index.js";
+import { MIN_FRAGMENT_SIZE, OtrAccount, OtrConversation, POLICY } from "../../src/otr/index.js";
 import type { DmContext } from "../../src/bridge/dm-pipeline.js";
 import { TestEnv, testKey } from "../otr/fixtures.js";
 
@@ -73,12 +73,12 @@ test("a peer's fragment size follows the connection's budget, capped by config, 
   let budget = 300;
   const ctx = { ircTextBudget: () => budget } as unknown as DmContext;
   const account = new OtrAccount({ privateKey: testKey(0), instanceTag: 0x1234, policy: POLICY.MANUAL, maxFragmentSize: 0 });
-  const free = new Peer(ctx, undefined).accountView(account);
-  const capped = new Peer(ctx, 250).accountView(account);
+  const freePeer = new Peer(ctx, undefined);
+  const free = new OtrConversation(account, "bob", { maxFragmentSize: () => freePeer.fragmentSize() });
+  const cappedPeer = new Peer(ctx, 250);
+  const capped = new OtrConversation(account, "bob", { maxFragmentSize: () => cappedPeer.fragmentSize() });
   assert.equal(free.maxFragmentSize, 300);
   assert.equal(capped.maxFragmentSize, 250);
-  assert.equal(free.instanceTag, 0x1234);
-  assert.equal(free.fingerprintHuman, account.fingerprintHuman);
   budget = 10;
   assert.equal(free.maxFragmentSize, MIN_FRAGMENT_SIZE);
   budget = 0; // not connected: a size that fits any usual line

@@ -169,7 +169,12 @@ export class OtrPipeline implements DmPipeline {
     peer.policyName = name;
     if (name === "never") return null;
     const account = await this.account(peer);
-    peer.conv = new OtrConversation(peer.accountView(account), ctx.foldedNick, { policy: presetFor(name) });
+    peer.conv = new OtrConversation(account, ctx.foldedNick, {
+      policy: presetFor(name),
+      // The account is one per (user, network) but the line budget depends on the target's nick and on our own
+      // current nick and host: the conversation reads it each time it builds a line.
+      maxFragmentSize: () => peer.fragmentSize(),
+    });
     return peer.conv;
   }
 

@@ -1,7 +1,7 @@
 // What the bridge keeps per (Matrix user, network, folded peer nick) next to the library's OtrConversation:
 // the DM context to talk through, the messages the library holds for the AKE (mirrored, so a returned one can be
 // quoted back), and the trust of the key the current session was made with.
-import { MIN_FRAGMENT_SIZE, OtrAccount, type OtrConversation } from "../../otr/index.js";
+import { MIN_FRAGMENT_SIZE, type OtrConversation } from "../../otr/index.js";
 import type { OtrPolicyName } from "../../store/types.js";
 import type { VerifiedBy } from "../../otr/trust.js";
 import type { DmContext } from "../dm-pipeline.js";
@@ -45,14 +45,5 @@ export class Peer {
     const budget = this.ctx.ircTextBudget();
     const usable = budget > 0 ? budget : FALLBACK_FRAGMENT_SIZE;
     return Math.max(MIN_FRAGMENT_SIZE, Math.min(usable, this.configuredFragmentSize ?? usable));
-  }
-
-  /**
-   * The account as this peer's conversation sees it. The account is one per (user, network) but the line budget
-   * depends on the target's nick and on our own current nick and host, so the conversation reads the fragment
-   * size through this view each time it fragments; everything else is the shared account's.
-   */
-  accountView(account: OtrAccount): OtrAccount {
-    return Object.create(account, { maxFragmentSize: { get: () => this.fragmentSize(), enumerable: true } }) as OtrAccount;
   }
 }

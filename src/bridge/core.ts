@@ -51,7 +51,11 @@ export class BridgeCore implements MatrixEventHandlers {
           events.onConnected(info);
           this.channels?.connected(req.userId, req.networkId);
         },
-        onChannel: (e) => this.channels?.fromIrc(req.userId, req.networkId, e),
+        onChannel: (e) => {
+          // A contact's nick change also moves the user's DM room with them (issue 8).
+          if (e.type === "nick") void this.dms.renamed(req.userId, req.networkId, e.oldNick, e.newNick);
+          this.channels?.fromIrc(req.userId, req.networkId, e);
+        },
       }),
       networks: o.networks,
       logger: o.logger,

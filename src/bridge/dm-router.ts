@@ -109,6 +109,44 @@ export class DmRouter {
     });
   }
 
+  /**
+   * An IRC contact changed nick (seen in a shared channel). Ghost ids follow the folded nick, so the DM room moves to
+   * the new nick's key and its ghost is invited: later messages from the new nick land in the same room. The old ghost
+   * stays (it created the room and holds its power). When the new nick already has a DM room, both are left alone.
+   */
+  renamed(userId: string, networkId: string, oldNick: string, newNick: string): Promise<void> {
+    const puppet = this.o.connections.get(userId, networkId);
+    const oldF = puppet ? puppet.foldNick(oldNick) : foldNick(oldNick);
+    const newF = puppet ? puppet.foldNick(newNick) : foldNick(newNick);
+    const oldK = this.key(userId, networkId, oldF);
+    const newK = this.key(userId, networkId, newF);
+    return this.queue.run(oldK, async () => {
+      const roomId = await this.o.store.getDmRoom(userId, networkId, oldF);
+      if (!roomId) return;
+      const newGhost = this.o.matrix.ghostUserId(networkId, newF);
+      if (oldF === newF) {
+        // Only the spelling changed: same key, same ghost.
+        this.spelling.set(oldK, newNick);
+        await this.o.matrix.setDisplayName(newGhost, newNick);
+        return;
+      }
+      await this.queue.run(newK, async () => {
+        if (await this.o.store.getDmRoom(userId, networkId, newF)) return;
+        await this.o.store.deleteDmRoom(userId, networkId, oldF);
+        await this.o.store.putDmRoom(userId, networkId, newF, roomId);
+        this.spelling.set(newK, newNick);
+        const oldGhost = this.o.matrix.ghostUserId(networkId, oldF);
+        await this.o.matrix.setDisplayName(newGhost, newNick);
+        await this.o.matrix.invite(roomId, oldGhost, newGhost);
+        await this.o.matrix.join(roomId, newGhost);
+        await this.o.matrix.send(roomId, newGhost, "notice", `${oldNick} is now known as ${newNick}`);
+        this.o.logger.info("DM room follows a nick change", { userId, networkId, roomId });
+      });
+    }).catch((err) => {
+      this.o.logger.warn("DM room could not follow a nick change", { userId, networkId, code: codeOf(err) });
+    });
+  }
+
   /** The user left a DM room: forget it, so the next message opens a fresh one the user can see. */
   async userLeft(roomId: string, dm: { userId: string; networkId: string; foldedNick: string }): Promise<void> {
     const k = this.key(dm.userId, dm.networkId, dm.foldedNick);

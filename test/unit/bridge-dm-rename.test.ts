@@ -1,0 +1,87 @@
+// A contact who changes nick (seen in a shared channel) keeps one DM room: the mapping moves to the new folded nick,
+// the new ghost is invited with the new display name, and later messages from the new nick land in the same room.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { BridgeCore } from "../../src/bridge/core.js";
+import { MemoryStore } from "../../src/store/memory.js";
+import { FakeMatrix, FakePuppet, silentLogger } from "./bridge-fakes.js";
+
+const ALICE = "@alice:test.local";
+const MGMT = "!mgmt:test.local";
+
+async function connected() {
+  const store = new MemoryStore();
+  const matrix = new FakeMatrix();
+  const puppets: FakePuppet[] = [];
+  const core = new BridgeCore({
+    store,
+    matrix,
+    createPuppet: (req, events) => {
+      const p = new FakePuppet(req, events);
+      puppets.push(p);
+      return p;
+    },
+    networks: [{ id: "local", name: "Local IRC", nickTemplate: "{localpart}" }],
+    permission: (u) => (u.endsWith(":test.local") ? "user" : null),
+    logger: silentLogger,
+  });
+  matrix.joinedMembersResult = [ALICE, matrix.botUserId];
+  await core.onInvite({ roomId: MGMT, inviter: ALICE, invitee: matrix.botUserId, isDirect: true });
+  await core.idle();
+  await core.onMessage({ roomId: MGMT, sender: ALICE, eventId: "$c", kind: "text", body: "connect local" });
+  await core.idle();
+  const p = puppets[0]!;
+  p.up();
+  await core.idle();
+  return { store, matrix, core, p };
+}
+
+test("a renamed contact keeps the DM room: mapping moved, new ghost invited and named, notice, later messages there", async () => {
+  const { store, matrix, core, p } = await connected();
+  p.events.onMessage({ kind: "privmsg", from: "Bob", text: "hi" });
+  await core.idle();
+  const roomId = (await store.getDmRoom(ALICE, "local", "bob"))!;
+  assert.ok(roomId);
+  p.events.onChannel!({ type: "nick", oldNick: "Bob", newNick: "Robert[away]" });
+  await core.idle();
+  const newGhost = matrix.ghostUserId("local", "robert{away}");
+  assert.equal(await store.getDmRoom(ALICE, "local", "bob"), null);
+  assert.equal(await store.getDmRoom(ALICE, "local", "robert{away}"), roomId);
+  assert.ok(matrix.rooms.get(roomId)!.invited.includes(newGhost));
+  assert.ok(matrix.joined.some((j) => j.roomId === roomId && j.as === newGhost));
+  assert.equal(matrix.displayNames.get(newGhost), "Robert[away]");
+  const notice = matrix.sent.at(-1)!;
+  assert.deepEqual([notice.roomId, notice.from, notice.kind, notice.body], [roomId, newGhost, "notice", "Bob is now known as Robert[away]"]);
+  p.events.onMessage({ kind: "privmsg", from: "robert{AWAY}", text: "still me" });
+  await core.idle();
+  assert.equal(matrix.rooms.size, 1, "no second DM room");
+  assert.deepEqual([matrix.sent.at(-1)!.roomId, matrix.sent.at(-1)!.from, matrix.sent.at(-1)!.body], [roomId, newGhost, "still me"]);
+  // What Alice writes there goes to the new nick (as last spelled).
+  await core.onMessage({ roomId, sender: ALICE, eventId: "$r", kind: "text", body: "hello again" });
+  await core.idle();
+  assert.deepEqual(p.lines.at(-1), { cmd: "say", target: "robert{AWAY}", text: "hello again" });
+});
+
+test("a nick change of someone without a DM room, or onto a nick that has its own, moves nothing", async () => {
+  const { store, matrix, core, p } = await connected();
+  p.events.onChannel!({ type: "nick", oldNick: "Stranger", newNick: "Other" });
+  await core.idle();
+  assert.equal(matrix.rooms.size, 0);
+  assert.deepEqual(await store.listDmRooms(ALICE), []);
+  p.events.onMessage({ kind: "privmsg", from: "Bob", text: "1" });
+  p.events.onMessage({ kind: "privmsg", from: "Carol", text: "2" });
+  await core.idle();
+  const bobRoom = await store.getDmRoom(ALICE, "local", "bob");
+  const carolRoom = await store.getDmRoom(ALICE, "local", "carol");
+  const sentBefore = matrix.sent.length;
+  p.events.onChannel!({ type: "nick", oldNick: "Bob", newNick: "carol" });
+  await core.idle();
+  assert.equal(await store.getDmRoom(ALICE, "local", "bob"), bobRoom);
+  assert.equal(await store.getDmRoom(ALICE, "local", "carol"), carolRoom);
+  assert.equal(matrix.sent.length, sentBefore);
+  // A change of case only keeps the key and renames the ghost.
+  p.events.onChannel!({ type: "nick", oldNick: "Bob", newNick: "BOB" });
+  await core.idle();
+  assert.equal(await store.getDmRoom(ALICE, "local", "bob"), bobRoom);
+  assert.equal(matrix.displayNames.get(matrix.ghostUserId("local", "bob")), "BOB");
+});

@@ -42,6 +42,11 @@ export interface DmPipeline {
   command?(ctx: DmContext, args: string, origin: { roomId: string; eventId?: string }): Promise<string>;
   /** Bridge shutdown: last words to peers, handed to the puppets before they quit. */
   shutdown?(): Promise<void>;
+  /**
+   * The contact changed nick and the DM moved (same room) from `oldFoldedNick` to `ctx.foldedNick`: per-peer state
+   * keyed by the folded nick (e.g. a live OTR conversation) should move along. Runs inside both keys' queues.
+   */
+  renamed?(oldFoldedNick: string, ctx: DmContext): Promise<void>;
 }
 
 export class PlaintextPipeline implements DmPipeline {

@@ -134,7 +134,14 @@ export class DmRouter {
         if (await this.o.store.getDmRoom(userId, networkId, newF)) return;
         await this.o.store.deleteDmRoom(userId, networkId, oldF);
         await this.o.store.putDmRoom(userId, networkId, newF, roomId);
+        // A per-peer OTR policy override belongs to the contact, not to the old nick.
+        const policy = await this.o.store.getPeerPolicy(userId, networkId, oldF);
+        if (policy) {
+          await this.o.store.putPeerPolicy(userId, networkId, newF, policy);
+          await this.o.store.putPeerPolicy(userId, networkId, oldF, null);
+        }
         this.spelling.set(newK, newNick);
+        await this.o.pipeline.renamed?.(oldF, this.context(userId, networkId, newF, roomId));
         const oldGhost = this.o.matrix.ghostUserId(networkId, oldF);
         await this.o.matrix.setDisplayName(newGhost, newNick);
         await this.o.matrix.invite(roomId, oldGhost, newGhost);

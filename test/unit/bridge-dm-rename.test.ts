@@ -5,11 +5,12 @@ import assert from "node:assert/strict";
 import { BridgeCore } from "../../src/bridge/core.js";
 import { MemoryStore } from "../../src/store/memory.js";
 import { FakeMatrix, FakePuppet, silentLogger } from "./bridge-fakes.js";
+import { PlaintextPipeline, type DmContext, type DmPipeline } from "../../src/bridge/dm-pipeline.js";
 
 const ALICE = "@alice:test.local";
 const MGMT = "!mgmt:test.local";
 
-async function connected() {
+async function connected(pipeline?: DmPipeline) {
   const store = new MemoryStore();
   const matrix = new FakeMatrix();
   const puppets: FakePuppet[] = [];
@@ -24,6 +25,7 @@ async function connected() {
     networks: [{ id: "local", name: "Local IRC", nickTemplate: "{localpart}" }],
     permission: (u) => (u.endsWith(":test.local") ? "user" : null),
     logger: silentLogger,
+    ...(pipeline ? { pipeline } : {}),
   });
   matrix.joinedMembersResult = [ALICE, matrix.botUserId];
   await core.onInvite({ roomId: MGMT, inviter: ALICE, invitee: matrix.botUserId, isDirect: true });
@@ -84,4 +86,21 @@ test("a nick change of someone without a DM room, or onto a nick that has its ow
   await core.idle();
   assert.equal(await store.getDmRoom(ALICE, "local", "bob"), bobRoom);
   assert.equal(matrix.displayNames.get(matrix.ghostUserId("local", "bob")), "BOB");
+});
+
+test("the per-peer OTR policy override and the pipeline's per-peer state follow the contact to the new nick", async () => {
+  const moved: Array<[string, string, string, string]> = [];
+  class Recording extends PlaintextPipeline {
+    async renamed(oldFolded: string, ctx: DmContext) { moved.push([oldFolded, ctx.foldedNick, ctx.peerNick, ctx.roomId]); }
+  }
+  const { store, core, p } = await connected(new Recording());
+  p.events.onMessage({ kind: "privmsg", from: "Bob", text: "hi" });
+  await core.idle();
+  const roomId = (await store.getDmRoom(ALICE, "local", "bob"))!;
+  await store.putPeerPolicy(ALICE, "local", "bob", "always");
+  p.events.onChannel!({ type: "nick", oldNick: "Bob", newNick: "Robert" });
+  await core.idle();
+  assert.equal(await store.getPeerPolicy(ALICE, "local", "robert"), "always");
+  assert.equal(await store.getPeerPolicy(ALICE, "local", "bob"), null);
+  assert.deepEqual(moved, [["bob", "robert", "Robert", roomId]]);
 });

@@ -120,7 +120,7 @@ export class DmRouter {
     const newF = puppet ? puppet.foldNick(newNick) : foldNick(newNick);
     const oldK = this.key(userId, networkId, oldF);
     const newK = this.key(userId, networkId, newF);
-    return this.queue.run(oldK, async () => {
+    const move = async () => {
       const roomId = await this.o.store.getDmRoom(userId, networkId, oldF);
       if (!roomId) return;
       const newGhost = this.o.matrix.ghostUserId(networkId, newF);
@@ -130,26 +130,28 @@ export class DmRouter {
         await this.o.matrix.setDisplayName(newGhost, newNick);
         return;
       }
-      await this.queue.run(newK, async () => {
-        if (await this.o.store.getDmRoom(userId, networkId, newF)) return;
-        await this.o.store.deleteDmRoom(userId, networkId, oldF);
-        await this.o.store.putDmRoom(userId, networkId, newF, roomId);
-        // A per-peer OTR policy override belongs to the contact, not to the old nick.
-        const policy = await this.o.store.getPeerPolicy(userId, networkId, oldF);
-        if (policy) {
-          await this.o.store.putPeerPolicy(userId, networkId, newF, policy);
-          await this.o.store.putPeerPolicy(userId, networkId, oldF, null);
-        }
-        this.spelling.set(newK, newNick);
-        await this.o.pipeline.renamed?.(oldF, this.context(userId, networkId, newF, roomId));
-        const oldGhost = this.o.matrix.ghostUserId(networkId, oldF);
-        await this.o.matrix.setDisplayName(newGhost, newNick);
-        await this.o.matrix.invite(roomId, oldGhost, newGhost);
-        await this.o.matrix.join(roomId, newGhost);
-        await this.o.matrix.send(roomId, newGhost, "notice", `${oldNick} is now known as ${newNick}`);
-        this.o.logger.info("DM room follows a nick change", { userId, networkId, roomId });
-      });
-    }).catch((err) => {
+      if (await this.o.store.getDmRoom(userId, networkId, newF)) return;
+      await this.o.store.deleteDmRoom(userId, networkId, oldF);
+      await this.o.store.putDmRoom(userId, networkId, newF, roomId);
+      // A per-peer OTR policy override belongs to the contact, not to the old nick.
+      const policy = await this.o.store.getPeerPolicy(userId, networkId, oldF);
+      if (policy) {
+        await this.o.store.putPeerPolicy(userId, networkId, newF, policy);
+        await this.o.store.putPeerPolicy(userId, networkId, oldF, null);
+      }
+      this.spelling.set(newK, newNick);
+      await this.o.pipeline.renamed?.(oldF, this.context(userId, networkId, newF, roomId));
+      const oldGhost = this.o.matrix.ghostUserId(networkId, oldF);
+      await this.o.matrix.setDisplayName(newGhost, newNick);
+      await this.o.matrix.invite(roomId, oldGhost, newGhost);
+      await this.o.matrix.join(roomId, newGhost);
+      await this.o.matrix.send(roomId, newGhost, "notice", `${oldNick} is now known as ${newNick}`);
+      this.o.logger.info("DM room follows a nick change", { userId, networkId, roomId });
+    };
+    // The new nick's queue is taken first, at once: a message from the new nick right after the NICK line waits
+    // for the move instead of opening a second room.
+    const job = oldF === newF ? this.queue.run(oldK, move) : this.queue.run(newK, () => this.queue.run(oldK, move));
+    return job.catch((err) => {
       this.o.logger.warn("DM room could not follow a nick change", { userId, networkId, code: codeOf(err) });
     });
   }

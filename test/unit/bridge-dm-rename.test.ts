@@ -104,3 +104,15 @@ test("the per-peer OTR policy override and the pipeline's per-peer state follow 
   assert.equal(await store.getPeerPolicy(ALICE, "local", "bob"), null);
   assert.deepEqual(moved, [["bob", "robert", "Robert", roomId]]);
 });
+
+test("a message from the new nick right after the NICK line lands in the moved room, not a second one", async () => {
+  const { store, matrix, core, p } = await connected();
+  p.events.onMessage({ kind: "privmsg", from: "Bob", text: "hi" });
+  await core.idle();
+  const roomId = (await store.getDmRoom(ALICE, "local", "bob"))!;
+  p.events.onChannel!({ type: "nick", oldNick: "Bob", newNick: "Robert" });
+  p.events.onMessage({ kind: "privmsg", from: "Robert", text: "at once" });
+  await core.idle();
+  assert.equal(matrix.rooms.size, 1);
+  assert.deepEqual(matrix.textsIn(roomId).slice(-2), ["Bob is now known as Robert", "at once"]);
+});

@@ -98,6 +98,8 @@ export async function presentEvents(m: OtrPipeline, peer: Peer, events: OtrEvent
       case "error-received":
         // Never resend on an OTR error (the text may have been read by no one, or by the wrong one).
         await m.notice(ctx, "error-received", `${nick}'s OTR software reported an error: ${e.text.replace(/^\?OTR Error:\s*/, "")}\nNothing was resent.`);
+        // Whatever was held for the AKE would otherwise wait out the queue timeout for a session that is not coming.
+        if (peer.conv?.status().state !== "encrypted") await returnHeld(m, peer, "error-received", `${nick}'s OTR software reported an error`);
         break;
       case "queued":
         if (sending !== undefined) {
@@ -109,6 +111,8 @@ export async function presentEvents(m: OtrPipeline, peer: Peer, events: OtrEvent
         await refused(m, peer, e.code, sending);
         break;
       case "ake-failed":
+        await returnHeld(m, peer, "ake-failed", `the private conversation could not be set up (${e.code})`);
+        break;
       case "malformed":
       case "fragment-dropped":
       case "for-other-instance":
@@ -123,6 +127,22 @@ export async function presentEvents(m: OtrPipeline, peer: Peer, events: OtrEvent
     peer.held = [];
   }
   await m.updateStatus(peer);
+}
+
+/**
+ * Gives every message held for the AKE back to the user at once, each quoted in a `returned` notice, and takes it
+ * out of the library's queue so it can never go out later. `why` completes "Not sent to <nick> (...)".
+ */
+export async function returnHeld(m: OtrPipeline, peer: Peer, code: string, why: string): Promise<number> {
+  const taken = peer.conv?.takeQueued() ?? [];
+  // The mirror has the texts as the user typed them (an emote without the "/me " the library got).
+  const texts = peer.held.length > 0 ? peer.held : taken;
+  peer.held = [];
+  for (const text of texts) {
+    m.o.metrics?.messageFailed("matrix_to_irc", code);
+    await m.notice(peer.ctx, "returned", `Not sent to ${peer.ctx.peerNick} (${why}); it was never sent unencrypted:\n${quote(text)}`);
+  }
+  return texts.length;
 }
 
 async function refused(m: OtrPipeline, peer: Peer, code: string, sending?: string): Promise<void> {

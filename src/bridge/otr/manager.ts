@@ -17,7 +17,7 @@ import { TrustBook } from "./trust-book.js";
 import { effectivePolicy, presetFor } from "./policy.js";
 import { Peer } from "./peer.js";
 import { NOTICE_KEY, STATUS_EVENT, quote, type NoticeCode, type OtrStatusContent } from "./notices.js";
-import { deliver, presentEvents } from "./event-presenter.js";
+import { deliver, presentEvents, returnHeld } from "./event-presenter.js";
 import { otrCommandArgs } from "./command.js";
 import { runOtrCommand } from "./command-runner.js";
 
@@ -140,11 +140,15 @@ export class OtrPipeline implements DmPipeline {
       }).catch((err) => this.o.logger.warn("OTR poll failed", { code: codeOf(err) }))));
   }
 
-  /** Bridge shutdown: tell every peer we are private with that the session ends (TLV 1), before the QUIT. */
+  /**
+   * Bridge shutdown, before the QUIT: every message still held for an AKE is given back to its user (quoted in a
+   * `returned` notice, never lost silently), and every peer we are private with is told the session ends (TLV 1).
+   */
   async shutdown(): Promise<void> {
     this.stopTimer();
     await Promise.all([...this.peers.values()].map((peer) =>
       this.queue.run(peer.key, async () => {
+        if (peer.held.length > 0) await returnHeld(this, peer, "shutdown", "the bridge is shutting down before the private conversation was set up");
         if (peer.conv?.status().state !== "encrypted") return;
         await this.apply(peer, peer.conv.end());
       }).catch((err) => this.o.logger.warn("ending an OTR session at shutdown failed", { code: codeOf(err) }))));

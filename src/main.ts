@@ -124,6 +124,9 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       }),
       stop: () =>
         (stopped ??= (async () => {
+          // No new transactions first: the homeserver keeps what arrives from now on and retries after the restart,
+          // instead of handing us events we would half-handle while sessions end and puppets quit.
+          await running.stopListening().catch((err) => logger.warn("closing the appservice listener failed", { code: codeOf(err) }));
           // End private conversations with TLV 1 and let those lines leave before the connections quit.
           await pipeline.shutdown().catch((err) => logger.warn("ending OTR sessions failed", { code: codeOf(err) }));
           await drained([...puppets], SHUTDOWN_DRAIN_MS);

@@ -88,6 +88,25 @@ export class MatrixAdapter {
     this.bridge = bridge;
     await bridge.initialise();
     await bridge.listen(port, bindAddress);
+    // Shutdown closes the listener first (stopListening) and the rest later (stop), and Bridge.close() closes it
+    // again: make the appservice's close idempotent, tolerating a listener that is already closed.
+    const as = bridge.appService;
+    const closeListener = as.close.bind(as);
+    let closing: Promise<void> | null = null;
+    as.close = () =>
+      (closing ??= closeListener().catch((err: unknown) => {
+        if ((err as { code?: string })?.code !== "ERR_SERVER_NOT_RUNNING") throw err;
+      }));
+  }
+
+  /**
+   * Stops taking appservice transactions (the homeserver keeps them and retries later) while the bot and ghosts
+   * can still talk to the homeserver; safe to call more than once, or before stop().
+   */
+  async stopListening(): Promise<void> {
+    const b = this.bridge;
+    if (!b) return;
+    await b.appService.close();
   }
 
   /** The library's own metrics go into the bridge's registry, served on the metrics listener, never on the AS port. */

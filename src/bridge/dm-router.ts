@@ -145,6 +145,9 @@ export class DmRouter {
       await this.o.matrix.setDisplayName(newGhost, newNick);
       await this.o.matrix.invite(roomId, oldGhost, newGhost);
       await this.o.matrix.join(roomId, newGhost);
+      // The old ghost made the room and holds its power; the new one needs it too to post the OTR status state.
+      await this.o.matrix.setPowerLevel?.(roomId, newGhost, 100, oldGhost).catch((err) =>
+        this.o.logger.warn("could not give the renamed contact's ghost power in the DM room", { userId, networkId, roomId, code: codeOf(err) }));
       await this.o.matrix.send(roomId, newGhost, "notice", `${oldNick} is now known as ${newNick}`);
       this.o.logger.info("DM room follows a nick change", { userId, networkId, roomId });
     };

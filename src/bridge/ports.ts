@@ -65,7 +65,8 @@ export interface MatrixPort {
   /** Channel portals: a public-join room created by the bot, optionally with an alias localpart. */
   createChannelRoom?(o: { name: string; aliasLocalpart?: string; topic?: string; invite?: string[] }): Promise<string>;
   kick?(roomId: string, as: string | null, userId: string, reason?: string): Promise<void>;
-  setPowerLevel?(roomId: string, userId: string, level: number): Promise<void>;
+  /** As the bot, or as `as` (a member with power, e.g. the ghost that created a DM room) when given. */
+  setPowerLevel?(roomId: string, userId: string, level: number, as?: string | null): Promise<void>;
 }
 
 export interface IrcIncoming {

@@ -179,8 +179,8 @@ export class MatrixAdapter {
   }
 
   /** Sets one user's power level in a room (read-modify-write of m.room.power_levels, as the bot). */
-  async setPowerLevel(roomId: string, userId: string, level: number): Promise<void> {
-    await this.intent(null).setPowerLevel(roomId, userId, level);
+  async setPowerLevel(roomId: string, userId: string, level: number, as: string | null = null): Promise<void> {
+    await this.intent(as).setPowerLevel(roomId, userId, level);
   }
 
   async invite(roomId: string, as: string | null, userId: string): Promise<void> {

@@ -10,9 +10,17 @@ import { PlaintextPipeline, type DmContext, type DmPipeline } from "../../src/br
 const ALICE = "@alice:test.local";
 const MGMT = "!mgmt:test.local";
 
+/** Records power grants: DM rooms are private chats, so only a member with power (the old ghost) can grant. */
+class PowerMatrix extends FakeMatrix {
+  power: Array<[string, string, number, string | null | undefined]> = [];
+  async setPowerLevel(roomId: string, userId: string, level: number, as?: string | null): Promise<void> {
+    this.power.push([roomId, userId, level, as]);
+  }
+}
+
 async function connected(pipeline?: DmPipeline) {
   const store = new MemoryStore();
-  const matrix = new FakeMatrix();
+  const matrix = new PowerMatrix();
   const puppets: FakePuppet[] = [];
   const core = new BridgeCore({
     store,
@@ -52,6 +60,7 @@ test("a renamed contact keeps the DM room: mapping moved, new ghost invited and 
   assert.ok(matrix.rooms.get(roomId)!.invited.includes(newGhost));
   assert.ok(matrix.joined.some((j) => j.roomId === roomId && j.as === newGhost));
   assert.equal(matrix.displayNames.get(newGhost), "Robert[away]");
+  assert.deepEqual(matrix.power, [[roomId, newGhost, 100, matrix.ghostUserId("local", "bob")]], "the old ghost gives the new one its power");
   const notice = matrix.sent.at(-1)!;
   assert.deepEqual([notice.roomId, notice.from, notice.kind, notice.body], [roomId, newGhost, "notice", "Bob is now known as Robert[away]"]);
   p.events.onMessage({ kind: "privmsg", from: "robert{AWAY}", text: "still me" });

@@ -156,11 +156,22 @@ describe("IRC channels as Matrix rooms", { timeout: 1_200_000 }, () => {
     const from = alice.mark();
     carol.send("TOPIC #chan :the new topic");
     await alice.waitForEvent(room, (e) => e.type === "m.room.topic" && e.content.topic === "the new topic", LONG, from);
+    // Carol also writes to alice privately: after the nick change that DM room is still the one (issue 8).
+    carol.privmsg("alice", "private before");
+    const dm = await alice.waitForInvite((r, state) => r !== room && state.some((e) => e.type === "m.room.member" && e.sender === ghost("local", "carol")), LONG);
+    await alice.join(dm);
+    await alice.waitForMessage(dm, "private before", { sender: ghost("local", "carol"), timeoutMs: LONG });
     carol.send("NICK Carla");
     await alice.waitForEvent(null, member(room, ghost("local", "carla"), "join"), LONG, from);
     await alice.waitForEvent(null, member(room, ghost("local", "carol"), "leave"), LONG, from);
     carol.privmsg("#chan", "as carla");
     await alice.waitForMessage(room, "as carla", { sender: ghost("local", "carla"), timeoutMs: LONG, from });
+    await alice.waitForMessage(dm, "Carol is now known as Carla", { sender: ghost("local", "carla"), timeoutMs: LONG, from });
+    carol.privmsg("alice", "private after");
+    await alice.waitForMessage(dm, "private after", { sender: ghost("local", "carla"), timeoutMs: LONG, from });
+    // The new ghost got the creating ghost's power, so it can keep the room's OTR status state current.
+    const power = (await alice.getStateEvent(dm, "m.room.power_levels")) as { users?: Record<string, number> };
+    assert.equal(power.users?.[ghost("local", "carla")], 100);
     dave.privmsg("#chan", "dave speaks");
     await alice.waitForMessage(room, "dave speaks", { sender: ghost("local", "dave"), timeoutMs: LONG, from });
     dave.send("PART #chan :gone");

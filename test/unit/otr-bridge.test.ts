@@ -410,3 +410,19 @@ test("opportunistic: the first plaintext carries the whitespace tag, in front wh
   assert.ok(dm.contact.has("gone-secure"), "the tag started the AKE");
   assert.equal(w.matrix.status(ROOM)!["state"], "encrypted");
 });
+
+test("a renamed contact keeps the private conversation: no new AKE, messages still encrypted both ways", async () => {
+  const { w, dm } = await secureDm();
+  const ake = dm.contact.conv.status().ssid;
+  const renamed = new Dm(w, dm.contact, ROOM, "Bobby");
+  await w.pipeline.renamed!("bob", renamed.ctx);
+  await renamed.contactSays("still me");
+  const last = w.matrix.messages(ROOM).at(-1)!;
+  assert.equal(last.body, "still me");
+  assert.deepEqual(last.extra["org.matrix_otr_irc.otr"], { encrypted: true, verified: false });
+  const r = await renamed.user("hello Bobby");
+  assert.deepEqual(r, { sent: true, encrypted: true });
+  assert.deepEqual(dm.contact.received().at(-1), "hello Bobby");
+  assert.deepEqual(dm.contact.conv.status().ssid, ake, "the same session, not a new AKE");
+  assert.equal(w.matrix.noticesWith("gone-secure").length, 1);
+});

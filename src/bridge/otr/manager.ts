@@ -130,6 +130,23 @@ export class OtrPipeline implements DmPipeline {
     return this.queue.run(this.peerKey(ctx), () => runOtrCommand(this, this.peerFor(ctx), args, { roomId: origin.roomId, as: null, eventId: origin.eventId }));
   }
 
+  /**
+   * The contact changed nick (the DM router moved the room). The conversation is about the person and their key, not
+   * the nick: an established private session, held messages and trust carry over to the new nick instead of a new AKE.
+   */
+  renamed(oldFoldedNick: string, ctx: DmContext): Promise<void> {
+    const oldKey = `${ctx.userId}\u0000${ctx.networkId}\u0000${oldFoldedNick}`;
+    const newKey = this.peerKey(ctx);
+    if (oldKey === newKey) return Promise.resolve();
+    return this.queue.run(oldKey, () => this.queue.run(newKey, async () => {
+      const peer = this.peers.get(oldKey);
+      if (!peer || this.peers.has(newKey)) return;
+      this.peers.delete(oldKey);
+      peer.ctx = ctx;
+      this.peers.set(newKey, peer);
+    }));
+  }
+
   /** Expires held messages and stale fragments of every conversation (the timer calls this). */
   async pollAll(): Promise<void> {
     await Promise.all([...this.peers.values()].map((peer) =>

@@ -23,7 +23,7 @@ export async function runOtrCommand(m: OtrPipeline, peer: Peer, args: string, or
     try {
       await m.o.matrix.redact(origin.roomId, origin.as, origin.eventId, "OTR secret");
     } catch (err) {
-      m.o.logger.warn("could not redact a message carrying an OTR secret", { code: codeOf(err) });
+      m.o.logger.warn("could not redact an SMP command event", { code: codeOf(err) });
       redactNote = "\nI could not remove your message containing the secret: please delete it yourself.";
     }
   }

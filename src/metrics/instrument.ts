@@ -5,35 +5,19 @@
 import { currentRequest, newRequestId, runInRequest } from "../log/index.js";
 import { safeLabel } from "./labels.js";
 import type { Direction, Metrics } from "./metrics.js";
+import { timeAsyncMethods } from "./timed-proxy.js";
 
 /**
  * Wraps every async method of `target` (the Matrix port) so each call counts in matrix_api_calls_total by method and
  * outcome (ok / error) and its latency in matrix_api_call_duration_seconds. Sync methods and properties pass through.
  */
 export function instrumentMatrixPort<T extends object>(target: T, metrics: Pick<Metrics, "matrixApiCalls" | "matrixApiDuration">): T {
-  return new Proxy(target, {
-    get(obj, prop, receiver) {
-      const v = Reflect.get(obj, prop, receiver) as unknown;
-      if (typeof v !== "function" || typeof prop !== "string") return v;
-      return (...args: unknown[]) => {
-        const result = (v as (...a: unknown[]) => unknown).apply(obj, args);
-        if (!(result instanceof Promise)) return result;
-        const method = safeLabel(prop);
-        const end = metrics.matrixApiDuration.startTimer({ method });
-        return result.then(
-          (r) => {
-            end();
-            metrics.matrixApiCalls.inc({ method, outcome: "ok" });
-            return r;
-          },
-          (err: unknown) => {
-            end();
-            metrics.matrixApiCalls.inc({ method, outcome: "error" });
-            throw err;
-          },
-        );
-      };
-    },
+  return timeAsyncMethods(target, (method) => {
+    const end = metrics.matrixApiDuration.startTimer({ method });
+    return (outcome) => {
+      end();
+      metrics.matrixApiCalls.inc({ method, outcome });
+    };
   });
 }
 

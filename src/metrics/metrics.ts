@@ -4,6 +4,7 @@
 // (safeLabel() enforces the shape; labels.ts checks a whole registry).
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from "prom-client";
+import { timeAsyncMethods } from "./timed-proxy.js";
 import { safeLabel } from "./labels.js";
 
 export const PREFIX = "matrix_otr_irc_";
@@ -172,28 +173,12 @@ export function createMetrics(registry: Registry = new MetricsRegistry()): Metri
  * its failures in store_errors_total, labelled by method name. Sync methods and properties pass through.
  */
 export function instrumentStore<T extends object>(target: T, metrics: Pick<Metrics, "storeQueryDuration" | "storeErrors">): T {
-  return new Proxy(target, {
-    get(obj, prop, receiver) {
-      const v = Reflect.get(obj, prop, receiver) as unknown;
-      if (typeof v !== "function" || typeof prop !== "string") return v;
-      return (...args: unknown[]) => {
-        const result = (v as (...a: unknown[]) => unknown).apply(obj, args);
-        if (!(result instanceof Promise)) return result;
-        const op = safeLabel(prop);
-        const end = metrics.storeQueryDuration.startTimer({ op });
-        return result.then(
-          (r) => {
-            end();
-            return r;
-          },
-          (err: unknown) => {
-            end();
-            metrics.storeErrors.inc({ op });
-            throw err;
-          },
-        );
-      };
-    },
+  return timeAsyncMethods(target, (op) => {
+    const end = metrics.storeQueryDuration.startTimer({ op });
+    return (outcome) => {
+      end();
+      if (outcome === "error") metrics.storeErrors.inc({ op });
+    };
   });
 }
 

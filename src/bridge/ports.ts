@@ -83,6 +83,8 @@ export interface PuppetEvents {
   onDisconnected(info: { reason: string; willRetry: boolean; retryInMs?: number; wasConnected?: boolean; failed?: boolean }): void;
   onNickChange(info: { oldNick: string; newNick: string }): void;
   onNickRejected(info: { nick: string; reason: string }): void;
+  /** A queued line was written after waiting this long for the flood budget (metrics only). */
+  onQueueWait?(waitedMs: number): void;
   /** Services logged the user in, or refused their stored password. */
   onLogin?(info: { ok: boolean; account: string | null; reason?: string }): void;
   /** Channel traffic seen by this puppet (channel portals, src/bridge/channels). */

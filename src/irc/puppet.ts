@@ -78,6 +78,8 @@ export interface PuppetHandlers {
   onLogin?(info: { ok: boolean; account: string | null; reason?: string }): void;
   /** Channel traffic (messages to channels, joins, parts, quits, kicks, topics, names, op/voice modes). */
   onChannel?(e: ChannelEvent): void;
+  /** A queued line was written after waiting this long for the flood budget. */
+  onQueueWait?(waitedMs: number): void;
 }
 
 /** Marker that lets tests and `sayRaw` callers know which bytes the server adds in front of relayed lines. */
@@ -109,7 +111,7 @@ export class IrcPuppet {
   constructor(private readonly opts: PuppetOptions, private readonly handlers: PuppetHandlers) {
     checkMiddleParam(opts.nick);
     this.wantedNick = opts.nick;
-    this.queue = new SendQueue((line) => this.client?.raw(line), opts.flood);
+    this.queue = new SendQueue((line) => this.client?.raw(line), opts.flood, Date.now, (ms) => this.handlers.onQueueWait?.(ms));
   }
 
   get nick(): string {

@@ -21,7 +21,8 @@ export const DEFAULT_FLOOD_BUDGET: FloodBudget = { burstLines: 5, lineIntervalMs
 export type LinePriority = "message" | "notice";
 
 export class SendQueue {
-  private readonly queues: Record<LinePriority, string[]> = { message: [], notice: [] };
+  /** Each line with the time it was queued, so the wait can be reported when it is written. */
+  private readonly queues: Record<LinePriority, { line: string; at: number }[]> = { message: [], notice: [] };
   private tokens: number;
   private lastRefill: number;
   private timer: NodeJS.Timeout | null = null;
@@ -31,6 +32,8 @@ export class SendQueue {
     private readonly write: (line: string) => void,
     private readonly budget: FloodBudget = DEFAULT_FLOOD_BUDGET,
     private readonly now: () => number = Date.now,
+    /** Told how long each line waited in the queue (the flood-control wait time metric). */
+    private readonly onWritten?: (waitedMs: number) => void,
   ) {
     this.tokens = budget.burstLines;
     this.lastRefill = now();
@@ -41,7 +44,7 @@ export class SendQueue {
   }
 
   push(line: string, priority: LinePriority = "message"): void {
-    this.queues[priority].push(line);
+    this.queues[priority].push({ line, at: this.now() });
     this.drain();
   }
 
@@ -81,11 +84,12 @@ export class SendQueue {
     this.refill();
     while (this.length > 0) {
       const q = this.queues.message.length > 0 ? this.queues.message : this.queues.notice;
-      const cost = this.cost(q[0]!);
+      const cost = this.cost(q[0]!.line);
       if (this.tokens < cost) break;
-      const line = q.shift()!;
+      const { line, at } = q.shift()!;
       this.tokens -= cost;
       this.write(line);
+      this.onWritten?.(this.now() - at);
     }
     if (this.length > 0) {
       const wait = Math.max(1, this.lastRefill + this.budget.lineIntervalMs - this.now());

@@ -70,3 +70,18 @@ test("message lines go before notice lines; order within each class is kept", ()
   q.clear();
   assert.deepEqual(written, ["m0", "m1", "m2", "m3"]);
 });
+
+test("each written line reports how long it waited for the flood budget", () => {
+  let clock = 0;
+  const waits: number[] = [];
+  const q = new SendQueue(() => undefined, { burstLines: 1, lineIntervalMs: 1000 }, () => clock, (ms) => waits.push(ms));
+  q.resume();
+  q.push("first");
+  q.push("second");
+  clock += 1000;
+  q.push("third");
+  clock += 1000;
+  q.push("fourth");
+  assert.deepEqual(waits, [0, 1000, 1000]);
+  q.clear();
+});

@@ -3,7 +3,7 @@
 // the users who were connected before a restart. Nothing else connects until a user asks.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { BridgedTracker, instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, instrumentStore, observeBridgeLatency, safeLabel, timeKeyGeneration, watchOtrSessions, type Metrics } from "./metrics/index.js";
+import { BridgedTracker, watchConnectQueue, instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, instrumentStore, observeBridgeLatency, safeLabel, timeKeyGeneration, watchOtrSessions, type Metrics } from "./metrics/index.js";
 import type { Config, NetworkConfig } from "./config/definition.js";
 import { permissionFor } from "./config/permissions.js";
 import { openConfiguredStore } from "./store/index.js";
@@ -45,7 +45,10 @@ export class StartError extends Error {
 export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge> {
   const { config, logger } = o;
   const registration = readRegistration(o.registrationPath);
-  const puppetOptions = new Map(config.networks.map((n) => [n.id, puppetOptionsFor(n)] as const));
+  // One gate per network, shared by every puppet on it: a server restart brings users back a few at a time.
+  const connectGates = new Map(config.networks.map((n) => [n.id, new ConnectLimiter(n.max_concurrent_connects)] as const));
+  const puppetOptions = new Map(config.networks.map((n) => [n.id, puppetOptionsFor(n, connectGates.get(n.id)!)] as const));
+  if (o.metrics) watchConnectQueue(o.metrics, connectGates.values());
   const opened = o.store ?? (await openConfiguredStore(config.store)).store;
   const store = o.metrics ? instrumentStore(opened, o.metrics) : opened;
   let matrix: MatrixAdapter | null = null;
@@ -197,7 +200,7 @@ function readRegistration(path: string): Record<string, unknown> {
   return reg as Record<string, unknown>;
 }
 
-function puppetOptionsFor(n: NetworkConfig): Omit<PuppetOptions, "nick"> {
+function puppetOptionsFor(n: NetworkConfig, connectGate: ConnectLimiter): Omit<PuppetOptions, "nick"> {
   let tlsCa: string | undefined;
   if (n.tls_ca_file) {
     try {
@@ -212,8 +215,7 @@ function puppetOptionsFor(n: NetworkConfig): Omit<PuppetOptions, "nick"> {
     tls: n.tls,
     tlsVerify: true,
     maxLineBytes: n.max_line_bytes,
-    // One gate per network, shared by every puppet on it: a server restart brings users back a few at a time.
-    connectGate: new ConnectLimiter(n.max_concurrent_connects),
+    connectGate,
     flood: { burstLines: n.flood_burst_lines, lineIntervalMs: n.flood_line_interval_ms, penaltyBytes: n.flood_penalty_bytes },
     maxHeldLines: n.max_held_lines,
     ctcpVersion: n.ctcp_version,

@@ -14,6 +14,6 @@ export {
 } from "./metrics.js";
 export { startMetricsServer, MetricsServerError, type MetricsServer, type MetricsServerOptions, type Readiness } from "./server.js";
 export { findUnsafeLabels, findUnsafeLabelsInText, safeLabel, type UnsafeLabel } from "./labels.js";
-export { instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, observeBridgeLatency, timeKeyGeneration, watchOtrSessions, type OtrSessionSummary, type CountablePuppet, type CountablePuppetEvents } from "./instrument.js";
+export { watchConnectQueue, instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, observeBridgeLatency, timeKeyGeneration, watchOtrSessions, type OtrSessionSummary, type CountablePuppet, type CountablePuppetEvents } from "./instrument.js";
 export { useCaseMetrics, type UseCaseMetrics } from "./use-cases.js";
 export { BridgedTracker, type GhostNamer, type RoomStoreLike } from "./bridged.js";

@@ -33,6 +33,7 @@ export interface CountablePuppetEvents {
   onMessage(msg: unknown): void;
   onConnected(info: { nick: string }): void;
   onDisconnected(info: { reason: string; willRetry: boolean; wasConnected?: boolean }): void;
+  onQueueWait?(waitedMs: number): void;
 }
 
 /**
@@ -43,7 +44,7 @@ export interface CountablePuppetEvents {
  */
 export function instrumentPuppetFactory<R extends { networkId: string }, E extends CountablePuppetEvents, P extends CountablePuppet>(
   factory: (req: R, events: E) => P,
-  metrics: Pick<Metrics, "ircLinesSent" | "ircLinesReceived" | "ircConnectAttempts" | "ircConnectFailures" | "ircSendQueueDepth" | "onCollect"> &
+  metrics: Pick<Metrics, "ircLinesSent" | "ircLinesReceived" | "ircConnectAttempts" | "ircConnectFailures" | "ircSendQueueDepth" | "ircSendQueueWait" | "onCollect"> &
     Partial<Pick<Metrics, "otrAkeStarted" | "otrFragmentsReassembled">>,
 ): (req: R, events: E) => P {
   const live = new Map<P, string>();
@@ -67,6 +68,10 @@ export function instrumentPuppetFactory<R extends { networkId: string }, E exten
         }
         // Starts the clock of message_bridge_latency_seconds (irc_to_matrix) for whatever this message causes.
         runInRequest({}, () => events.onMessage(msg));
+      },
+      onQueueWait: (waitedMs: number) => {
+        metrics.ircSendQueueWait.observe({ network }, waitedMs / 1000);
+        events.onQueueWait?.(waitedMs);
       },
       onConnected: (info: { nick: string }) => {
         if (down) metrics.ircConnectAttempts.inc({ network });
@@ -213,4 +218,10 @@ export function timeKeyGeneration<K>(generate: () => Promise<K>, metrics: Pick<M
       end();
     }
   };
+}
+
+/** irc_reconnect_queue_size: connections waiting for a connect slot on any network, read at scrape time. */
+export function watchConnectQueue(metrics: Pick<Metrics, "ircReconnectQueue" | "onCollect">, gates: Iterable<{ readonly queued: number }>): void {
+  const all = [...gates];
+  metrics.onCollect(() => metrics.ircReconnectQueue.set(all.reduce((sum, gate) => sum + gate.queued, 0)));
 }

@@ -59,7 +59,7 @@ function build(registry: Registry, collectHooks: Array<() => void>) {
     ircConnections: g("irc_connections", "IRC connections (one per Matrix user and network) by state.", ["network", "state"] as const),
     ircConnectAttempts: c("irc_connect_attempts_total", "IRC connection attempts.", ["network"] as const),
     ircConnectFailures: c("irc_connect_failures_total", "IRC connection attempts that failed, by reason code.", ["network", "reason"] as const),
-    ircReconnectQueue: g("irc_reconnect_queue_size", "Connections waiting in the reconnect scheduler."),
+    ircReconnectQueue: new Gauge({ name: PREFIX + "irc_reconnect_queue_size", help: "Connections waiting for a connect slot (the per-network cap on concurrent connects).", registers: [registry], collect }),
     ircLinesSent: c("irc_lines_sent_total", "IRC lines sent.", ["network"] as const),
     ircLinesReceived: c("irc_lines_received_total", "IRC lines received.", ["network"] as const),
     // Read from the live puppets when scraped (onCollect hooks), not pushed on every line.

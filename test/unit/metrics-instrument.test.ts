@@ -149,3 +149,24 @@ test("puppets: DH-Commits either way count as AKEs started, a last fragment from
   assert.equal(await value(m, "matrix_otr_irc_otr_ake_started_total", {}), 3);
   assert.equal(await value(m, "matrix_otr_irc_otr_fragments_reassembled_total", {}), 2);
 });
+
+test("flood-control wait time per network and connections waiting for a connect slot are exported", async () => {
+  const { watchConnectQueue } = await import("../../src/metrics/index.js");
+  const m = createMetrics();
+  let handed!: { onQueueWait?(ms: number): void; onMessage(): void; onConnected(): void; onDisconnected(): void };
+  const factory = instrumentPuppetFactory((_req: { networkId: string }, events: typeof handed) => {
+    handed = events;
+    return { say: () => 0, notice: () => 0, action: () => 0 };
+  }, m);
+  factory({ networkId: "local" }, { onMessage() {}, onConnected() {}, onDisconnected() {} });
+  handed.onQueueWait!(1500);
+  handed.onQueueWait!(0);
+  const text = await m.registry.metrics();
+  assert.match(text, /matrix_otr_irc_irc_send_queue_wait_seconds_count\{network="local"\} 2/);
+  assert.match(text, /matrix_otr_irc_irc_send_queue_wait_seconds_sum\{network="local"\} 1\.5/);
+  const gates = [{ queued: 3 }, { queued: 4 }];
+  watchConnectQueue(m, gates);
+  assert.match(await m.registry.metrics(), /matrix_otr_irc_irc_reconnect_queue_size 7/);
+  gates[0]!.queued = 0;
+  assert.match(await m.registry.metrics(), /matrix_otr_irc_irc_reconnect_queue_size 4/, "read at every scrape");
+});

@@ -80,10 +80,11 @@ test("start becomes ready, serves metrics on its own listener, and exits 0 on SI
   let log = "";
   c.stderr!.on("data", (d: Buffer) => (log += d.toString()));
   const exited = new Promise<number | null>((resolve) => c.on("exit", (code) => resolve(code)));
-  let ready: { ok: boolean; checks: Record<string, boolean> } | null = null;
+  type Ready = { ok: boolean; checks: Record<string, boolean> };
+  let ready = null as Ready | null;
   for (let i = 0; i < 240 && !ready?.ok; i++) {
     try {
-      ready = (await (await fetch(`http://127.0.0.1:${metricsPort}/ready`)).json()) as typeof ready;
+      ready = (await (await fetch(`http://127.0.0.1:${metricsPort}/ready`)).json()) as Ready;
     } catch { /* not listening yet */ }
     if (!ready?.ok) await new Promise((r) => setTimeout(r, 500));
   }

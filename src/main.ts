@@ -11,6 +11,7 @@ import type { Store } from "./store/types.js";
 import { MatrixAdapter } from "./matrix/adapter.js";
 import { IrcPuppet, type PuppetOptions } from "./irc/puppet.js";
 import { ConnectLimiter } from "./irc/connect-limiter.js";
+import { sourceAddressFor } from "./irc/source-address.js";
 import { BridgeCore } from "./bridge/core.js";
 import { CONNECTIONS_STATE_KEY, IDLE_STATE_KEY } from "./bridge/connections.js";
 import { OtrPipeline } from "./bridge/otr/manager.js";
@@ -47,6 +48,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
   const registration = readRegistration(o.registrationPath);
   // One gate per network, shared by every puppet on it: a server restart brings users back a few at a time.
   const connectGates = new Map(config.networks.map((n) => [n.id, new ConnectLimiter(n.max_concurrent_connects)] as const));
+  const sourceAddresses = new Map(config.networks.map((n) => [n.id, n.outgoing_addresses] as const));
   const puppetOptions = new Map(config.networks.map((n) => [n.id, puppetOptionsFor(n, connectGates.get(n.id)!)] as const));
   if (o.metrics) watchConnectQueue(o.metrics, connectGates.values());
   const opened = o.store ?? (await openConfiguredStore(config.store)).store;
@@ -65,7 +67,11 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
     const createPuppet: PuppetFactory = (req, events) => {
       const base = puppetOptions.get(req.networkId);
       if (!base) throw new StartError("unknown-network", `network ${req.networkId} is not configured`);
-      const puppet = new IrcPuppet({ ...base, nick: req.nick, username: usernameFor(req.userId), realname: req.userId, ...(req.account ? { account: req.account } : {}) }, events);
+      const outgoingAddr = sourceAddressFor(req.userId, sourceAddresses.get(req.networkId) ?? []);
+      const puppet = new IrcPuppet({
+        ...base, nick: req.nick, username: usernameFor(req.userId), realname: req.userId,
+        ...(req.account ? { account: req.account } : {}), ...(outgoingAddr ? { outgoingAddr } : {}),
+      }, events);
       puppets.add(puppet);
       return puppet;
     };

@@ -158,6 +158,9 @@ const network = obj({
   idle_timeout_minutes: int(0, 525600)
     .describe("Disconnect a user's IRC connection after this many minutes without activity on Matrix; their next message reconnects. 0 = never.")
     .default(0),
+  outgoing_addresses: list(str({ expected: "an IP address of this host", validate: (s) => (isIP(s) ? null : `expected an IP address, got string ${JSON.stringify(s)}`) }))
+    .describe("Local source addresses for IRC connections, for networks that limit connections per IP: each Matrix user gets one of them, always the same one while this list is unchanged. Empty = the system's choice.")
+    .default([]),
   max_held_lines: int(0, 100000)
     .describe("Lines a user may type while their connection is being re-established; sent in order once it is back, refused beyond this.")
     .default(100),

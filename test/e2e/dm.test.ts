@@ -40,7 +40,8 @@ describe("DMs between a Matrix user and IRC users through the bridge", { timeout
     const configText = (hsUrl: string) => stringify({
       homeserver: { url: hsUrl, domain },
       appservice: { port: asPort, bind_address: "127.0.0.1", url: `http://127.0.0.1:${asPort}`, bot_localpart: "ircotr" },
-      networks: [{ id: "local", name: "Local ngIRCd", host: irc.host, port: irc.port, tls: false }],
+      // A per-user source address from the loopback range: the server must see the puppet come from it.
+      networks: [{ id: "local", name: "Local ngIRCd", host: irc.host, port: irc.port, tls: false, outgoing_addresses: ["127.0.0.9"] }],
       permissions: { [`@alice:${domain}`]: "user" },
       metrics: { enabled: false },
     });
@@ -100,6 +101,7 @@ describe("DMs between a Matrix user and IRC users through the bridge", { timeout
     await alice.sendText(dmRoom, "hi Bob, from Matrix ✓");
     const m = await bob.waitForPrivmsg("alice", "hi Bob, from Matrix ✓", LONG, mark);
     assert.equal(m.params[0], "Bob");
+    assert.match(m.prefix ?? "", /@127\.0\.0\.9$/, "the puppet connects from its configured source address");
 
     bob.privmsg("alice", "second message");
     const second = await alice.waitForMessage(null, "second message", { sender: ghost, timeoutMs: LONG });

@@ -179,8 +179,8 @@ async function knownUsers(store: Store): Promise<string[]> {
 
 function bridgeMetrics(m: Metrics): BridgeMetrics {
   return {
-    messageBridged: (direction, _networkId, encrypted) => {
-      m.messagesBridged.inc({ direction, kind: "dm", otr: String(encrypted) });
+    messageBridged: (direction, _networkId, encrypted, kind = "dm") => {
+      m.messagesBridged.inc({ direction, kind, otr: String(encrypted) });
       observeBridgeLatency(m, direction);
     },
     messageFailed: (direction, reason) => m.messagesFailed.inc({ direction, reason: safeLabel(reason) }),

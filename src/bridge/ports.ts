@@ -161,7 +161,8 @@ export type ConnectionState = "connecting" | "connected" | "backoff" | "disconne
 
 /** What the use cases count; main.ts maps it onto the Prometheus metrics. Labels never identify a conversation. */
 export interface BridgeMetrics {
-  messageBridged(direction: Direction, networkId: string, encrypted: boolean): void;
+  /** `kind` defaults to "dm"; channel portals say "channel". */
+  messageBridged(direction: Direction, networkId: string, encrypted: boolean, kind?: "dm" | "channel"): void;
   messageFailed(direction: Direction, reason: string): void;
   /** A connection moved between states (`from` null when it is new, `to` null when it is gone). */
   connectionState(networkId: string, from: ConnectionState | null, to: ConnectionState | null): void;

@@ -40,7 +40,7 @@ class ChannelPuppet extends FakePuppet {
 const ALICE = "@alice:test.local";
 const BOB = "@bob:test.local";
 
-function setup(over: Partial<ChannelSettings> = {}, dynamic = true) {
+function setup(over: Partial<ChannelSettings> = {}, dynamic = true, bridged: string[] = []) {
   const matrix = new ChannelMatrix();
   const puppets = new Map<string, ChannelPuppet>();
   const settings: ChannelSettings = {
@@ -60,13 +60,17 @@ function setup(over: Partial<ChannelSettings> = {}, dynamic = true) {
     networks: [{ id: "local", name: "Local", nickTemplate: "{localpart}" }],
     permission: (u) => (u === ALICE || u === BOB ? "user" : null),
     logger: silentLogger, channels: settings,
+    metrics: {
+      messageBridged: (direction, _net, encrypted, kind) => void bridged.push(`${direction} ${kind ?? "dm"} ${encrypted}`),
+      messageFailed() {}, connectionState() {},
+    },
   });
   return { core, matrix, puppets, store };
 }
 
 /** alice connected, in the portal for #chan, her puppet in the channel with the given IRC members. */
-async function inChannel(members: string[] = ["alice", "carol", "dave"]) {
-  const s = setup();
+async function inChannel(members: string[] = ["alice", "carol", "dave"], bridged: string[] = []) {
+  const s = setup({}, true, bridged);
   await s.core.connections.connect(ALICE, "local");
   const p = s.puppets.get(ALICE)!;
   p.up();
@@ -97,6 +101,16 @@ describe("channel portals (bridge, fakes)", () => {
     const { core, matrix } = setup({}, false);
     assert.equal(await core.onAliasQuery("#irc_local_#x:test.local"), null);
     assert.equal(matrix.created.length, 0);
+  });
+
+  it("channel traffic is counted as kind channel in both directions, never as a DM", async () => {
+    const bridged: string[] = [];
+    const { core, p, roomId } = await inChannel(undefined, bridged);
+    p.emit({ type: "message", channel: "#chan", from: "carol", kind: "privmsg", text: "hi all" });
+    await core.idle();
+    await core.onMessage({ roomId, sender: ALICE, eventId: "$1", kind: "text", body: "hello channel" });
+    await core.idle();
+    assert.deepEqual(bridged, ["irc_to_matrix channel false", "matrix_to_irc channel false"]);
   });
 
   it("IRC lines arrive in server order, from ghosts with the nick as display name, formatted", async () => {

@@ -209,7 +209,7 @@ export class ChannelRouter {
       ? `${lines[0]!.slice(0, 200)} … (${lines.length} lines: https://matrix.to/#/${encodeURIComponent(e.roomId)}/${encodeURIComponent(e.eventId)})`
       : text;
     const n = e.kind === "emote" && relayAs === null ? puppet.action(portal.name, out) : e.kind === "notice" ? puppet.notice(portal.name, out) : puppet.say(portal.name, out);
-    if (n > 0) this.o.metrics.messageBridged("matrix_to_irc", portal.networkId, false);
+    if (n > 0) this.o.metrics.messageBridged("matrix_to_irc", portal.networkId, false, "channel");
     else this.o.metrics.messageFailed("matrix_to_irc", "nothing-sent");
     return true;
   }
@@ -311,7 +311,7 @@ export class ChannelRouter {
         const ghost = await this.ghostIn(portal, puppet, e.from);
         const { body, html } = ircToMatrix(e.text);
         await matrix.send(portal.roomId, ghost, IRC_KIND[e.kind], body, html ? { format: "org.matrix.custom.html", formatted_body: html } : undefined);
-        this.o.metrics.messageBridged("irc_to_matrix", portal.networkId, false);
+        this.o.metrics.messageBridged("irc_to_matrix", portal.networkId, false, "channel");
         return;
       }
       case "join": {

@@ -83,14 +83,15 @@ test("long multi-line Matrix text becomes PRIVMSGs only, each relayed line withi
   await srv.listen();
   t.after(() => srv.close());
   const r = recorder();
-  const p = new IrcPuppet({ host: "127.0.0.1", port: srv.port, tls: false, nick: "alice", username: "alice", flood: { burstLines: 2, lineIntervalMs: 5 } }, r.handlers);
+  const p = new IrcPuppet({ host: "127.0.0.1", port: srv.port, tls: false, nick: "alice", username: "alice", flood: { burstLines: 2, lineIntervalMs: 200 } }, r.handlers);
   p.connect();
   await r.until(() => r.count("connected") >= 1);
   assert.equal(p.foldNick("A[B]"), "a[b]", "ISUPPORT CASEMAPPING=ascii is honoured");
   const text = ("emoji 👩🏽‍🚀 and e\u0301\u0323 combining, 日本語 " ).repeat(80) + "\r\nQUIT :x\nNICK evil\0";
   const n = p.say("bob", text);
   assert.ok(n > 3);
-  assert.equal(p.queuedLines, n - 2, "lines beyond the burst wait for the flood budget");
+  // A slow machine may earn a token while say() is still splitting; never more than the burst goes out at once.
+  assert.ok(p.queuedLines > 0 && p.queuedLines <= n - 2, `lines beyond the burst wait for the flood budget (${p.queuedLines} of ${n} queued)`);
   await srv.waitFor((l) => l.filter((x) => x.startsWith("PRIVMSG")).length === n);
   const sent = srv.lines.filter((l) => !/^(CAP|NICK|USER)\b/.test(l));
   assert.equal(sent.length, n, "nothing but the PRIVMSGs");

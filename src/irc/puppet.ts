@@ -6,7 +6,7 @@ import irc from "irc-framework";
 import type { MessageEvent } from "irc-framework";
 import { buildLine, splitMessage, stripUnsafe, textBudget, checkMiddleParam, IRC_MAX_LINE_BYTES } from "./sanitize.js";
 import { foldNick, parseCaseMapping, type CaseMapping } from "./casemap.js";
-import { bindChannelEvents, channelLines, type ChannelEvent } from "./channel-events.js";
+import { bindChannelEvents, channelLines, modeLines, type ChannelEvent, type ModeChange } from "./channel-events.js";
 import { backoffDelayMs, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 import { SendQueue, type FloodBudget, type LinePriority } from "./send-queue.js";
 import type { ConnectGate } from "./connect-limiter.js";
@@ -256,6 +256,13 @@ export class IrcPuppet {
 
   kick(channel: string, nick: string, reason?: string): void {
     this.protocolLine(channelLines.kick(channel, nick, reason));
+  }
+
+  /** Op/voice/ban changes, as few MODE lines as the server's MODES limit allows. */
+  setModes(channel: string, changes: readonly ModeChange[]): void {
+    if (!this.client || this.state !== "connected" || changes.length === 0) return;
+    const lines = modeLines(channel, changes, Number(this.client.network.supports("MODES")) || 3);
+    for (const line of lines) this.client.raw(line);
   }
 
   private protocolLine(line: string): void {

@@ -30,12 +30,25 @@ export interface MatrixMembership {
   userId: string;
   sender: string;
   membership: "join" | "leave" | "ban" | "invite" | "knock";
+  /** The membership this event replaced, when the homeserver says (leave after ban = an unban). */
+  prevMembership?: string;
+}
+
+/** A change of m.room.power_levels: user levels before and after (absent users are at the default). */
+export interface MatrixPowerLevels {
+  roomId: string;
+  sender: string;
+  users: Record<string, number>;
+  usersDefault: number;
+  prevUsers: Record<string, number>;
+  prevUsersDefault: number;
 }
 
 export interface MatrixEventHandlers {
   onInvite(e: MatrixInvite): Promise<void>;
   onMessage(e: MatrixMessage): Promise<void>;
   onMembership(e: MatrixMembership): Promise<void>;
+  onPowerLevels?(e: MatrixPowerLevels): Promise<void>;
   /** A room alias in the bridge's namespace was looked up: the room id to answer with, or null. */
   onAliasQuery?(alias: string): Promise<string | null>;
 }
@@ -65,6 +78,8 @@ export interface MatrixPort {
   /** Channel portals: a public-join room created by the bot, optionally with an alias localpart. */
   createChannelRoom?(o: { name: string; aliasLocalpart?: string; topic?: string; invite?: string[] }): Promise<string>;
   kick?(roomId: string, as: string | null, userId: string, reason?: string): Promise<void>;
+  ban?(roomId: string, as: string | null, userId: string, reason?: string): Promise<void>;
+  unban?(roomId: string, as: string | null, userId: string): Promise<void>;
   /** As the bot, or as `as` (a member with power, e.g. the ghost that created a DM room) when given. */
   setPowerLevel?(roomId: string, userId: string, level: number, as?: string | null): Promise<void>;
 }
@@ -93,15 +108,19 @@ export interface PuppetEvents {
 
 /** What a puppet sees in the channels it is in (mirrors src/irc/channel-events.ts). */
 export type IrcChannelEvent =
-  | { type: "message"; channel: string; from: string; kind: "privmsg" | "notice" | "action"; text: string }
-  | { type: "join"; channel: string; nick: string }
+  | { type: "message"; channel: string; from: string; kind: "privmsg" | "notice" | "action"; text: string; mask?: string }
+  | { type: "join"; channel: string; nick: string; mask?: string }
   | { type: "part"; channel: string; nick: string; reason: string }
   | { type: "kick"; channel: string; nick: string; by: string; reason: string }
   | { type: "quit"; nick: string; reason: string }
   | { type: "nick"; oldNick: string; newNick: string }
   | { type: "topic"; channel: string; topic: string; by: string | null }
-  | { type: "names"; channel: string; users: { nick: string; modes: string[] }[] }
-  | { type: "mode"; channel: string; nick: string; mode: string; by: string };
+  | { type: "names"; channel: string; users: { nick: string; modes: string[]; mask?: string }[] }
+  | { type: "mode"; channel: string; nick: string; mode: string; by: string }
+  /** +b/-b with its mask as given (nick!user@host with * and ? wildcards). */
+  | { type: "ban"; channel: string; mask: string; set: boolean; by: string }
+  /** +k (the new key) or -k (null). */
+  | { type: "key"; channel: string; key: string | null; by: string };
 
 export interface PuppetPort {
   readonly nick: string;
@@ -125,6 +144,8 @@ export interface PuppetPort {
   partChannel?(channel: string, reason?: string): void;
   setTopic?(channel: string, topic: string): void;
   kick?(channel: string, nick: string, reason?: string): void;
+  /** Mode changes such as { mode: "+b", param: "nick!*@*" } or { mode: "-o", param: "nick" }. */
+  setModes?(channel: string, changes: readonly { mode: string; param?: string }[]): void;
 }
 
 export interface PuppetRequest {

@@ -12,7 +12,9 @@ export interface AdapterHandlers {
   onInvite(e: { roomId: string; inviter: string; invitee: string; isDirect: boolean }): Promise<void>;
   /** `html` is the formatted_body when the event has one; `edit` marks an m.replace (body = the new text). */
   onMessage(e: { roomId: string; sender: string; eventId: string; kind: MessageKind; body: string; html?: string; edit?: boolean; replyTo?: string }): Promise<void>;
-  onMembership(e: { roomId: string; userId: string; sender: string; membership: "join" | "leave" | "ban" | "invite" | "knock" }): Promise<void>;
+  onMembership(e: { roomId: string; userId: string; sender: string; membership: "join" | "leave" | "ban" | "invite" | "knock"; prevMembership?: string }): Promise<void>;
+  /** m.room.power_levels changed: user levels before and after (channel portals carry them to IRC as modes). */
+  onPowerLevels?(e: { roomId: string; sender: string; users: Record<string, number>; usersDefault: number; prevUsers: Record<string, number>; prevUsersDefault: number }): Promise<void>;
   /** A user asked for a room alias in our namespace: the room id to provision it with, or null to refuse. */
   onAliasQuery?(alias: string): Promise<string | null>;
   /** The room topic was set (channel portals carry it to IRC). */
@@ -41,6 +43,19 @@ interface RawEvent {
   state_key?: string;
   event_id?: string;
   content?: Record<string, unknown>;
+  /** Synapse puts the replaced state's content here (prev_content), which tells an unban from a kick. */
+  unsigned?: { prev_content?: Record<string, unknown> };
+}
+
+/** The users map of a power-levels content, keeping only integer levels (anything else is the room's problem). */
+function levels(content: Record<string, unknown> | undefined): { users: Record<string, number>; usersDefault: number } {
+  const users: Record<string, number> = {};
+  const raw = content?.["users"];
+  if (raw && typeof raw === "object") {
+    for (const [k, v] of Object.entries(raw as Record<string, unknown>)) if (Number.isInteger(v)) users[k] = v as number;
+  }
+  const d = content?.["users_default"];
+  return { users, usersDefault: Number.isInteger(d) ? (d as number) : 0 };
 }
 
 export class MatrixAdapter {
@@ -178,6 +193,14 @@ export class MatrixAdapter {
     await this.intent(as).kick(roomId, userId, reason);
   }
 
+  async ban(roomId: string, as: string | null, userId: string, reason?: string): Promise<void> {
+    await this.intent(as).ban(roomId, userId, reason);
+  }
+
+  async unban(roomId: string, as: string | null, userId: string): Promise<void> {
+    await this.intent(as).unban(roomId, userId);
+  }
+
   /** Sets one user's power level in a room (read-modify-write of m.room.power_levels, as the bot). */
   async setPowerLevel(roomId: string, userId: string, level: number, as: string | null = null): Promise<void> {
     await this.intent(as).setPowerLevel(roomId, userId, level);
@@ -228,8 +251,16 @@ export class MatrixAdapter {
         await h.onInvite({ roomId: ev.room_id, inviter: ev.sender, invitee: ev.state_key, isDirect: content["is_direct"] === true });
       }
       if (membership === "join" || membership === "leave" || membership === "ban" || membership === "invite" || membership === "knock") {
-        await h.onMembership({ roomId: ev.room_id, userId: ev.state_key, sender: ev.sender, membership });
+        const prev = ev.unsigned?.prev_content?.["membership"];
+        await h.onMembership({ roomId: ev.room_id, userId: ev.state_key, sender: ev.sender, membership, ...(typeof prev === "string" ? { prevMembership: prev } : {}) });
       }
+      return;
+    }
+    if (ev.type === "m.room.power_levels" && ev.state_key === "") {
+      if (!h.onPowerLevels) return;
+      const now = levels(content);
+      const before = levels(ev.unsigned?.prev_content);
+      await h.onPowerLevels({ roomId: ev.room_id, sender: ev.sender, ...now, prevUsers: before.users, prevUsersDefault: before.usersDefault });
       return;
     }
     if (ev.type === "m.room.topic" && ev.state_key === "") {

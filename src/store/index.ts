@@ -92,7 +92,7 @@ export async function storeHoldsSealedData(cfg: StoreConfig): Promise<boolean> {
     const version = await schemaVersion(db);
     if (version === 0) return false;
     if (version > LATEST_SCHEMA_VERSION) await migrate(db); // throws schema-too-new with the full message
-    return await holdsSealedData(db);
+    return await holdsSealedData(db, version);
   } catch (e) {
     throw wrapOpenError(cfg, e);
   } finally {

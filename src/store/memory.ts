@@ -24,6 +24,7 @@ export class MemoryStore implements Store {
   private readonly managementByRoom = new Map<string, string>();
   private readonly channelRooms = new Map<string, ChannelRoom>();
   private readonly channelByRoom = new Map<string, string>();
+  private readonly channelKeys = new Map<string, string>();
   private readonly peerPolicies = new Map<string, OtrPolicyName>();
   private readonly state = new Map<string, string>();
 
@@ -231,6 +232,19 @@ export class MemoryStore implements Store {
       .filter((r) => networkId === undefined || r.networkId === networkId)
       .map((r) => ({ ...r }))
       .sort(byKeys("networkId", "foldedChannel"));
+  }
+
+  async getChannelKey(userId: string, networkId: string, foldedChannel: string): Promise<string | null> {
+    this.open();
+    return this.channelKeys.get(k(v.checkId("userId", userId), v.checkId("networkId", networkId), v.checkId("foldedChannel", foldedChannel))) ?? null;
+  }
+
+  async setChannelKey(userId: string, networkId: string, foldedChannel: string, key: string | null): Promise<void> {
+    this.open();
+    const id = k(v.checkId("userId", userId), v.checkId("networkId", networkId), v.checkId("foldedChannel", foldedChannel));
+    const c = v.checkChannelKey(key);
+    if (c === null) this.channelKeys.delete(id);
+    else this.channelKeys.set(id, c);
   }
 
   async getPeerPolicy(userId: string, networkId: string, foldedNick: string): Promise<OtrPolicyName | null> {

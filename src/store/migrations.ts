@@ -56,6 +56,16 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE kv_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)`,
     ],
   },
+  {
+    version: 2,
+    name: "channel keys",
+    statements: [
+      // Per user, not per channel: each Matrix user joins through their own IRC connection with the key they know.
+      `CREATE TABLE channel_keys (
+         user_id TEXT NOT NULL, network_id TEXT NOT NULL, channel TEXT NOT NULL, sealed {bytes} NOT NULL,
+         PRIMARY KEY (user_id, network_id, channel))`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,9 +1,10 @@
 // The Store over SQL, shared by the SQLite and PostgreSQL engines: one set of statements (portable SQL with
-// INSERT ... ON CONFLICT), one sealing path, so both engines behave the same by construction. Private keys and IRC
-// passwords are sealed before they reach the driver and opened after they come back (seal.ts).
+// INSERT ... ON CONFLICT), one sealing path, so both engines behave the same by construction. Private keys, IRC
+// passwords and channel keys are sealed before they reach the driver and opened after they come back (seal.ts).
 import { isUniqueViolation, type Row, type SqlDriver, type SqlQueries } from "./driver.js";
 import { byKeys } from "./order.js";
 import { CANARY_BINDING, CANARY_PLAINTEXT, Sealer } from "./seal.js";
+import { LATEST_SCHEMA_VERSION } from "./migrations.js";
 import { StoreError, type ChannelKey, type ChannelRoom, type DmKey, type DmRoom, type FingerprintRecord, type OtrPolicyName, type Store, type TrustLevel, type UserNetwork, type VerifiedBy } from "./types.js";
 import * as v from "./validate.js";
 
@@ -22,9 +23,22 @@ function str(val: unknown): string {
   return String(val);
 }
 
-/** True when the database holds any sealed value (including the canary): then a master key must already exist. */
-export async function holdsSealedData(q: SqlQueries): Promise<boolean> {
-  for (const table of ["meta", "otr_private_keys", "irc_passwords"]) {
+/** Tables holding sealed values, with the schema version that created each. */
+const SEALED_TABLES: readonly { table: string; since: number }[] = [
+  { table: "meta", since: 1 },
+  { table: "otr_private_keys", since: 1 },
+  { table: "irc_passwords", since: 1 },
+  { table: "channel_keys", since: 2 },
+];
+
+/**
+ * True when the database holds any sealed value (including the canary): then a master key must already exist.
+ * `schemaVersion` is the database's version when it may not be migrated yet (the master-key lookup runs before
+ * migrations): tables a newer migration creates do not exist there, and cannot hold anything.
+ */
+export async function holdsSealedData(q: SqlQueries, schemaVersion: number = LATEST_SCHEMA_VERSION): Promise<boolean> {
+  for (const { table, since } of SEALED_TABLES) {
+    if (since > schemaVersion) continue;
     if ((await q.all(`SELECT 1 FROM ${table} LIMIT 1`)).length) return true;
   }
   return false;
@@ -100,6 +114,12 @@ export async function resealAll(db: SqlDriver, oldSealer: Sealer, newSealer: Sea
       const binding = [str(r.user_id), str(r.network_id)];
       const plain = oldSealer.open("irc-password", binding, bytes(r, "sealed")!);
       await q.run("UPDATE irc_passwords SET sealed = ? WHERE user_id = ? AND network_id = ?", [newSealer.seal("irc-password", binding, plain), ...binding]);
+      count++;
+    }
+    for (const r of await q.all("SELECT user_id, network_id, channel, sealed FROM channel_keys")) {
+      const binding = [str(r.user_id), str(r.network_id), str(r.channel)];
+      const plain = oldSealer.open("channel-key", binding, bytes(r, "sealed")!);
+      await q.run("UPDATE channel_keys SET sealed = ? WHERE user_id = ? AND network_id = ? AND channel = ?", [newSealer.seal("channel-key", binding, plain), ...binding]);
       count++;
     }
     const newCanary = newSealer.sealString("canary", CANARY_BINDING, CANARY_PLAINTEXT);
@@ -374,6 +394,30 @@ export class SqlStore implements Store {
     return rows
       .map((r) => ({ networkId: str(r.network_id), foldedChannel: str(r.channel), roomId: str(r.room_id) }))
       .sort(byKeys("networkId", "foldedChannel"));
+  }
+
+  async getChannelKey(userId: string, networkId: string, foldedChannel: string): Promise<string | null> {
+    const binding = [v.checkId("userId", userId), v.checkId("networkId", networkId), v.checkId("foldedChannel", foldedChannel)];
+    const rows = await this.db.all("SELECT sealed FROM channel_keys WHERE user_id = ? AND network_id = ? AND channel = ?", binding);
+    const sealed = bytes(rows[0], "sealed");
+    return sealed ? this.openSealed(() => this.sealer.openString("channel-key", binding, sealed)) : null;
+  }
+
+  async setChannelKey(userId: string, networkId: string, foldedChannel: string, key: string | null): Promise<void> {
+    const binding = [v.checkId("userId", userId), v.checkId("networkId", networkId), v.checkId("foldedChannel", foldedChannel)];
+    const k = v.checkChannelKey(key);
+    if (k === null) {
+      await this.db.run("DELETE FROM channel_keys WHERE user_id = ? AND network_id = ? AND channel = ?", binding);
+      return;
+    }
+    const sealed = this.sealer.sealString("channel-key", binding, k);
+    await this.db.tx(async (q) => {
+      await this.assertCanary(q);
+      await q.run(
+        "INSERT INTO channel_keys (user_id, network_id, channel, sealed) VALUES (?, ?, ?, ?) ON CONFLICT (user_id, network_id, channel) DO UPDATE SET sealed = excluded.sealed",
+        [...binding, sealed],
+      );
+    });
   }
 
   async getPeerPolicy(userId: string, networkId: string, foldedNick: string): Promise<OtrPolicyName | null> {

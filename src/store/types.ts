@@ -125,6 +125,15 @@ export interface Store {
   /** Ordered by network then channel; all networks when networkId is omitted. */
   listChannelRooms(networkId?: string): Promise<ChannelRoom[]>;
 
+  /** The key (IRC channel password) this user joins the channel with, sealed at rest; null when none is stored. */
+  getChannelKey(userId: string, networkId: string, foldedChannel: string): Promise<string | null>;
+  /**
+   * null deletes it. Keys are per user (each Matrix user joins with their own puppet and may know a different key,
+   * or none). A key must fit in one IRC parameter (`invalid-argument` otherwise): non-empty, at most
+   * MAX_CHANNEL_KEY_BYTES of UTF-8, no whitespace, comma or control character.
+   */
+  setChannelKey(userId: string, networkId: string, foldedChannel: string, key: string | null): Promise<void>;
+
   /** Per-peer OTR policy override; null = none (use the user's or the configured default). */
   getPeerPolicy(userId: string, networkId: string, foldedNick: string): Promise<OtrPolicyName | null>;
   /** null removes the override. */

@@ -95,6 +95,25 @@ export function checkPassword(v: unknown): string | null {
   return v;
 }
 
+/**
+ * Longest channel key accepted, in UTF-8 bytes. Servers usually cap keys lower, but the cap differs per server and
+ * the store cannot know it; 100 keeps any real key while bounding how much a key can grow a JOIN line.
+ */
+export const MAX_CHANNEL_KEY_BYTES = 100;
+
+// Whitespace would split the key into two IRC parameters, a comma would split the JOIN key list (one key per
+// channel), and CR, LF or NUL would end the line and let the rest be sent as a command of its own.
+const CHANNEL_KEY_FORBIDDEN = /[\s,\p{Cc}]/u;
+
+export function checkChannelKey(v: unknown): string | null {
+  if (v === null) return null;
+  if (typeof v !== "string" || v.length === 0) throw invalid("channel key must be a non-empty string or null");
+  if (LONE_SURROGATE.test(v)) throw invalid("channel key must be well-formed Unicode");
+  if (CHANNEL_KEY_FORBIDDEN.test(v)) throw invalid("channel key must not contain whitespace, a comma or control characters");
+  if (Buffer.byteLength(v, "utf8") > MAX_CHANNEL_KEY_BYTES) throw invalid(`channel key must be at most ${MAX_CHANNEL_KEY_BYTES} bytes of UTF-8`);
+  return v;
+}
+
 export function checkStateValue(v: unknown): string {
   if (typeof v !== "string") throw invalid("state value must be a string");
   // PostgreSQL text cannot hold NUL; refusing it everywhere keeps the engines alike.

@@ -28,6 +28,8 @@ const fpHex = fc.constantFrom("aa".repeat(20), "BB".repeat(20), "cc cc cc cc cc 
 const policy = fc.constantFrom("never", "manual", "opportunistic", "always", null, "bogus");
 const time = fc.constantFrom(0, 5, 1_700_000_000_000, -1);
 const bytes = fc.uint8Array({ minLength: 0, maxLength: 40 });
+// Valid keys, the 100-byte boundary on both sides, and each kind of character a key must not hold.
+const chanKey = fc.constantFrom("k1", "sëcret", "é".repeat(50), "x".repeat(101), "", "a b", "a,b", "a\r\nQUIT", "a\0", "a\x7f", "\ud800", null);
 
 type Op = (s: Store) => Promise<unknown>;
 const op: fc.Arbitrary<[string, Op]> = fc.oneof(
@@ -55,6 +57,8 @@ const op: fc.Arbitrary<[string, Op]> = fc.oneof(
   fc.tuple(net, nick).map(([n, c]) => [`deleteChannelRoom ${n} ${c}`, (s: Store) => s.deleteChannelRoom(n, c)] as [string, Op]),
   fc.tuple(room).map(([r]) => [`findChannelByRoom ${r}`, (s: Store) => s.findChannelByRoom(r)] as [string, Op]),
   fc.tuple(fc.option(net, { nil: undefined })).map(([n]) => [`listChannelRooms ${n}`, (s: Store) => s.listChannelRooms(n)] as [string, Op]),
+  fc.tuple(user, net, nick, chanKey).map(([u, n, c, k]) => [`setChannelKey ${u} ${n} ${c} ${JSON.stringify(k)}`, (s: Store) => s.setChannelKey(u, n, c, k)] as [string, Op]),
+  fc.tuple(user, net, nick).map(([u, n, c]) => [`getChannelKey ${u} ${n} ${c}`, (s: Store) => s.getChannelKey(u, n, c)] as [string, Op]),
   fc.tuple(user, net, nick, policy).map(([u, n, k, p]) => [`putPeerPolicy ${u} ${n} ${k} ${p}`, (s: Store) => s.putPeerPolicy(u, n, k, p as never)] as [string, Op]),
   fc.tuple(user, net, nick).map(([u, n, k]) => [`getPeerPolicy ${u} ${n} ${k}`, (s: Store) => s.getPeerPolicy(u, n, k)] as [string, Op]),
   fc.tuple(fc.constantFrom("k1", "k2", ""), fc.constantFrom("v", "", "✓", "nul\0", "\udc00")).map(([k, v]) => [`putState ${k} ${v}`, (s: Store) => s.putState(k, v)] as [string, Op]),
@@ -79,7 +83,7 @@ async function dump(s: Store): Promise<string> {
     parts.push(await s.listUserNetworks(u), await s.listDmRooms(u), await s.getManagementRoom(u));
     for (const n of ["n1", "n2"]) {
       parts.push(await s.listFingerprints(u, n), await s.getIrcPassword(u, n), await s.getOtrPrivateKey(u, n), await s.getInstanceTag(u, n));
-      for (const k of ["carol", "[dave]", "ÿ"]) parts.push(await s.getPeerPolicy(u, n, k));
+      for (const k of ["carol", "[dave]", "ÿ"]) parts.push(await s.getPeerPolicy(u, n, k), await s.getChannelKey(u, n, k));
     }
   }
   parts.push(await s.listChannelRooms(), await s.getState("k1"), await s.getState("k2"));

@@ -231,6 +231,85 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
       assert.equal(await s.findChannelByRoom("!c4:x"), null);
     });
 
+    it("stores channel keys per (user, network, channel), replaces and deletes them", async () => {
+      const s = await make();
+      assert.equal(await s.getChannelKey(U1, NET, "#otr"), null);
+      await s.setChannelKey(U1, NET, "#otr", "s3cr3t-✓");
+      await s.setChannelKey(U2, NET, "#otr", "bobs-key");
+      await s.setChannelKey(U1, NET2, "#otr", "oftc-key");
+      await s.setChannelKey(U1, NET, "#other", "other-key");
+      assert.equal(await s.getChannelKey(U1, NET, "#otr"), "s3cr3t-✓");
+      assert.equal(await s.getChannelKey(U2, NET, "#otr"), "bobs-key", "each user has their own key for a channel");
+      assert.equal(await s.getChannelKey(U1, NET2, "#otr"), "oftc-key", "the same channel name on another network is another channel");
+      assert.equal(await s.getChannelKey(U1, NET, "#other"), "other-key");
+      assert.equal(await s.getChannelKey(U2, NET, "#other"), null);
+      // The store never folds: "#OTR" is another key than "#otr" (the caller folds with the network's casemapping).
+      assert.equal(await s.getChannelKey(U1, NET, "#OTR"), null);
+      await s.setChannelKey(U1, NET, "#otr", "replaced");
+      assert.equal(await s.getChannelKey(U1, NET, "#otr"), "replaced");
+      await s.setChannelKey(U1, NET, "#otr", null);
+      assert.equal(await s.getChannelKey(U1, NET, "#otr"), null);
+      await s.setChannelKey(U1, NET, "#otr", null); // deleting nothing is fine
+      assert.equal(await s.getChannelKey(U2, NET, "#otr"), "bobs-key", "deleting one user's key leaves the others");
+      assert.equal(await s.getChannelKey(U1, NET2, "#otr"), "oftc-key");
+      assert.equal(await s.getChannelKey(U1, NET, "#other"), "other-key");
+      // Channel keys, channel rooms and IRC passwords are separate things.
+      await s.putChannelRoom(NET, "#other", "!chan:x");
+      await s.deleteChannelRoom(NET, "#other");
+      assert.equal(await s.getChannelKey(U1, NET, "#other"), "other-key", "unbridging a channel keeps its keys");
+      assert.equal(await s.getIrcPassword(U1, NET), null);
+    });
+
+    it("accepts a channel key of exactly 100 UTF-8 bytes and the printable punctuation IRC allows", async () => {
+      const s = await make();
+      const longest = "é".repeat(50); // 100 bytes, 50 UTF-16 units: the limit is in bytes, not characters
+      await s.setChannelKey(U1, NET, "#a", longest);
+      assert.equal(await s.getChannelKey(U1, NET, "#a"), longest);
+      const punct = "!\"#$%&'()*+-./:;<=>?@[\\]^_`{|}~";
+      await s.setChannelKey(U1, NET, "#b", punct);
+      assert.equal(await s.getChannelKey(U1, NET, "#b"), punct);
+    });
+
+    it("rejects channel keys that would break or inject an IRC line with invalid-argument, changing nothing", async () => {
+      const s = await make();
+      await s.setChannelKey(U1, NET, "#otr", "good");
+      const bad: [string, unknown][] = [
+        ["empty", ""],
+        ["space", "two words"],
+        ["tab", "a\tb"],
+        ["CR", "a\rb"],
+        ["LF", "a\nb"],
+        ["CRLF injection", "x\r\nPRIVMSG #otr :owned"],
+        ["NUL", "a\0b"],
+        ["comma", "k1,k2"],
+        ["BEL", "a\x07b"],
+        ["DEL", "a\x7fb"],
+        ["C1 control", "a\u0085b"],
+        ["no-break space", "a\u00a0b"],
+        ["ideographic space", "a\u3000b"],
+        ["line separator", "a\u2028b"],
+        ["lone surrogate", "a\ud800b"],
+        ["101 bytes", "x".repeat(101)],
+        ["101 bytes in multibyte characters", "x" + "é".repeat(50)],
+        ["not a string", 1234],
+      ];
+      for (const [what, key] of bad) {
+        await rejectsCode(s.setChannelKey(U1, NET, "#otr", key as string), "invalid-argument").catch((e: unknown) => {
+          throw new Error(`${what} was not refused`, { cause: e });
+        });
+        await rejectsCode(s.setChannelKey(U2, NET, "#new", key as string), "invalid-argument");
+      }
+      assert.equal(await s.getChannelKey(U1, NET, "#otr"), "good", "a refused key leaves the stored one");
+      assert.equal(await s.getChannelKey(U2, NET, "#new"), null, "a refused key creates nothing");
+      await rejectsCode(s.setChannelKey(U1, NET, "", "k"), "invalid-argument");
+      await rejectsCode(s.setChannelKey(U1, NET, "#a\0b", "k"), "invalid-argument");
+      await rejectsCode(s.setChannelKey("", NET, "#otr", "k"), "invalid-argument");
+      await rejectsCode(s.setChannelKey(U1, "", "#otr", null), "invalid-argument");
+      await rejectsCode(s.getChannelKey(U1, NET, ""), "invalid-argument");
+      await rejectsCode(s.getChannelKey(U1, NET, "lone\ud800"), "invalid-argument");
+      assert.equal(await s.getChannelKey(U1, NET, "#otr"), "good");
+    });
+
     it("sets and clears per-peer OTR policies", async () => {
       const s = await make();
       assert.equal(await s.getPeerPolicy(U1, NET, "carol"), null);
@@ -264,6 +343,8 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
       await s.close();
       await rejectsCode(s.getState("x"), "store-closed");
       await rejectsCode(s.putOtrPrivateKeyIfAbsent(U1, NET, new Uint8Array([1])), "store-closed");
+      await rejectsCode(s.setChannelKey(U1, NET, "#otr", "k"), "store-closed");
+      await rejectsCode(s.getChannelKey(U1, NET, "#otr"), "store-closed");
       await s.close(); // closing twice is harmless
     });
 
@@ -281,6 +362,7 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
         await s.putManagementRoom(U1, "!mgmt:x");
         await s.putChannelRoom(NET, "#otr", "!chan:x");
         await s.putPeerPolicy(U1, NET, "carol", "always");
+        await s.setChannelKey(U1, NET, "#otr", "chan-key");
         await s.putState("k", "v");
         const t = await reopen(s);
         open.push(t);
@@ -294,6 +376,7 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
         assert.equal(await t.getManagementRoom(U1), "!mgmt:x");
         assert.equal(await t.getChannelRoom(NET, "#otr"), "!chan:x");
         assert.equal(await t.getPeerPolicy(U1, NET, "carol"), "always");
+        assert.equal(await t.getChannelKey(U1, NET, "#otr"), "chan-key");
         assert.equal(await t.getState("k"), "v");
       });
     }

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { openConfiguredStore, openStore, rotateMasterKey, rotateMasterKeyFile, MASTER_KEY_ENV } from "../../src/store/index.js";
 import { formatMasterKey, writeMasterKeyFile } from "../../src/store/master-key.js";
+import { Sealer } from "../../src/store/seal.js";
 import type { StoreConfig } from "../../src/store/types.js";
 import { startPostgres, type PostgresServer } from "../harness/postgres.js";
 import { dumpTables, rawAll, rawRun } from "./helpers.js";
@@ -36,6 +37,9 @@ async function seed(cfg: StoreConfig, key: Uint8Array): Promise<{ k1: Uint8Array
   await s.putOtrPrivateKeyIfAbsent(U2, NET, k2);
   await s.setIrcPassword(U1, NET, "alice-password");
   await s.setIrcPassword(U2, NET, "bob-password");
+  await s.setChannelKey(U1, NET, "#otr", "alice-otr-key");
+  await s.setChannelKey(U1, NET, "#ops", "alice-ops-key");
+  await s.setChannelKey(U2, NET, "#otr", "bob-otr-key");
   await s.putDmRoom(U1, NET, "carol", "!dm:x");
   await s.close();
   return { k1, k2 };
@@ -99,6 +103,43 @@ for (const [name, makeCfg] of engines()) {
       assert.notEqual(await dumpTables(cfg), before); // only our own raw edit changed it
     });
 
+    it("refuses a channel key moved to another user's row, another channel's row or another column", async () => {
+      const cfg = await makeCfg();
+      const key = newKey();
+      await seed(cfg, key);
+      const sealedKey = async (user: string, channel: string) =>
+        (await rawAll(cfg, "SELECT sealed FROM channel_keys WHERE user_id = ? AND channel = ?", [user, channel]))[0]!.sealed as Uint8Array;
+      const aliceOtr = await sealedKey(U1, "#otr");
+      const aliceOps = await sealedKey(U1, "#ops");
+      // Alice's key for #otr given to Bob for #otr (same channel, other user).
+      await rawRun(cfg, "UPDATE channel_keys SET sealed = ? WHERE user_id = ? AND channel = ?", [aliceOtr, U2, "#otr"]);
+      // Alice's key for #otr put in her row for #ops (same user, other channel).
+      await rawRun(cfg, "UPDATE channel_keys SET sealed = ? WHERE user_id = ? AND channel = ?", [aliceOtr, U1, "#ops"]);
+      const before = await dumpTables(cfg);
+      const s = await openStore(cfg, key);
+      await rejectsCode(s.getChannelKey(U2, NET, "#otr"), "sealed-data-corrupt");
+      await rejectsCode(s.getChannelKey(U1, NET, "#ops"), "sealed-data-corrupt");
+      assert.equal(await s.getChannelKey(U1, NET, "#otr"), "alice-otr-key", "the original row still opens");
+      await s.close();
+      assert.equal(await dumpTables(cfg), before, "a refused read changes nothing");
+
+      // A whole row moved to another channel name (what a rename in the database would do) is refused too.
+      await rawRun(cfg, "UPDATE channel_keys SET sealed = ? WHERE user_id = ? AND channel = ?", [aliceOps, U1, "#ops"]);
+      await rawRun(cfg, "UPDATE channel_keys SET channel = ? WHERE user_id = ? AND channel = ?", ["#elsewhere", U1, "#ops"]);
+      // An IRC password ciphertext of the same user and network copied into a channel key row (the kind is bound).
+      const pw = (await rawAll(cfg, "SELECT sealed FROM irc_passwords WHERE user_id = ?", [U1]))[0]!.sealed as Uint8Array;
+      await rawRun(cfg, "INSERT INTO channel_keys (user_id, network_id, channel, sealed) VALUES (?, ?, ?, ?)", [U1, NET, "#pw", pw]);
+      // And a channel key ciphertext copied into the password column.
+      await rawRun(cfg, "UPDATE irc_passwords SET sealed = ? WHERE user_id = ?", [aliceOtr, U2]);
+      const t = await openStore(cfg, key);
+      await rejectsCode(t.getChannelKey(U1, NET, "#elsewhere"), "sealed-data-corrupt");
+      assert.equal(await t.getChannelKey(U1, NET, "#ops"), null);
+      await rejectsCode(t.getChannelKey(U1, NET, "#pw"), "sealed-data-corrupt");
+      await rejectsCode(t.getIrcPassword(U2, NET), "sealed-data-corrupt");
+      assert.equal(await t.getIrcPassword(U1, NET), "alice-password");
+      await t.close();
+    });
+
     it("refuses to open with a wrong master key (master-key-wrong) and changes nothing", async () => {
       const cfg = await makeCfg();
       await seed(cfg, newKey());
@@ -159,6 +200,22 @@ for (const [name, makeCfg] of engines()) {
       await rejectsCode(openConfiguredStore(cfg, NO_ENV), "master-key-missing");
     });
 
+    it("channel keys alone count as sealed data: without the canary the store refuses to open or generate a key", async () => {
+      const cfg = await makeCfg();
+      const first = await openConfiguredStore(cfg, NO_ENV);
+      await first.store.setChannelKey(U1, NET, "#otr", "only-secret");
+      await first.store.close();
+      const key = new Uint8Array(Buffer.from(readFileSync(cfg.master_key_file!, "utf8").trim(), "hex"));
+      await rawRun(cfg, "DELETE FROM meta");
+      const before = await dumpTables(cfg);
+      await rejectsCode(openStore(cfg, key), "canary-missing");
+      await rejectsCode(rotateMasterKey(cfg, key, newKey()), "canary-missing");
+      rmSync(cfg.master_key_file!);
+      await rejectsCode(openConfiguredStore(cfg, NO_ENV), "master-key-missing");
+      assert.equal(existsSync(cfg.master_key_file!), false, "no new key was generated over the sealed channel key");
+      assert.equal(await dumpTables(cfg), before);
+    });
+
     it("rotates the master key in one transaction: the old key stops working, every secret survives", async () => {
       const cfg = await makeCfg();
       const oldKey = newKey();
@@ -169,14 +226,22 @@ for (const [name, makeCfg] of engines()) {
       assert.equal(await dumpTables(cfg), before, "a refused rotation changes nothing");
 
       const next = newKey();
-      assert.deepEqual(await rotateMasterKey(cfg, oldKey, next), { resealed: 4 });
+      assert.deepEqual(await rotateMasterKey(cfg, oldKey, next), { resealed: 7 }, "2 private keys, 2 passwords, 3 channel keys");
       await rejectsCode(openStore(cfg, oldKey), "master-key-wrong");
       const s = await openStore(cfg, next);
       assert.deepEqual(await s.getOtrPrivateKey(U1, NET), k1);
       assert.deepEqual(await s.getOtrPrivateKey(U2, NET), k2);
       assert.equal(await s.getIrcPassword(U1, NET), "alice-password");
       assert.equal(await s.getIrcPassword(U2, NET), "bob-password");
+      assert.equal(await s.getChannelKey(U1, NET, "#otr"), "alice-otr-key");
+      assert.equal(await s.getChannelKey(U1, NET, "#ops"), "alice-ops-key");
+      assert.equal(await s.getChannelKey(U2, NET, "#otr"), "bob-otr-key");
       await s.close();
+      // Every channel key row was re-sealed, not only readable through some fallback: the old key opens none of them.
+      const old = new Sealer(oldKey);
+      for (const r of await rawAll(cfg, "SELECT user_id, network_id, channel, sealed FROM channel_keys")) {
+        assert.throws(() => old.open("channel-key", [String(r.user_id), String(r.network_id), String(r.channel)], r.sealed as Uint8Array), { code: "sealed-data-corrupt" });
+      }
     });
 
     it("a store left open across a rotation refuses to seal or open under the retired key (master-key-rotated)", async () => {
@@ -191,6 +256,8 @@ for (const [name, makeCfg] of engines()) {
       await rejectsCode(running.putOtrPrivateKeyIfAbsent("@carol:example.org", NET, new Uint8Array([1, 2, 3])), "master-key-rotated");
       await rejectsCode(running.getOtrPrivateKey(U1, NET), "master-key-rotated");
       await rejectsCode(running.getIrcPassword(U2, NET), "master-key-rotated");
+      await rejectsCode(running.setChannelKey(U1, NET, "#new", "typed-after-rotation"), "master-key-rotated");
+      await rejectsCode(running.getChannelKey(U1, NET, "#otr"), "master-key-rotated");
       await running.putDmRoom(U1, NET, "dave", "!unsealed-still-fine:x"); // unsealed writes do not mix keys
       await running.close();
       assert.equal((await rawAll(cfg, "SELECT * FROM otr_private_keys WHERE user_id = ?", ["@carol:example.org"])).length, 0);
@@ -198,6 +265,7 @@ for (const [name, makeCfg] of engines()) {
       const s = await openStore(cfg, next);
       assert.deepEqual(await s.getOtrPrivateKey(U1, NET), k1);
       assert.equal(await s.getIrcPassword(U1, NET), "alice-password", "the refused write changed nothing");
+      assert.equal(await s.getChannelKey(U1, NET, "#new"), null, "the refused channel key was not written");
       await s.close();
     });
 
@@ -214,17 +282,35 @@ for (const [name, makeCfg] of engines()) {
       await s.close();
     });
 
+    it("a rotation that meets a corrupt channel key rolls back entirely, keys and passwords included", async () => {
+      const cfg = await makeCfg();
+      const oldKey = newKey();
+      const { k1 } = await seed(cfg, oldKey);
+      // Channel keys are re-sealed last: every other secret has been rewritten inside the transaction by then.
+      await rawRun(cfg, "UPDATE channel_keys SET sealed = ? WHERE user_id = ? AND channel = ?", [new Uint8Array(60).fill(1), U2, "#otr"]);
+      const before = await dumpTables(cfg);
+      await rejectsCode(rotateMasterKey(cfg, oldKey, newKey()), "sealed-data-corrupt");
+      assert.equal(await dumpTables(cfg), before);
+      const s = await openStore(cfg, oldKey);
+      assert.deepEqual(await s.getOtrPrivateKey(U1, NET), k1);
+      assert.equal(await s.getChannelKey(U1, NET, "#otr"), "alice-otr-key");
+      await s.close();
+    });
+
     it("rotateMasterKeyFile replaces the key file, and finishes a rotation interrupted before the rename", async () => {
       const cfg = await makeCfg();
       const created = await openConfiguredStore(cfg, NO_ENV);
       await created.store.setIrcPassword(U1, NET, "pw1");
+      await created.store.setChannelKey(U1, NET, "#otr", "chan1");
       await created.store.close();
       const oldText = readFileSync(cfg.master_key_file!, "utf8");
-      assert.equal((await rotateMasterKeyFile(cfg, NO_ENV)).resealed, 1);
+      // The path behind `matrix-otr-irc store rotate-master-key`: channel keys move to the new key with the rest.
+      assert.equal((await rotateMasterKeyFile(cfg, NO_ENV)).resealed, 2);
       assert.notEqual(readFileSync(cfg.master_key_file!, "utf8"), oldText);
       assert.equal(statSync(cfg.master_key_file!).mode & 0o777, 0o600);
       const s = await openConfiguredStore(cfg, NO_ENV);
       assert.equal(await s.store.getIrcPassword(U1, NET), "pw1");
+      assert.equal(await s.store.getChannelKey(U1, NET, "#otr"), "chan1");
       await s.store.close();
 
       // Simulate a crash after re-sealing but before the rename: the DB is under the .new key.
@@ -241,9 +327,10 @@ for (const [name, makeCfg] of engines()) {
 
       // A stale .new that never sealed anything is discarded and the rotation runs normally.
       writeMasterKeyFile(`${cfg.master_key_file}.new`, newKey(), { exclusive: true });
-      assert.equal((await rotateMasterKeyFile(cfg, NO_ENV)).resealed, 1);
+      assert.equal((await rotateMasterKeyFile(cfg, NO_ENV)).resealed, 2);
       const u = await openConfiguredStore(cfg, NO_ENV);
       assert.equal(await u.store.getIrcPassword(U1, NET), "pw1");
+      assert.equal(await u.store.getChannelKey(U1, NET, "#otr"), "chan1");
       await u.store.close();
       await rejectsCode(rotateMasterKeyFile(cfg, { [MASTER_KEY_ENV]: formatMasterKey(newKey()) }), "invalid-argument");
     });

@@ -7,10 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { LATEST_SCHEMA_VERSION, openConfiguredStore, openDriver, openStore, storeHoldsSealedData } from "../../src/store/index.js";
+import { writeMasterKeyFile } from "../../src/store/master-key.js";
 import { MIGRATIONS, migrate, schemaVersion } from "../../src/store/migrations.js";
-import type { StoreConfig } from "../../src/store/types.js";
+import { CANARY_BINDING, CANARY_PLAINTEXT, Sealer } from "../../src/store/seal.js";
+import { SqlStore } from "../../src/store/sql-store.js";
+import type { FingerprintRecord, StoreConfig } from "../../src/store/types.js";
 import { startPostgres, type PostgresServer } from "../harness/postgres.js";
-import { dumpTables, rawAll, rawRun } from "./helpers.js";
+import { dumpTables, rawAll, rawRun, TABLES } from "./helpers.js";
 import { rejectsCode } from "./suite.js";
 
 const dir = mkdtempSync(join(tmpdir(), "motr-mig-"));
@@ -69,6 +72,86 @@ for (const [name, makeCfg] of engines) {
       }
       // This release knows only up to LATEST_SCHEMA_VERSION: the migrated database is now "too new" for it.
       await rejectsCode(openStore(cfg, key), "schema-too-new");
+    });
+
+    it("upgrade a version-1 database holding data to version 2, keeping every row and secret", async () => {
+      const cfg = await makeCfg();
+      const v1Key = new Uint8Array(randomBytes(32));
+      const privateKey = new Uint8Array(randomBytes(300));
+      const fpr: FingerprintRecord = {
+        userId: "@alice:x", networkId: "libera", peerNick: "carol", fingerprint: "ab".repeat(20),
+        trust: "verified", verifiedBy: "smp", firstSeen: 10, lastSeen: 20,
+      };
+      // Build the database the way a version-1 bridge did: migration 1 only, its canary, data through the store.
+      const db = openDriver(cfg);
+      try {
+        assert.equal(await migrate(db, MIGRATIONS.filter((m) => m.version === 1)), 1);
+        const sealer = new Sealer(v1Key);
+        const canary = sealer.sealString("canary", CANARY_BINDING, CANARY_PLAINTEXT);
+        await db.run("INSERT INTO meta (name, value) VALUES (?, ?)", ["master-key-canary", canary]);
+        const v1 = new SqlStore(db, sealer, canary);
+        await v1.putUserNetwork({ userId: "@alice:x", networkId: "libera", nick: "alice", otrPolicy: "always", updatedAt: 5 });
+        await v1.setIrcPassword("@alice:x", "libera", "v1-password");
+        assert.deepEqual(await v1.putOtrPrivateKeyIfAbsent("@alice:x", "libera", privateKey), privateKey);
+        await v1.putInstanceTagIfAbsent("@alice:x", "libera", 0x1234);
+        await v1.putFingerprint(fpr);
+        await v1.putDmRoom("@alice:x", "libera", "carol", "!dm:x");
+        await v1.putManagementRoom("@alice:x", "!mgmt:x");
+        await v1.putChannelRoom("libera", "#otr", "!chan:x");
+        await v1.putPeerPolicy("@alice:x", "libera", "carol", "manual");
+        await v1.putState("sync", "s1");
+        await assert.rejects(db.all("SELECT * FROM channel_keys"), "version 1 has no channel_keys table");
+      } finally {
+        await db.close();
+      }
+      const v1Tables = TABLES.filter((t) => t !== "channel_keys" && t !== "schema_version");
+      const before = await dumpTables(cfg, v1Tables);
+
+      // The daemon's start path: it asks whether sealed data exists before migrating, on the old schema.
+      assert.equal(await storeHoldsSealedData(cfg), true);
+      writeMasterKeyFile(cfg.master_key_file!, v1Key, { exclusive: true });
+      const { store, masterKeySource } = await openConfiguredStore(cfg, {});
+      assert.equal(masterKeySource, "file");
+      try {
+        assert.deepEqual((await rawAll(cfg, "SELECT version FROM schema_version ORDER BY version")).map((r) => Number(r.version)), [1, 2]);
+        assert.equal(await dumpTables(cfg, v1Tables), before, "the migration changed no existing row");
+        assert.equal(await store.getIrcPassword("@alice:x", "libera"), "v1-password");
+        assert.deepEqual(await store.getOtrPrivateKey("@alice:x", "libera"), privateKey);
+        assert.equal(await store.getInstanceTag("@alice:x", "libera"), 0x1234);
+        assert.deepEqual(await store.listFingerprints("@alice:x", "libera"), [fpr]);
+        assert.deepEqual(await store.getUserNetwork("@alice:x", "libera"), { userId: "@alice:x", networkId: "libera", nick: "alice", otrPolicy: "always", updatedAt: 5 });
+        assert.deepEqual(await store.findDmByRoom("!dm:x"), { userId: "@alice:x", networkId: "libera", foldedNick: "carol" });
+        assert.equal(await store.getManagementRoom("@alice:x"), "!mgmt:x");
+        assert.equal(await store.getChannelRoom("libera", "#otr"), "!chan:x");
+        assert.equal(await store.getPeerPolicy("@alice:x", "libera", "carol"), "manual");
+        assert.equal(await store.getState("sync"), "s1");
+        assert.equal(await store.getChannelKey("@alice:x", "libera", "#otr"), null);
+        await store.setChannelKey("@alice:x", "libera", "#otr", "new-in-v2");
+        assert.equal(await store.getChannelKey("@alice:x", "libera", "#otr"), "new-in-v2");
+      } finally {
+        await store.close();
+      }
+      const after = await dumpTables(cfg);
+      await (await openStore(cfg, v1Key)).close();
+      assert.equal(await dumpTables(cfg), after, "reopening the upgraded database applies nothing again");
+    });
+
+    it("start on a version-1 database that holds no secret yet (a crash before the canary was planted)", async () => {
+      const cfg = await makeCfg();
+      const db = openDriver(cfg);
+      try {
+        assert.equal(await migrate(db, MIGRATIONS.filter((m) => m.version === 1)), 1);
+      } finally {
+        await db.close();
+      }
+      // Asked before migrating: the tables of later versions do not exist yet and must not be queried.
+      assert.equal(await storeHoldsSealedData(cfg), false);
+      const { store, masterKeySource } = await openConfiguredStore(cfg, {});
+      assert.equal(masterKeySource, "created");
+      await store.setChannelKey("@alice:x", "libera", "#otr", "k");
+      assert.equal(await store.getChannelKey("@alice:x", "libera", "#otr"), "k");
+      await store.close();
+      assert.deepEqual((await rawAll(cfg, "SELECT version FROM schema_version ORDER BY version")).map((r) => Number(r.version)), MIGRATIONS.map((m) => m.version));
     });
 
     it("let several bridges open a fresh database at once", async () => {

@@ -70,6 +70,7 @@ export function parseCommand(body: string): Command {
       return { name: "msg", network: mm[1]!, nick: mm[2]!, text };
     }
     case "join":
+      if (args.length === 3 && !isChannelKey(args[2]!)) return { name: "invalid", reply: `${USAGE["join"]!} (a channel key has no commas or control characters and is at most 100 bytes)` };
       if ((args.length === 2 || args.length === 3) && isChannel(args[1]!)) {
         return args[2] ? { name: "join", network: args[0]!, channel: args[1]!, key: args[2] } : { name: "join", network: args[0]!, channel: args[1]! };
       }
@@ -98,6 +99,11 @@ export function parseCommand(body: string): Command {
 /** A channel name (RFC 2811 §2.1): a type prefix, then no space, comma, BEL or colon. */
 export function isChannel(s: string): boolean {
   return /^[#&+!][^\s,\x07:]{1,199}$/.test(s);
+}
+
+/** What a channel key (+k) may be: one IRC parameter that cannot split or end the JOIN line. */
+export function isChannelKey(s: string): boolean {
+  return /^[^\s,\x00-\x1f\x7f-\x9f]+$/.test(s) && Buffer.byteLength(s) <= 100;
 }
 
 /** RFC 2812 §2.3.1 nickname characters; servers enforce their own length limit and answer 432 when exceeded. */

@@ -2,7 +2,7 @@
 // (one polite refusal per user, not one per message), and DM routing in both directions.
 import type { Store } from "../store/types.js";
 import { NO_METRICS, type BridgeMetrics } from "./ports.js";
-import type { BridgeLogger, MatrixEventHandlers, MatrixInvite, MatrixMembership, MatrixMessage, MatrixPort, NetworkInfo, Permission, PuppetFactory } from "./ports.js";
+import type { BridgeLogger, MatrixEventHandlers, MatrixInvite, MatrixMembership, MatrixMessage, MatrixPowerLevels, MatrixPort, NetworkInfo, Permission, PuppetFactory } from "./ports.js";
 import { ConnectionManager } from "./connections.js";
 import { DmRouter } from "./dm-router.js";
 import { PlaintextPipeline, type DmPipeline } from "./dm-pipeline.js";
@@ -93,6 +93,14 @@ export class BridgeCore implements MatrixEventHandlers {
     }).catch((err) => this.fail("topic", err));
   }
 
+  /** Power levels changed: in a channel portal, the acting user's puppet sets the matching op/voice modes. */
+  onPowerLevels(e: MatrixPowerLevels): Promise<void> {
+    return this.roomQueue.run(e.roomId, async () => {
+      if (e.sender === this.o.matrix.botUserId || this.o.matrix.parseGhost(e.sender)) return;
+      await this.channels?.powerLevelsFromMatrix(e);
+    }).catch((err) => this.fail("power levels", err));
+  }
+
   /** An alias in the bridge's namespace was looked up (a user joining `#irc_<network>_<#channel>:domain`). */
   async onAliasQuery(alias: string): Promise<string | null> {
     try {
@@ -101,6 +109,12 @@ export class BridgeCore implements MatrixEventHandlers {
       this.fail("alias query", err);
       return null;
     }
+  }
+
+  private async redactSecret(origin: { roomId: string; eventId?: string }, what: string): Promise<void> {
+    if (!origin.eventId) return;
+    await this.o.matrix.redact(origin.roomId, null, origin.eventId, "contains a password").catch((err: unknown) =>
+      this.o.logger.warn(`could not redact ${what}`, { code: (err as { code?: string })?.code ?? "unknown" }));
   }
 
   /** Sends a notice to the user's management room, if they have one. Never throws. */
@@ -233,10 +247,7 @@ export class BridgeCore implements MatrixEventHandlers {
       }
       case "login": {
         // Redact first: the password must not stay in the room's history whatever happens next.
-        if (origin.eventId) {
-          await this.o.matrix.redact(origin.roomId, null, origin.eventId, "contains a password").catch((err: unknown) =>
-            this.o.logger.warn("could not redact a login command", { code: (err as { code?: string })?.code ?? "unknown" }));
-        }
+        await this.redactSecret(origin, "a login command");
         if (!c.network(cmd.network)) return unknownNet(cmd.network);
         await this.o.store.setIrcPassword(userId, cmd.network, cmd.password);
         const puppet = c.get(userId, cmd.network);
@@ -278,7 +289,10 @@ export class BridgeCore implements MatrixEventHandlers {
         if (!c.network(cmd.network)) return unknownNet(cmd.network);
         if (!this.channels) return "This bridge does not bridge channels.";
         if (cmd.name === "part") return this.channels.partCommand(userId, cmd.network, cmd.channel);
-        return this.channels.joinCommand(userId, cmd.network, cmd.channel, cmd.key);
+        // A channel key is a shared password: out of the room's history like a login.
+        if (cmd.key !== undefined) await this.redactSecret(origin, "a join command with a channel key");
+        const reply = await this.channels.joinCommand(userId, cmd.network, cmd.channel, cmd.key);
+        return cmd.key !== undefined ? `${reply} Your message was redacted (it held the channel key).` : reply;
       }
       case "otr": {
         if (!c.network(cmd.network)) return unknownNet(cmd.network);

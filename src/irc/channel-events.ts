@@ -75,7 +75,8 @@ export function bindChannelEvents(client: Client, emit: (e: ChannelEvent) => voi
 
 /** Protocol lines for channel membership, built (and so checked) by the sanitizer. */
 export const channelLines = {
-  join: (channel: string, key?: string) => buildLine("JOIN", key ? [channel, key] : [channel]),
+  // A key may begin with ":" (servers allow it); only the trailing form keeps that colon as part of the key.
+  join: (channel: string, key?: string) => (key?.startsWith(":") ? buildLine("JOIN", [channel], key) : buildLine("JOIN", key ? [channel, key] : [channel])),
   part: (channel: string, reason?: string) => buildLine("PART", [channel], reason ? reason.replace(/[\r\n\0]/g, " ") : undefined),
   topic: (channel: string, topic: string) => buildLine("TOPIC", [channel], topic.replace(/[\r\n\0]/g, " ")),
   kick: (channel: string, nick: string, reason?: string) => buildLine("KICK", [channel, nick], reason ? reason.replace(/[\r\n\0]/g, " ") : undefined),

@@ -35,6 +35,8 @@ describe("IRC channel events from irc-framework", () => {
 
   it("channel lines are built by the sanitizer: no CR/LF smuggling, no bad names", () => {
     assert.equal(channelLines.join("#c", "key"), "JOIN #c key");
+    assert.equal(channelLines.join("#c", ":key"), "JOIN #c ::key");
+    assert.throws(() => channelLines.join("#c", "a b\r\nQUIT"));
     assert.equal(channelLines.part("#c", "bye\r\nQUIT"), "PART #c :bye  QUIT");
     assert.equal(channelLines.topic("#c", "a\nb"), "TOPIC #c :a b");
     assert.throws(() => channelLines.join("#c d"), /parameter/);

@@ -3,87 +3,9 @@ import assert from "node:assert/strict";
 import { BridgeCore } from "../../src/bridge/core.js";
 import { parseCommand } from "../../src/bridge/commands.js";
 import { RateLimiter } from "../../src/bridge/channels/rate-limiter.js";
-import type { ChannelSettings } from "../../src/bridge/channels/router.js";
-import type { IrcChannelEvent, MessageKind } from "../../src/bridge/ports.js";
 import { MemoryStore } from "../../src/store/memory.js";
-import { FakeMatrix, FakePuppet, silentLogger } from "./bridge-fakes.js";
-
-class ChannelMatrix extends FakeMatrix {
-  created: { name: string; aliasLocalpart?: string }[] = [];
-  kicks: { roomId: string; userId: string; reason?: string }[] = [];
-  power: { roomId: string; userId: string; level: number }[] = [];
-  extras: (Record<string, unknown> | undefined)[] = [];
-  override async send(roomId: string, from: string | null, kind: MessageKind, body: string, extra?: Record<string, unknown>): Promise<string> {
-    this.extras.push(extra);
-    return super.send(roomId, from, kind, body);
-  }
-  async createChannelRoom(o: { name: string; aliasLocalpart?: string }): Promise<string> {
-    this.created.push(o);
-    return `!chan${this.created.length}:test.local`;
-  }
-  async kick(roomId: string, _as: string | null, userId: string, reason?: string): Promise<void> {
-    this.kicks.push({ roomId, userId, ...(reason ? { reason } : {}) });
-  }
-  async setPowerLevel(roomId: string, userId: string, level: number): Promise<void> {
-    this.power.push({ roomId, userId, level });
-  }
-}
-
-class ChannelPuppet extends FakePuppet {
-  joins: string[] = [];
-  parts: string[] = [];
-  joinChannel(channel: string) { this.joins.push(channel); }
-  partChannel(channel: string) { this.parts.push(channel); }
-  emit(e: IrcChannelEvent) { this.events.onChannel?.(e); }
-}
-
-const ALICE = "@alice:test.local";
-const BOB = "@bob:test.local";
-
-function setup(over: Partial<ChannelSettings> = {}, dynamic = true, bridged: string[] = []) {
-  const matrix = new ChannelMatrix();
-  const puppets = new Map<string, ChannelPuppet>();
-  const settings: ChannelSettings = {
-    domain: "test.local", aliasTemplate: "#irc_{network}_{channel}", quitDebounceMs: 60_000, membershipPerSecond: 1000,
-    maxMessageLines: 3, replyTemplate: "{nick}: {text}", editTemplate: "* {text}",
-    network: (id) => (id === "local" ? { dynamicChannels: dynamic, membershipSync: "lazy", opLevel: 50, voiceLevel: 10 } : undefined),
-    ...over,
-  };
-  const store = new MemoryStore();
-  const core = new BridgeCore({
-    store, matrix,
-    createPuppet: (req, events) => {
-      const p = new ChannelPuppet(req, events);
-      puppets.set(req.userId, p);
-      return p;
-    },
-    networks: [{ id: "local", name: "Local", nickTemplate: "{localpart}" }],
-    permission: (u) => (u === ALICE || u === BOB ? "user" : null),
-    logger: silentLogger, channels: settings,
-    metrics: {
-      messageBridged: (direction, _net, encrypted, kind) => void bridged.push(`${direction} ${kind ?? "dm"} ${encrypted}`),
-      messageFailed() {}, connectionState() {},
-    },
-  });
-  return { core, matrix, puppets, store };
-}
-
-/** alice connected, in the portal for #chan, her puppet in the channel with the given IRC members. */
-async function inChannel(members: string[] = ["alice", "carol", "dave"], bridged: string[] = []) {
-  const s = setup({}, true, bridged);
-  await s.core.connections.connect(ALICE, "local");
-  const p = s.puppets.get(ALICE)!;
-  p.up();
-  const reply = await s.core.channels!.joinCommand(ALICE, "local", "#chan");
-  assert.match(reply, /Invited you to #chan on local/);
-  const roomId = "!chan1:test.local";
-  await s.core.onMembership({ roomId, userId: ALICE, sender: ALICE, membership: "join" });
-  assert.deepEqual(p.joins, ["#chan"]);
-  p.emit({ type: "join", channel: "#chan", nick: "alice" });
-  p.emit({ type: "names", channel: "#chan", users: members.map((nick) => ({ nick, modes: nick === "carol" ? ["o"] : [] })) });
-  await s.core.idle();
-  return { ...s, p, roomId };
-}
+import { silentLogger } from "./bridge-fakes.js";
+import { ALICE, BOB, ChannelMatrix, ChannelPuppet, inChannel, restarted, setup } from "./channel-fakes.js";
 
 describe("channel portals (bridge, fakes)", () => {
   it("join creates one portal per folded channel with the alias from the template and invites the user", async () => {
@@ -282,23 +204,7 @@ describe("channel memberships survive a restart", () => {
     await core.idle();
     assert.equal(p.joins.length, 1);
     // Same store, new core: as after a restart.
-    const puppets = new Map<string, ChannelPuppet>();
-    const m2 = new ChannelMatrix();
-    const core2 = new BridgeCore({
-      store, matrix: m2,
-      createPuppet: (req, events) => {
-        const q = new ChannelPuppet(req, events);
-        puppets.set(req.userId, q);
-        return q;
-      },
-      networks: [{ id: "local", name: "Local", nickTemplate: "{localpart}" }],
-      permission: () => "user", logger: silentLogger,
-      channels: {
-        domain: "test.local", aliasTemplate: "#irc_{network}_{channel}", quitDebounceMs: 1000, membershipPerSecond: 1000,
-        maxMessageLines: 3, replyTemplate: "{nick}: {text}", editTemplate: "* {text}",
-        network: () => ({ dynamicChannels: true, membershipSync: "lazy", opLevel: 50, voiceLevel: 10 }),
-      },
-    });
+    const { core: core2, matrix: m2, puppets } = restarted(store);
     m2.joinedMembersResult = ["@irc_local_carol:test.local", ALICE];
     assert.equal(await core2.channels!.restore(), 1);
     assert.equal(await core2.connections.restore(), 1);

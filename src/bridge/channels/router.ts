@@ -7,11 +7,12 @@
 // is the portal's listener and only its events are bridged, so each IRC line appears once. Everything from IRC
 // for one portal runs through one queue, so the room shows lines in the order the server sent them.
 import type { Store } from "../../store/types.js";
-import type { BridgeLogger, BridgeMetrics, IrcChannelEvent, MatrixMessage, MatrixPort, MessageKind, PuppetPort } from "../ports.js";
+import type { BridgeLogger, BridgeMetrics, IrcChannelEvent, MatrixMembership, MatrixMessage, MatrixPort, MatrixPowerLevels, MessageKind, PuppetPort } from "../ports.js";
 import type { ConnectionManager } from "../connections.js";
 import { KeyedQueue } from "../keyed-queue.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { foldNick } from "../../irc/casemap.js";
+import { candidateMask, maskMatches } from "../../irc/mask.js";
 import { ircToMatrix } from "../../irc/format.js";
 import { htmlToIrc } from "../../matrix/format.js";
 
@@ -53,12 +54,17 @@ interface Portal {
   quitting: Set<string>;
   /** Linked by an admin to an existing room: the bot's own IRC connection relays users without a puppet there. */
   plumbed: boolean;
+  /** nick!user@host per folded nick, as last shown by the server (ban masks are matched against these). */
+  masks: Map<string, string>;
+  /** Per IRC ban mask (folded): the Matrix users and ghosts the bridge banned in the room for it; kept in the store. */
+  bans: Map<string, Set<string>>;
 }
 
 /** Store state key: JSON list of [userId, networkId, foldedChannel] whose puppet belongs in the channel. */
 export const CHANNELS_WANTED_STATE_KEY = "channels.wanted";
 
 const plumbedKey = (networkId: string, folded: string) => `channel.plumbed.${networkId}.${folded}`;
+const bansKey = (networkId: string, folded: string) => `channel.bans.${networkId}.${folded}`;
 
 const IRC_KIND: Record<"privmsg" | "notice" | "action", MessageKind> = { privmsg: "text", notice: "notice", action: "emote" };
 
@@ -77,7 +83,7 @@ export class ChannelRouter {
     this.limiter = new RateLimiter(o.settings.membershipPerSecond);
   }
 
-  /** Before puppets reconnect after a restart: which channels each should rejoin (keys are not kept). */
+  /** Before puppets reconnect after a restart: which channels each should rejoin, with their keys. */
   async restore(): Promise<number> {
     const raw = await this.o.store.getState(CHANNELS_WANTED_STATE_KEY);
     let list: unknown = [];
@@ -94,7 +100,11 @@ export class ChannelRouter {
       const k = this.userKey(userId, networkId);
       let m = this.wanted.get(k);
       if (!m) this.wanted.set(k, (m = new Map()));
-      m.set(folded, undefined);
+      m.set(folded, await this.o.store.getChannelKey(userId, networkId, folded).catch((err: unknown) => {
+        // The channel can still be rejoined if it has no key now; the user can give it again with `join`.
+        this.o.logger.warn("could not read a stored channel key", { networkId, code: codeOf(err) });
+        return null;
+      }) ?? undefined);
       await this.portal(networkId, folded, false);
       n++;
     }
@@ -215,17 +225,30 @@ export class ChannelRouter {
   }
 
   /** Joins and leaves of Matrix users in portal rooms drive their puppet's channel membership. */
-  async membership(e: { roomId: string; userId: string; sender: string; membership: string }): Promise<boolean> {
+  async membership(e: MatrixMembership): Promise<boolean> {
     const portal = await this.portalByRoom(e.roomId);
     if (!portal) return false;
     const { matrix } = this.o;
     const ghost = matrix.parseGhost(e.userId);
     if (ghost && (e.membership === "leave" || e.membership === "ban") && e.sender !== e.userId && e.sender !== matrix.botUserId && !matrix.parseGhost(e.sender)) {
-      // A Matrix user kicked (or banned) a ghost: their puppet kicks the nick; the server decides if they may.
+      // A Matrix user kicked, banned or unbanned a ghost: their puppet does the same on IRC; the server decides if they may.
       const puppet = this.o.connections.get(e.sender, portal.networkId);
       if (puppet?.connected && portal.users.includes(e.sender) && ghost.networkId === portal.networkId) {
-        portal.ghosts.delete(ghost.foldedNick);
-        puppet.kick?.(portal.name, portal.ircMembers.get(ghost.foldedNick) ?? ghost.foldedNick, `by ${e.sender}`);
+        const f = ghost.foldedNick;
+        const nick = portal.ircMembers.get(f) ?? f;
+        if (e.membership === "ban") {
+          puppet.setModes?.(portal.name, [{ mode: "+b", param: `${nick}!*@*` }]);
+          portal.ghosts.delete(f);
+          if (portal.ircMembers.has(f)) puppet.kick?.(portal.name, nick, `banned by ${e.sender}`);
+        } else if (e.prevMembership === "ban") {
+          // Lift every ban the bridge knows kept this nick out, not only the one a Matrix ban would have set.
+          const masks = [...portal.bans].filter(([, users]) => users.has(e.userId)).map(([mask]) => mask);
+          puppet.setModes?.(portal.name, (masks.length ? masks : [`${nick}!*@*`]).map((m) => ({ mode: "-b", param: m })));
+          this.forgetBanned(portal, e.userId);
+        } else {
+          portal.ghosts.delete(f);
+          puppet.kick?.(portal.name, nick, `by ${e.sender}`);
+        }
       }
       return true;
     }
@@ -233,14 +256,38 @@ export class ChannelRouter {
     if (e.membership === "join") {
       if (!this.o.allowed(e.userId)) return true;
       if (portal.plumbed && !this.o.connections.get(e.userId, portal.networkId)) return true; // the relay speaks for them
-      this.want(e.userId, portal.networkId, portal.channel, this.wanted.get(this.userKey(e.userId, portal.networkId))?.get(portal.channel));
+      this.want(e.userId, portal.networkId, portal.channel);
       await this.ensurePuppetIn(e.userId, portal);
-    } else if (e.membership === "leave" || e.membership === "ban") {
+    } else if ((e.membership === "leave" && e.prevMembership !== "ban") || e.membership === "ban") {
       this.unwant(e.userId, portal.networkId, portal.channel);
       this.o.connections.get(e.userId, portal.networkId)?.partChannel?.(portal.name);
       this.dropUser(portal, e.userId);
     }
     return true;
+  }
+
+  /** Power levels changed by a Matrix user: their puppet gives or takes op/voice to match; the server decides if they may. */
+  async powerLevelsFromMatrix(e: MatrixPowerLevels): Promise<void> {
+    const portal = await this.portalByRoom(e.roomId);
+    const net = portal && this.o.settings.network(portal.networkId);
+    if (!portal || !net || !portal.users.includes(e.sender)) return;
+    const puppet = this.o.connections.get(e.sender, portal.networkId);
+    if (!puppet?.connected || !puppet.setModes) return;
+    const changes: { mode: string; param: string }[] = [];
+    // Only users whose level this event changed: anything else would re-assert Matrix over IRC on every edit.
+    for (const userId of new Set([...Object.keys(e.users), ...Object.keys(e.prevUsers)])) {
+      const now = e.users[userId] ?? e.usersDefault;
+      if (now === (e.prevUsers[userId] ?? e.prevUsersDefault)) continue;
+      const nick = this.nickInChannel(portal, userId);
+      if (!nick) continue;
+      const have = portal.modes.get(puppet.foldNick(nick)) ?? new Set<string>();
+      const op = now >= net.opLevel;
+      if (op !== have.has("o")) changes.push({ mode: op ? "+o" : "-o", param: nick });
+      // An op keeps any voice; someone lowered to the voice level gets it.
+      if (!op && now >= net.voiceLevel && !have.has("v")) changes.push({ mode: "+v", param: nick });
+      if (now < net.voiceLevel && have.has("v")) changes.push({ mode: "-v", param: nick });
+    }
+    if (changes.length) puppet.setModes(portal.name, changes);
   }
 
   /** A Matrix user set the room topic: their puppet sets the channel topic (the server decides if they may). */
@@ -277,6 +324,7 @@ export class ChannelRouter {
     if (!portal) return;
     // Our own puppet's JOIN/PART/KICK decides who listens, whoever reports it.
     if (e.type === "join" && puppet.foldNick(e.nick) === puppet.foldNick(puppet.nick)) {
+      if (e.mask) portal.masks.set(puppet.foldNick(e.nick), e.mask);
       if (!portal.users.includes(userId)) portal.users.push(userId);
       portal.name = e.channel;
       return;
@@ -307,8 +355,14 @@ export class ChannelRouter {
     const { matrix } = this.o;
     switch (e.type) {
       case "message": {
+        if (e.mask) portal.masks.set(puppet.foldNick(e.from), e.mask);
         if (this.isPuppetNick(portal.networkId, puppet, e.from)) return; // a Matrix user's own line, already in the room
         const ghost = await this.ghostIn(portal, puppet, e.from);
+        if (!ghost) {
+          // Banned from the room (a Matrix moderator's call, or an IRC ban the bridge mirrored): not shown there.
+          this.o.metrics.messageFailed("irc_to_matrix", "ghost-banned");
+          return;
+        }
         const { body, html } = ircToMatrix(e.text);
         await matrix.send(portal.roomId, ghost, IRC_KIND[e.kind], body, html ? { format: "org.matrix.custom.html", formatted_body: html } : undefined);
         this.o.metrics.messageBridged("irc_to_matrix", portal.networkId, false, "channel");
@@ -316,6 +370,7 @@ export class ChannelRouter {
       }
       case "join": {
         portal.ircMembers.set(puppet.foldNick(e.nick), e.nick);
+        if (e.mask) portal.masks.set(puppet.foldNick(e.nick), e.mask);
         if (this.isPuppetNick(portal.networkId, puppet, e.nick)) return;
         portal.quitting.delete(puppet.foldNick(e.nick)); // back within the window: the ghost stays
         if (this.o.settings.network(portal.networkId)?.membershipSync === "full") await this.ghostIn(portal, puppet, e.nick);
@@ -347,6 +402,7 @@ export class ChannelRouter {
           const f = puppet.foldNick(u.nick);
           portal.ircMembers.set(f, u.nick);
           portal.modes.set(f, new Set(u.modes));
+          if (u.mask) portal.masks.set(f, u.mask);
         }
         if (this.o.settings.network(portal.networkId)?.membershipSync === "full") {
           for (const u of e.users) if (!this.isPuppetNick(portal.networkId, puppet, u.nick)) await this.ghostIn(portal, puppet, u.nick);
@@ -362,6 +418,16 @@ export class ChannelRouter {
         const user = this.puppetUser(portal.networkId, puppet, e.nick);
         if (user) await this.applyPower(portal, f, user);
         else if (portal.ghosts.has(f)) await this.applyPower(portal, f);
+        return;
+      }
+      case "ban":
+        return e.set ? this.banFromIrc(portal, puppet, e.mask, e.by) : this.unbanFromIrc(portal, puppet, e.mask);
+      case "key": {
+        // Everyone whose puppet is meant to be here needs the current key to rejoin after a reconnect or restart.
+        for (const [k, m] of this.wanted) {
+          if (!k.startsWith(`${portal.networkId}\u0000`) || !m.has(portal.channel)) continue;
+          this.want(k.slice(portal.networkId.length + 1), portal.networkId, portal.channel, e.key);
+        }
         return;
       }
       default:
@@ -380,8 +446,7 @@ export class ChannelRouter {
     if (this.isPuppetNick(portal.networkId, puppet, newNick)) return;
     if (!portal.ghosts.has(oldF)) return;
     // Ghost ids follow the nick (as in DMs): the new nick's ghost takes over, the old one leaves.
-    await this.ghostIn(portal, puppet, newNick);
-    await this.o.matrix.send(portal.roomId, this.o.matrix.ghostUserId(portal.networkId, puppet.foldNick(newNick)), "notice", `${oldNick} is now known as ${newNick}`);
+    if (await this.ghostIn(portal, puppet, newNick)) await this.o.matrix.send(portal.roomId, this.o.matrix.ghostUserId(portal.networkId, puppet.foldNick(newNick)), "notice", `${oldNick} is now known as ${newNick}`);
     portal.ghosts.delete(oldF);
     await this.limiter.take();
     await this.o.matrix.leave(portal.roomId, this.o.matrix.ghostUserId(portal.networkId, oldF));
@@ -431,15 +496,22 @@ export class ChannelRouter {
 
   // ---- helpers ----------------------------------------------------------------------------------------------
 
-  private async ghostIn(portal: Portal, puppet: PuppetPort, nick: string): Promise<string> {
+  /** The nick's ghost, joined to the room; null when the room has banned it. */
+  private async ghostIn(portal: Portal, puppet: PuppetPort, nick: string): Promise<string | null> {
     const f = puppet.foldNick(nick);
     const ghost = this.o.matrix.ghostUserId(portal.networkId, f);
     portal.ircMembers.set(f, nick);
     portal.quitting.delete(f);
+    if (!portal.ghosts.has(f) && [...portal.bans.values()].some((u) => u.has(ghost))) return null;
     await this.o.matrix.setDisplayName(ghost, nick);
     if (!portal.ghosts.has(f)) {
       await this.limiter.take();
-      await this.o.matrix.join(portal.roomId, ghost);
+      try {
+        await this.o.matrix.join(portal.roomId, ghost);
+      } catch (err) {
+        if ((await this.o.matrix.membership(portal.roomId, null, ghost).catch(() => null)) === "ban") return null;
+        throw err;
+      }
       portal.ghosts.add(f);
       if (portal.modes.get(f)?.size) await this.applyPower(portal, f);
     }
@@ -455,6 +527,58 @@ export class ChannelRouter {
     // In a plumbed room the bot may lack the power to change levels: the message matters more than the level.
     await this.o.matrix.setPowerLevel(portal.roomId, userId ?? this.o.matrix.ghostUserId(portal.networkId, f), level).catch((err) =>
       this.o.logger.warn("could not set a power level in a portal room", { networkId: portal.networkId, roomId: portal.roomId, code: codeOf(err) }));
+  }
+
+  /** IRC +b: Matrix users whose puppet, and ghosts in the room, that the mask matches are banned from the room too. */
+  private async banFromIrc(portal: Portal, puppet: PuppetPort, mask: string, by: string): Promise<void> {
+    const { matrix } = this.o;
+    const fold = (x: string) => puppet.foldNick(x);
+    const hits: { userId: string; ghostOf?: string }[] = [];
+    for (const f of portal.ghosts) {
+      if (maskMatches(mask, candidateMask(portal.ircMembers.get(f) ?? f, portal.masks.get(f)), fold)) hits.push({ userId: matrix.ghostUserId(portal.networkId, f), ghostOf: f });
+    }
+    for (const userId of this.usersOn(portal.networkId)) {
+      const p = this.o.connections.get(userId, portal.networkId);
+      // The bot's relay is how a plumbed room talks at all: an IRC ban keeps it out of the channel, not the room.
+      if (userId === matrix.botUserId || !p) continue;
+      if (maskMatches(mask, candidateMask(p.nick, portal.masks.get(fold(p.nick))), fold)) hits.push({ userId });
+    }
+    if (hits.length === 0) return;
+    const key = fold(mask);
+    const set = portal.bans.get(key) ?? new Set<string>();
+    portal.bans.set(key, set);
+    for (const h of hits) {
+      set.add(h.userId);
+      if (h.ghostOf !== undefined) portal.ghosts.delete(h.ghostOf);
+      if ((await matrix.membership(portal.roomId, null, h.userId)) === "ban" || !matrix.ban) continue;
+      await this.limiter.take();
+      await matrix.ban(portal.roomId, null, h.userId, `banned on IRC by ${by} (${mask})`).catch((err) =>
+        this.o.logger.warn("could not mirror an IRC ban into a portal room", { networkId: portal.networkId, roomId: portal.roomId, code: codeOf(err) }));
+    }
+    this.persistBans(portal);
+  }
+
+  /** IRC -b: whoever the bridge banned in the room for exactly this mask may come back. */
+  private async unbanFromIrc(portal: Portal, puppet: PuppetPort, mask: string): Promise<void> {
+    const key = puppet.foldNick(mask);
+    const users = portal.bans.get(key);
+    if (!users) return;
+    portal.bans.delete(key);
+    this.persistBans(portal);
+    for (const userId of users) {
+      // Still kept out by another ban the bridge mirrored: stays banned until that one goes too.
+      if ([...portal.bans.values()].some((u) => u.has(userId))) continue;
+      if ((await this.o.matrix.membership(portal.roomId, null, userId)) !== "ban" || !this.o.matrix.unban) continue;
+      await this.limiter.take();
+      await this.o.matrix.unban(portal.roomId, null, userId).catch((err) =>
+        this.o.logger.warn("could not mirror an IRC unban into a portal room", { networkId: portal.networkId, roomId: portal.roomId, code: codeOf(err) }));
+    }
+  }
+
+  /** Matrix users who want some channel on this network (each has, or is getting, a puppet there). */
+  private usersOn(networkId: string): string[] {
+    const prefix = `${networkId}\u0000`;
+    return [...this.wanted.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
   }
 
   private renderForIrc(e: MatrixMessage, portal: Portal): string {
@@ -473,6 +597,30 @@ export class ChannelRouter {
       if (nick) text = this.o.settings.replyTemplate.replace("{nick}", nick).replace("{text}", text);
     }
     return text;
+  }
+
+  /** The IRC nick a Matrix user or ghost has in the portal's channel, or null when they are not in it. */
+  private nickInChannel(portal: Portal, userId: string): string | null {
+    const g = this.o.matrix.parseGhost(userId);
+    if (g) return g.networkId === portal.networkId ? portal.ircMembers.get(g.foldedNick) ?? null : null;
+    const p = this.o.connections.get(userId, portal.networkId);
+    return p?.connected && portal.users.includes(userId) ? p.nick : null;
+  }
+
+  private forgetBanned(portal: Portal, userId: string): void {
+    let changed = false;
+    for (const [mask, users] of portal.bans) {
+      if (users.delete(userId)) changed = true;
+      if (users.size === 0) portal.bans.delete(mask);
+    }
+    if (changed) this.persistBans(portal);
+  }
+
+  private persistBans(portal: Portal): void {
+    const text = JSON.stringify([...portal.bans].map(([mask, users]) => [mask, [...users]]));
+    const run = () => this.o.store.putState(bansKey(portal.networkId, portal.channel), text);
+    this.persistChain = this.persistChain.then(run, run).catch((err) =>
+      this.o.logger.warn("could not save channel bans", { code: codeOf(err) }));
   }
 
   private isPuppetNick(networkId: string, puppet: PuppetPort, nick: string): boolean {
@@ -519,7 +667,10 @@ export class ChannelRouter {
         this.o.logger.info("channel portal created", { networkId, roomId });
       }
       const plumbed = (await this.o.store.getState(plumbedKey(networkId, folded))) === "1";
-      const p: Portal = { networkId, channel: folded, name: channel, roomId, users: [], ircMembers: new Map(), ghosts: new Set(), modes: new Map(), quitting: new Set(), plumbed };
+      const p: Portal = {
+        networkId, channel: folded, name: channel, roomId, users: [], ircMembers: new Map(), ghosts: new Set(), modes: new Map(),
+        quitting: new Set(), plumbed, masks: new Map(), bans: parseBans(await this.o.store.getState(bansKey(networkId, folded))),
+      };
       // Ghosts already in the room (from before a restart) are known, so their QUITs and PARTs remove them.
       for (const m of await this.o.matrix.joinedMembers(roomId, null).catch(() => [] as string[])) {
         const g = this.o.matrix.parseGhost(m);
@@ -563,17 +714,32 @@ export class ChannelRouter {
     return p ? p.foldNick(channel) : foldNick(channel);
   }
 
-  private want(userId: string, networkId: string, folded: string, key?: string): void {
+  /** `key` undefined keeps the key already known; null forgets it (the channel's -k). */
+  private want(userId: string, networkId: string, folded: string, key?: string | null): void {
     const k = this.userKey(userId, networkId);
     let m = this.wanted.get(k);
     if (!m) this.wanted.set(k, (m = new Map()));
     const had = m.has(folded);
-    m.set(folded, key);
+    const before = m.get(folded);
+    const after = key === undefined ? before : key ?? undefined;
+    m.set(folded, after);
     if (!had) this.persistWanted();
+    if (after !== before) this.persistKey(userId, networkId, folded, after ?? null);
   }
 
   private unwant(userId: string, networkId: string, folded: string): void {
-    if (this.wanted.get(this.userKey(userId, networkId))?.delete(folded)) this.persistWanted();
+    const m = this.wanted.get(this.userKey(userId, networkId));
+    const key = m?.get(folded);
+    if (!m?.delete(folded)) return;
+    this.persistWanted();
+    if (key !== undefined) this.persistKey(userId, networkId, folded, null);
+  }
+
+  /** Channel keys are passwords: they go to the store's sealed table, never into the plain membership list. */
+  private persistKey(userId: string, networkId: string, folded: string, key: string | null): void {
+    const run = () => this.o.store.setChannelKey(userId, networkId, folded, key);
+    this.persistChain = this.persistChain.then(run, run).catch((err) =>
+      this.o.logger.warn("could not save a channel key", { networkId, code: codeOf(err) }));
   }
 
   private persistWanted(): void {
@@ -602,6 +768,23 @@ export class ChannelRouter {
   private userKey(userId: string, networkId: string): string {
     return `${networkId}\u0000${userId}`;
   }
+}
+
+/** The stored ban list of a portal; anything unreadable counts as no bans (they stay set in the room itself). */
+function parseBans(raw: string | null): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  try {
+    const list: unknown = raw ? JSON.parse(raw) : [];
+    for (const e of Array.isArray(list) ? list : []) {
+      if (Array.isArray(e) && typeof e[0] === "string" && Array.isArray(e[1])) {
+        const users = (e[1] as unknown[]).filter((u): u is string => typeof u === "string");
+        if (users.length) out.set(e[0], new Set(users));
+      }
+    }
+  } catch {
+    // fall through with what was read
+  }
+  return out;
 }
 
 function codeOf(err: unknown): string {

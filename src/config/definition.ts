@@ -170,7 +170,7 @@ const network = obj({
   membership_sync: oneOf(["lazy", "full"] as const)
     .describe("lazy: IRC users appear in a portal room when they speak; full: every IRC user in the channel gets a ghost in the room.")
     .default("lazy"),
-  op_power_level: int(0, 100).describe("Power level that goes with channel operator (+o): given to whoever has +o on IRC; setting someone to it or above in the room gives +o.").default(50),
+  op_power_level: int(0, 100).describe("Power level that goes with channel operator (+o): given to whoever has +o on IRC; setting someone to it or above in the room gives +o. At 100 (the bot's own level) the bot cannot take it back when +o goes.").default(50),
   voice_power_level: int(0, 100).describe("Power level that goes with voice (+v): given to whoever has +v on IRC; setting someone to it (below op) in the room gives +v.").default(10),
 }, { renamed: { server: "host", ssl: "tls", nick_format: "nick_template" } });
 

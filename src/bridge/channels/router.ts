@@ -259,11 +259,16 @@ export class ChannelRouter {
       this.want(e.userId, portal.networkId, portal.channel);
       await this.ensurePuppetIn(e.userId, portal);
     } else if ((e.membership === "leave" && e.prevMembership !== "ban") || e.membership === "ban") {
-      this.unwant(e.userId, portal.networkId, portal.channel);
-      this.o.connections.get(e.userId, portal.networkId)?.partChannel?.(portal.name);
-      this.dropUser(portal, e.userId);
+      this.userOut(portal, e.userId);
     }
     return true;
+  }
+
+  /** The user is no longer in the room: their puppet leaves the channel and stops rejoining it. */
+  private userOut(portal: Portal, userId: string): void {
+    this.unwant(userId, portal.networkId, portal.channel);
+    this.o.connections.get(userId, portal.networkId)?.partChannel?.(portal.name);
+    this.dropUser(portal, userId);
   }
 
   /** Power levels changed by a Matrix user: their puppet gives or takes op/voice to match; the server decides if they may. */
@@ -550,6 +555,8 @@ export class ChannelRouter {
     for (const h of hits) {
       set.add(h.userId);
       if (h.ghostOf !== undefined) portal.ghosts.delete(h.ghostOf);
+      // The homeserver does not echo the bot's own ban back to the bridge: the banned user's puppet leaves here.
+      else this.userOut(portal, h.userId);
       if ((await matrix.membership(portal.roomId, null, h.userId)) === "ban" || !matrix.ban) continue;
       await this.limiter.take();
       await matrix.ban(portal.roomId, null, h.userId, `banned on IRC by ${by} (${mask})`).catch((err) =>

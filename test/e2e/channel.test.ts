@@ -42,7 +42,9 @@ describe("IRC channels as Matrix rooms", { timeout: 1_200_000 }, () => {
     const dir = tempDir("channel-e2e");
     const asPort = await freePort();
     const domain = "localhost";
-    const net = (id: string, sync: string) => ({ id, name: id, host: irc.host, port: irc.port, tls: false, membership_sync: sync, flood_burst_lines: 100, flood_line_interval_ms: 50 });
+    // Channel operators get 100 on "local", so an op can edit power levels in the room too (Synapse's public_chat
+    // preset asks 100 for that), which the power-level test needs.
+    const net = (id: string, sync: string) => ({ id, name: id, host: irc.host, port: irc.port, tls: false, membership_sync: sync, flood_burst_lines: 100, flood_line_interval_ms: 50, ...(id === "local" ? { op_power_level: 100 } : {}) });
     const configText = (hsUrl: string) => stringify({
       homeserver: { url: hsUrl, domain },
       appservice: { port: asPort, bind_address: "127.0.0.1", url: `http://127.0.0.1:${asPort}`, bot_localpart: "ircotr" },
@@ -186,7 +188,7 @@ describe("IRC channels as Matrix rooms", { timeout: 1_200_000 }, () => {
     const mark = carol.mark();
     carol.send("MODE #chan +o alice");
     await carol.waitFor((m) => m.command === "MODE" && m.params[2] === "alice", LONG, mark);
-    await alice.waitForEvent(room, (e) => e.type === "m.room.power_levels" && (e.content.users as Record<string, number>)?.[alice.userId] === 50, LONG);
+    await alice.waitForEvent(room, (e) => e.type === "m.room.power_levels" && (e.content.users as Record<string, number>)?.[alice.userId] === 100, LONG);
     await alice.sendState(room, "m.room.topic", "", { topic: "topic from matrix" });
     await carol.waitFor((m) => m.command === "TOPIC" && m.nick === "alice" && m.params[1] === "topic from matrix", LONG, mark);
     const from = alice.mark();
@@ -195,6 +197,93 @@ describe("IRC channels as Matrix rooms", { timeout: 1_200_000 }, () => {
     await alice.waitForMessage(room, "back again", { sender: ghost("local", "dave"), timeoutMs: LONG, from });
     await alice.request("POST", `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/kick`, { user_id: ghost("local", "dave"), reason: "bye" });
     await dave.waitFor((m) => m.command === "KICK" && m.nick === "alice" && m.params[1] === "dave", LONG);
+  });
+
+  it("bans both ways: a Matrix ban sets +b and kicks, an IRC +b bans in the room, and unbans follow", async () => {
+    const daveGhost = ghost("local", "dave");
+    const rooms = `/_matrix/client/v3/rooms/${encodeURIComponent(room)}`;
+    let dm = dave.mark();
+    dave.join("#chan");
+    await dave.waitFor((m) => m.command === "366", LONG, dm);
+    let from = alice.mark();
+    dave.privmsg("#chan", "dave is back");
+    await alice.waitForMessage(room, "dave is back", { sender: daveGhost, timeoutMs: LONG, from });
+    // Matrix -> IRC: alice (op on both sides) bans dave's ghost.
+    let mark = carol.mark();
+    let seen = alice.mark();
+    await alice.request("POST", `${rooms}/ban`, { user_id: daveGhost, reason: "spam" });
+    await alice.waitForEvent(null, member(room, daveGhost, "ban"), LONG, seen);
+    await carol.waitFor((m) => m.command === "MODE" && m.nick === "alice" && m.params[1] === "+b" && m.params[2]?.toLowerCase() === "dave!*@*", LONG, mark);
+    await carol.waitFor((m) => m.command === "KICK" && m.nick === "alice" && m.params[1] === "dave", LONG, mark);
+    dm = dave.mark();
+    dave.join("#chan");
+    await dave.waitFor((m) => m.command === "474", LONG, dm); // ERR_BANNEDFROMCHAN
+    seen = alice.mark();
+    await alice.request("POST", `${rooms}/unban`, { user_id: daveGhost });
+    await alice.waitForEvent(null, member(room, daveGhost, "leave"), LONG, seen);
+    await carol.waitFor((m) => m.command === "MODE" && m.nick === "alice" && m.params[1] === "-b" && m.params[2]?.toLowerCase() === "dave!*@*", LONG, mark);
+    dm = dave.mark();
+    dave.join("#chan");
+    await dave.waitFor((m) => m.command === "366", LONG, dm);
+    from = alice.mark();
+    dave.privmsg("#chan", "unbanned");
+    await alice.waitForMessage(room, "unbanned", { sender: daveGhost, timeoutMs: LONG, from });
+    // IRC -> Matrix: Carla bans a mask matching dave; his ghost is banned in the room, and unbanned with -b.
+    carol.send("MODE #chan +b d?ve!*@*");
+    // The bot bans with the IRC op and mask as the reason.
+    await alice.waitForEvent(null, (e, r) => member(room, daveGhost, "ban")(e, r) && e.content.reason === "banned on IRC by Carla (d?ve!*@*)", LONG, from);
+    carol.send("MODE #chan -b d?ve!*@*");
+    await alice.waitForEvent(null, member(room, daveGhost, "leave"), LONG, from);
+    // An IRC ban of a Matrix user's puppet bans them from the room, which takes the puppet out of the channel.
+    mark = carol.mark();
+    await bob.join(room);
+    await carol.waitFor((m) => m.command === "JOIN" && m.nick === "bob", LONG, mark);
+    carol.send("MODE #chan +b bob!*@*");
+    await alice.waitForEvent(null, member(room, bob.userId, "ban"), LONG, from);
+    await carol.waitFor((m) => m.command === "PART" && m.nick === "bob", LONG, mark);
+    seen = alice.mark();
+    carol.send("MODE #chan -b bob!*@*");
+    await alice.waitForEvent(null, member(room, bob.userId, "leave"), LONG, seen);
+    mark = carol.mark();
+    await bob.join(room);
+    await carol.waitFor((m) => m.command === "JOIN" && m.nick === "bob", LONG, mark);
+  });
+
+  it("power levels a Matrix user sets become op and voice on IRC", async () => {
+    const daveGhost = ghost("local", "dave");
+    const setLevel = async (level: number | null) => {
+      const pl = (await alice.getStateEvent(room, "m.room.power_levels")) as { users?: Record<string, number> };
+      const users = { ...(pl.users ?? {}) };
+      if (level === null) delete users[daveGhost];
+      else users[daveGhost] = level;
+      await alice.sendState(room, "m.room.power_levels", "", { ...pl, users });
+    };
+    const names = async () => {
+      const mark = carol.mark();
+      carol.send("NAMES #chan");
+      const r = await carol.waitFor((m) => m.command === "353", LONG, mark);
+      return (r.params.at(-1) ?? "").split(" ").find((n) => /^[@+]*dave$/i.test(n));
+    };
+    const settled = async (want: string) => {
+      const deadline = Date.now() + LONG;
+      while ((await names()) !== want) {
+        assert.ok(Date.now() < deadline, `dave is not ${want} in NAMES`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    let mark = carol.mark();
+    await setLevel(10);
+    await carol.waitFor((m) => m.command === "MODE" && m.nick === "alice" && m.params[1] === "+v" && m.params[2] === "dave", LONG, mark);
+    await settled("+dave");
+    mark = carol.mark();
+    await setLevel(null);
+    await carol.waitFor((m) => m.command === "MODE" && m.nick === "alice" && m.params[1] === "-v" && m.params[2] === "dave", LONG, mark);
+    await settled("dave");
+    // Op last: Synapse lets alice (at the op level, 100) raise dave to her level but not lower him from it.
+    mark = carol.mark();
+    await setLevel(100);
+    await carol.waitFor((m) => m.command === "MODE" && m.nick === "alice" && m.params[1] === "+o" && m.params[2] === "dave", LONG, mark);
+    await settled("@dave");
   });
 
   it("a Matrix user leaving the room parts their puppet", async () => {

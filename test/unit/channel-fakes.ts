@@ -59,16 +59,26 @@ export class ChannelPuppet extends FakePuppet {
 export const ALICE = "@alice:test.local";
 export const BOB = "@bob:test.local";
 
-export function setup(over: Partial<ChannelSettings> = {}, dynamic = true, bridged: string[] = []) {
+export interface BridgeOptions {
+  store?: MemoryStore;
+  settings?: Partial<ChannelSettings>;
+  dynamic?: boolean;
+  bridged?: string[];
+  permission?: (userId: string) => "user" | "admin" | null;
+}
+
+/** A bridge core on fakes, with one network "local" (a fresh store unless one is given, as after a restart). */
+export function bridgeOn(o: BridgeOptions = {}) {
   const matrix = new ChannelMatrix();
   const puppets = new Map<string, ChannelPuppet>();
+  const bridged = o.bridged ?? [];
   const settings: ChannelSettings = {
     domain: "test.local", aliasTemplate: "#irc_{network}_{channel}", quitDebounceMs: 60_000, membershipPerSecond: 1000,
     maxMessageLines: 3, replyTemplate: "{nick}: {text}", editTemplate: "* {text}",
-    network: (id) => (id === "local" ? { dynamicChannels: dynamic, membershipSync: "lazy", opLevel: 50, voiceLevel: 10 } : undefined),
-    ...over,
+    network: (id) => (id === "local" ? { dynamicChannels: o.dynamic ?? true, membershipSync: "lazy", opLevel: 50, voiceLevel: 10 } : undefined),
+    ...o.settings,
   };
-  const store = new MemoryStore();
+  const store = o.store ?? new MemoryStore();
   const core = new BridgeCore({
     store, matrix,
     createPuppet: (req, events) => {
@@ -77,7 +87,7 @@ export function setup(over: Partial<ChannelSettings> = {}, dynamic = true, bridg
       return p;
     },
     networks: [{ id: "local", name: "Local", nickTemplate: "{localpart}" }],
-    permission: (u) => (u === ALICE || u === BOB ? "user" : null),
+    permission: o.permission ?? ((u) => (u === ALICE || u === BOB ? "user" : null)),
     logger: silentLogger, channels: settings,
     metrics: {
       messageBridged: (direction, _net, encrypted, kind) => void bridged.push(`${direction} ${kind ?? "dm"} ${encrypted}`),
@@ -85,6 +95,10 @@ export function setup(over: Partial<ChannelSettings> = {}, dynamic = true, bridg
     },
   });
   return { core, matrix, puppets, store };
+}
+
+export function setup(over: Partial<ChannelSettings> = {}, dynamic = true, bridged: string[] = []) {
+  return bridgeOn({ settings: over, dynamic, bridged });
 }
 
 /** alice connected, in the portal for #chan, her puppet in the channel with the given IRC members. */
@@ -104,25 +118,7 @@ export async function inChannel(members: string[] = ["alice", "carol", "dave"], 
   return { ...s, p, roomId };
 }
 
-
 /** A second bridge on the same store, as after a restart (its Matrix fake knows nothing yet). */
 export function restarted(store: MemoryStore) {
-  const matrix = new ChannelMatrix();
-  const puppets = new Map<string, ChannelPuppet>();
-  const core = new BridgeCore({
-    store, matrix,
-    createPuppet: (req, events) => {
-      const q = new ChannelPuppet(req, events);
-      puppets.set(req.userId, q);
-      return q;
-    },
-    networks: [{ id: "local", name: "Local", nickTemplate: "{localpart}" }],
-    permission: () => "user", logger: silentLogger,
-    channels: {
-      domain: "test.local", aliasTemplate: "#irc_{network}_{channel}", quitDebounceMs: 1000, membershipPerSecond: 1000,
-      maxMessageLines: 3, replyTemplate: "{nick}: {text}", editTemplate: "* {text}",
-      network: () => ({ dynamicChannels: true, membershipSync: "lazy", opLevel: 50, voiceLevel: 10 }),
-    },
-  });
-  return { core, matrix, puppets };
+  return bridgeOn({ store, permission: () => "user" });
 }

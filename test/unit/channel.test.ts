@@ -1,11 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { BridgeCore } from "../../src/bridge/core.js";
 import { parseCommand } from "../../src/bridge/commands.js";
 import { RateLimiter } from "../../src/bridge/channels/rate-limiter.js";
-import { MemoryStore } from "../../src/store/memory.js";
-import { silentLogger } from "./bridge-fakes.js";
-import { ALICE, BOB, ChannelMatrix, ChannelPuppet, inChannel, restarted, setup } from "./channel-fakes.js";
+import { ALICE, BOB, bridgeOn, inChannel, restarted, setup } from "./channel-fakes.js";
 
 describe("channel portals (bridge, fakes)", () => {
   it("join creates one portal per folded channel with the alias from the template and invites the user", async () => {
@@ -154,25 +151,7 @@ describe("channel portals (bridge, fakes)", () => {
 
 describe("plumbed rooms (admin link/unlink)", () => {
   it("only admins link; the bot joins, relays people without a puppet, and unlink undoes it", async () => {
-    const matrix = new ChannelMatrix();
-    const puppets = new Map<string, ChannelPuppet>();
-    const store = new MemoryStore();
-    const core = new BridgeCore({
-      store, matrix,
-      createPuppet: (req, events) => {
-        const p = new ChannelPuppet(req, events);
-        puppets.set(req.userId, p);
-        return p;
-      },
-      networks: [{ id: "local", name: "Local", nickTemplate: "{localpart}" }],
-      permission: (u) => (u === ALICE ? "admin" : u === BOB ? "user" : null),
-      logger: silentLogger,
-      channels: {
-        domain: "test.local", aliasTemplate: "#irc_{network}_{channel}", quitDebounceMs: 1000, membershipPerSecond: 1000,
-        maxMessageLines: 3, replyTemplate: "{nick}: {text}", editTemplate: "* {text}",
-        network: () => ({ dynamicChannels: true, membershipSync: "lazy", opLevel: 50, voiceLevel: 10 }),
-      },
-    });
+    const { core, matrix, puppets, store } = bridgeOn({ permission: (u) => (u === ALICE ? "admin" : u === BOB ? "user" : null) });
     const run = async (userId: string, body: string) => {
       await store.putManagementRoom(userId, `!mgmt-${userId}`);
       await core.onMessage({ roomId: `!mgmt-${userId}`, sender: userId, eventId: "$c", kind: "text", body });

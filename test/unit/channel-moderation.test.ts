@@ -59,6 +59,17 @@ describe("bans between Matrix and IRC", () => {
     assert.equal(matrix.textsIn(roomId).at(-1), "back");
   });
 
+  it("an op lifting on IRC the ban a Matrix moderator set lets the ghost back into the room", async () => {
+    const { core, matrix, p, roomId } = await inChannel();
+    p.emit({ type: "message", channel: "#chan", from: "Carol", kind: "privmsg", text: "spam" });
+    await core.idle();
+    matrix.memberships.set(`${roomId} ${g("carol")}`, "ban");
+    await core.onMembership({ roomId, userId: g("carol"), sender: ALICE, membership: "ban", prevMembership: "join" });
+    p.emit({ type: "ban", channel: "#chan", mask: "CAROL!*@*", set: false, by: "op" });
+    await core.idle();
+    assert.deepEqual(matrix.unbans.map((u) => u.userId), [g("carol")]);
+  });
+
   it("an IRC +b bans the ghosts and Matrix users it matches from the room, and -b lets them back", async () => {
     const { core, matrix, p, roomId, puppets } = await inChannel();
     await core.connections.connect(BOB, "local");
@@ -74,6 +85,10 @@ describe("bans between Matrix and IRC", () => {
     p.emit({ type: "ban", channel: "#chan", mask: "*!*@evil.example", set: true, by: "op" });
     p.emit({ type: "ban", channel: "#chan", mask: "BOB!*@*", set: true, by: "op" });
     p.emit({ type: "ban", channel: "#chan", mask: "nobody!*@*", set: true, by: "op" });
+    // erin is in another channel only: a ban in #chan is not hers to suffer in this room.
+    await core.connections.connect("@erin:test.local", "local");
+    await core.channels!.joinCommand("@erin:test.local", "local", "#other");
+    p.emit({ type: "ban", channel: "#chan", mask: "erin!*@*", set: true, by: "op" });
     await core.idle();
     assert.deepEqual(matrix.bans.map((b) => [b.userId, b.reason]), [
       [g("carol"), "banned on IRC by op (*!*@evil.example)"],

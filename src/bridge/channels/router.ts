@@ -238,6 +238,8 @@ export class ChannelRouter {
         const nick = portal.ircMembers.get(f) ?? f;
         if (e.membership === "ban") {
           puppet.setModes?.(portal.name, [{ mode: "+b", param: `${nick}!*@*` }]);
+          // Recorded like a mirrored IRC ban, so an op's -b on IRC lets the ghost back into the room as well.
+          this.recordBan(portal, puppet.foldNick(`${nick}!*@*`), [e.userId]);
           portal.ghosts.delete(f);
           if (portal.ircMembers.has(f)) puppet.kick?.(portal.name, nick, `banned by ${e.sender}`);
         } else if (e.prevMembership === "ban") {
@@ -542,18 +544,15 @@ export class ChannelRouter {
     for (const f of portal.ghosts) {
       if (maskMatches(mask, candidateMask(portal.ircMembers.get(f) ?? f, portal.masks.get(f)), fold)) hits.push({ userId: matrix.ghostUserId(portal.networkId, f), ghostOf: f });
     }
-    for (const userId of this.usersOn(portal.networkId)) {
+    for (const userId of this.usersIn(portal)) {
       const p = this.o.connections.get(userId, portal.networkId);
       // The bot's relay is how a plumbed room talks at all: an IRC ban keeps it out of the channel, not the room.
       if (userId === matrix.botUserId || !p) continue;
       if (maskMatches(mask, candidateMask(p.nick, portal.masks.get(fold(p.nick))), fold)) hits.push({ userId });
     }
     if (hits.length === 0) return;
-    const key = fold(mask);
-    const set = portal.bans.get(key) ?? new Set<string>();
-    portal.bans.set(key, set);
+    this.recordBan(portal, fold(mask), hits.map((h) => h.userId));
     for (const h of hits) {
-      set.add(h.userId);
       if (h.ghostOf !== undefined) portal.ghosts.delete(h.ghostOf);
       // The homeserver does not echo the bot's own ban back to the bridge: the banned user's puppet leaves here.
       else this.userOut(portal, h.userId);
@@ -562,6 +561,12 @@ export class ChannelRouter {
       await matrix.ban(portal.roomId, null, h.userId, `banned on IRC by ${by} (${mask})`).catch((err) =>
         this.o.logger.warn("could not mirror an IRC ban into a portal room", { networkId: portal.networkId, roomId: portal.roomId, code: codeOf(err) }));
     }
+  }
+
+  private recordBan(portal: Portal, foldedMask: string, userIds: string[]): void {
+    const set = portal.bans.get(foldedMask) ?? new Set<string>();
+    portal.bans.set(foldedMask, set);
+    for (const u of userIds) set.add(u);
     this.persistBans(portal);
   }
 
@@ -582,10 +587,10 @@ export class ChannelRouter {
     }
   }
 
-  /** Matrix users who want some channel on this network (each has, or is getting, a puppet there). */
-  private usersOn(networkId: string): string[] {
-    const prefix = `${networkId}\u0000`;
-    return [...this.wanted.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  /** Matrix users who want this portal's channel (each has, or is getting, a puppet in it). */
+  private usersIn(portal: Portal): string[] {
+    const prefix = `${portal.networkId}\u0000`;
+    return [...this.wanted].filter(([k, m]) => k.startsWith(prefix) && m.has(portal.channel)).map(([k]) => k.slice(prefix.length));
   }
 
   private renderForIrc(e: MatrixMessage, portal: Portal): string {

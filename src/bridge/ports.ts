@@ -120,7 +120,9 @@ export type IrcChannelEvent =
   /** +b/-b with its mask as given (nick!user@host with * and ? wildcards). */
   | { type: "ban"; channel: string; mask: string; set: boolean; by: string }
   /** +k (the new key) or -k (null). */
-  | { type: "key"; channel: string; key: string | null; by: string };
+  | { type: "key"; channel: string; key: string | null; by: string }
+  /** The server refused our JOIN (banned, wrong key, full, invite-only) or a moderation command (not an operator). */
+  | { type: "refused"; channel: string; reason: "not-operator" | "banned" | "bad-key" | "full" | "invite-only" };
 
 export interface PuppetPort {
   readonly nick: string;

@@ -16,7 +16,19 @@ export type ChannelEvent =
   | { type: "names"; channel: string; users: { nick: string; modes: string[]; mask?: string }[] }
   | { type: "mode"; channel: string; nick: string; mode: string; by: string }
   | { type: "ban"; channel: string; mask: string; set: boolean; by: string }
-  | { type: "key"; channel: string; key: string | null; by: string };
+  | { type: "key"; channel: string; key: string | null; by: string }
+  | { type: "refused"; channel: string; reason: ChannelRefusal };
+
+/** Why the server refused a JOIN or a moderation command of ours in a channel. */
+export type ChannelRefusal = "not-operator" | "banned" | "bad-key" | "full" | "invite-only";
+
+const REFUSALS: Record<string, ChannelRefusal> = {
+  chanop_privs_needed: "not-operator",
+  banned_from_channel: "banned",
+  bad_channel_key: "bad-key",
+  channel_is_full: "full",
+  invite_only_channel: "invite-only",
+};
 
 /** Channel names start with one of these (RFC 2811 §2.1; CHANTYPES on most networks). */
 export function isChannelName(s: string): boolean {
@@ -55,6 +67,10 @@ export function bindChannelEvents(client: Client, emit: (e: ChannelEvent) => voi
     channel: s(e["channel"]),
     users: (Array.isArray(e["users"]) ? (e["users"] as AnyEvent[]) : []).map((u) => ({ nick: s(u["nick"]), modes: Array.isArray(u["modes"]) ? (u["modes"] as string[]) : [], ...maskOf(u) })),
   }));
+  on("irc error", (e) => {
+    const reason = REFUSALS[s(e["error"])];
+    return reason && isChannelName(s(e["channel"])) ? { type: "refused", channel: s(e["channel"]), reason } : null;
+  });
   on("mode", (e) => {
     const channel = s(e["target"]);
     if (!isChannelName(channel) || !Array.isArray(e["modes"])) return null;

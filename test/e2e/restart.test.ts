@@ -38,15 +38,24 @@ describe("the daemon restarts on its SQLite store with rooms and OTR keys intact
     keeper = await world.rawIrc("keeper");
     keeper.join("#locked");
     await keeper.waitFor((m) => m.command === "366", LONG);
+    const modeMark = keeper.mark();
     keeper.send(`MODE #locked +k ${CHANNEL_KEY}`);
-    const mark = keeper.mark();
-    const from = world.alice.mark();
-    const eventId = await world.alice.sendText(world.mgmt, `join local #locked ${CHANNEL_KEY}`);
-    const reply = await world.alice.waitForMessage(world.mgmt, /Invited you to #locked/, { sender: world.botId, timeoutMs: LONG, from });
-    assert.match(String(reply.content.body), /redacted/);
-    await world.waitRedacted(world.mgmt, eventId);
+    await keeper.waitFor((m) => m.command === "MODE" && m.params[1] === "+k", LONG, modeMark);
+    // Without the key: the portal is made, but the server refuses the puppet's JOIN, and Alice is told why.
+    let from = world.alice.mark();
+    await world.alice.sendText(world.mgmt, "join local #locked");
+    await world.alice.waitForMessage(world.mgmt, /Invited you to #locked/, { sender: world.botId, timeoutMs: LONG, from });
     const portal = await world.alice.waitForInvite((_r, state) => state.some((e) => e.type === "m.room.name" && /#locked/.test(String(e.content.name))), LONG);
     await world.alice.join(portal);
+    const refused = await world.alice.waitForMessage(world.mgmt, /could not join #locked on local: the channel needs a key/, { sender: world.botId, timeoutMs: LONG, from });
+    assert.equal(refused.content["org.matrix_otr_irc.channel_refused"], "bad-key");
+    // With the key: the command is redacted, and the puppet gets in.
+    const mark = keeper.mark();
+    from = world.alice.mark();
+    const eventId = await world.alice.sendText(world.mgmt, `join local #locked ${CHANNEL_KEY}`);
+    const reply = await world.alice.waitForMessage(world.mgmt, /already in #locked/, { sender: world.botId, timeoutMs: LONG, from });
+    assert.match(String(reply.content.body), /redacted/);
+    await world.waitRedacted(world.mgmt, eventId);
     await keeper.waitFor((m) => m.command === "JOIN" && m.nick === "alice" && m.params[0] === "#locked", LONG, mark);
   });
 

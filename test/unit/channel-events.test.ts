@@ -52,6 +52,10 @@ describe("IRC channel events from irc-framework", () => {
     c.emit("privmsg", { target: "#c", nick: "carol", ident: "~c", hostname: "host.example", message: "hi" });
     c.emit("userlist", { channel: "#c", users: [{ nick: "bob", ident: "b", hostname: "h", modes: [] }, { nick: "dan", modes: ["v"] }] });
     c.emit("mode", { target: "#c", nick: "op", modes: [{ mode: "-b", param: "*!*@h" }, { mode: "+k", param: "s3cret" }, { mode: "-k", param: "*" }, { mode: "+b" }] });
+    c.emit("irc error", { error: "bad_channel_key", channel: "#c", reason: "Cannot join channel (+k)" });
+    c.emit("irc error", { error: "chanop_privs_needed", channel: "#c", reason: "You're not channel operator" });
+    c.emit("irc error", { error: "password_mismatch", reason: "no" });
+    c.emit("irc error", { error: "banned_from_channel", channel: "nick", reason: "not a channel" });
     assert.deepEqual(got, [
       { type: "join", channel: "#c", nick: "carol", mask: "carol!~c@host.example" },
       { type: "message", channel: "#c", from: "carol", kind: "privmsg", text: "hi", mask: "carol!~c@host.example" },
@@ -59,6 +63,8 @@ describe("IRC channel events from irc-framework", () => {
       { type: "ban", channel: "#c", mask: "*!*@h", set: false, by: "op" },
       { type: "key", channel: "#c", key: "s3cret", by: "op" },
       { type: "key", channel: "#c", key: null, by: "op" },
+      { type: "refused", channel: "#c", reason: "bad-key" },
+      { type: "refused", channel: "#c", reason: "not-operator" },
     ]);
   });
 

@@ -200,3 +200,25 @@ describe("channel keys", () => {
     assert.deepEqual(parseCommand("join local #c k€y"), { name: "join", network: "local", channel: "#c", key: "k€y" });
   });
 });
+
+describe("refusals from the server", () => {
+  it("reach the user they concern, in their management room, with a code; the listener's other traffic is not involved", async () => {
+    const { core, matrix, puppets, store, p } = await inChannel();
+    await store.putManagementRoom(BOB, "!mgmt-bob");
+    await core.connections.connect(BOB, "local");
+    const q = puppets.get(BOB)!;
+    q.up();
+    await core.channels!.joinCommand(BOB, "local", "#chan");
+    // bob is not the listener (alice is), yet his own refusal is reported; alice has no management room: the portal.
+    q.emit({ type: "refused", channel: "#chan", reason: "bad-key" });
+    p.emit({ type: "refused", channel: "#chan", reason: "not-operator" });
+    q.emit({ type: "refused", channel: "#elsewhere", reason: "banned" });
+    await core.idle();
+    const notices = matrix.sent.filter((m) => /Your IRC connection/.test(m.body)).map((m) => [m.roomId, m.body]);
+    assert.deepEqual(notices, [
+      ["!mgmt-bob", "Your IRC connection could not join #chan on local: the channel needs a key. Send `join local #chan <key>`."],
+      ["!chan1:test.local", "Your IRC connection is not a channel operator in #chan on local: the server refused the kick, ban, mode or topic change, so IRC did not follow the room."],
+    ]);
+    assert.ok(matrix.extras.some((x) => x?.["org.matrix_otr_irc.channel_refused"] === "bad-key"));
+  });
+});

@@ -329,6 +329,11 @@ export class ChannelRouter {
     const folded = puppet.foldNick(e.channel);
     const portal = this.portals.get(this.key(networkId, folded));
     if (!portal) return;
+    // Each puppet reports its own refusals, listener or not: they are about what its user asked for.
+    if (e.type === "refused") {
+      this.enqueue(portal, () => this.tellRefused(userId, portal, e.reason));
+      return;
+    }
     // Our own puppet's JOIN/PART/KICK decides who listens, whoever reports it.
     if (e.type === "join" && puppet.foldNick(e.nick) === puppet.foldNick(puppet.nick)) {
       if (e.mask) portal.masks.set(puppet.foldNick(e.nick), e.mask);
@@ -534,6 +539,20 @@ export class ChannelRouter {
     // In a plumbed room the bot may lack the power to change levels: the message matters more than the level.
     await this.o.matrix.setPowerLevel(portal.roomId, userId ?? this.o.matrix.ghostUserId(portal.networkId, f), level).catch((err) =>
       this.o.logger.warn("could not set a power level in a portal room", { networkId: portal.networkId, roomId: portal.roomId, code: codeOf(err) }));
+  }
+
+  /** The server said no to something the user asked for through their puppet: tell them where they manage the bridge. */
+  private async tellRefused(userId: string, portal: Portal, reason: Extract<IrcChannelEvent, { type: "refused" }>["reason"]): Promise<void> {
+    const where = `${portal.name} on ${portal.networkId}`;
+    const text = {
+      "not-operator": `Your IRC connection is not a channel operator in ${where}: the server refused the kick, ban, mode or topic change, so IRC did not follow the room.`,
+      banned: `Your IRC connection could not join ${where}: you are banned from the channel.`,
+      "bad-key": `Your IRC connection could not join ${where}: the channel needs a key. Send \`join ${portal.networkId} ${portal.name} <key>\`.`,
+      full: `Your IRC connection could not join ${where}: the channel is full.`,
+      "invite-only": `Your IRC connection could not join ${where}: the channel is invite-only; ask an operator to invite your nick.`,
+    }[reason];
+    const room = (await this.o.store.getManagementRoom(userId)) ?? portal.roomId;
+    await this.o.matrix.send(room, null, "notice", text, { "org.matrix_otr_irc.channel_refused": reason });
   }
 
   /** IRC +b: Matrix users whose puppet, and ghosts in the room, that the mask matches are banned from the room too. */

@@ -132,7 +132,7 @@ describe("IRC channels as Matrix rooms", { timeout: 1_200_000 }, () => {
     assert.equal(copies.length, 1);
   });
 
-  it("Matrix messages, emotes, notices and formatting reach IRC from the user's own puppet; CR/LF make separate lines", async () => {
+  it("Matrix messages, emotes, notices, formatting, replies and edits reach IRC from the user's own puppet; CR/LF make separate lines", async () => {
     const mark = carol.mark();
     await alice.sendText(room, "hi from matrix");
     await carol.waitForPrivmsg("alice", "hi from matrix", LONG, mark);
@@ -152,6 +152,22 @@ describe("IRC channels as Matrix rooms", { timeout: 1_200_000 }, () => {
     await bob.sendText(room, "l1\nl2\nl3\nl4\nl5\nl6");
     const link = await carol.waitForPrivmsg("bob", /^l1 … \(6 lines: https:\/\/matrix\.to\/#\//, LONG, mark);
     assert.ok(link);
+    // A reply names the nick replied to (the quoted fallback stays out); an edit is marked, one line.
+    const orig = (await alice.getMessages(room, 200)).find((e) => e.type === "m.room.message" && e.content.body === "a notice")!;
+    const carolGhost = ghost("local", "carol");
+    await alice.sendEvent(room, "m.room.message", {
+      msgtype: "m.text", body: `> <${carolGhost}> a notice\n\nthe answer`, format: "org.matrix.custom.html",
+      formatted_body: `<mx-reply><blockquote><a href="https://matrix.to/#/${room}/${orig.event_id}">In reply to</a> <a href="https://matrix.to/#/${carolGhost}">${carolGhost}</a><br>a notice</blockquote></mx-reply>the answer`,
+      "m.relates_to": { "m.in_reply_to": { event_id: orig.event_id } },
+    });
+    await carol.waitForPrivmsg("alice", "Carol: the answer", LONG, mark);
+    const typo = await alice.sendText(room, "typo hree");
+    await alice.sendEvent(room, "m.room.message", {
+      msgtype: "m.text", body: "* typo here", "m.new_content": { msgtype: "m.text", body: "typo here\nsecond line" },
+      "m.relates_to": { rel_type: "m.replace", event_id: typo },
+    });
+    await carol.waitForPrivmsg("alice", "* typo here", LONG, mark);
+    assert.ok(!carol.messages.slice(mark).some((m) => m.params[1] === "second line" || /a notice/.test(m.params[1] ?? "")));
   });
 
   it("topic, nick change, part and kick on IRC are mirrored", async () => {

@@ -200,6 +200,26 @@ describe("channel memberships survive a restart", () => {
   });
 });
 
+describe("the room follows NAMES", () => {
+  it("ghosts whose nick is not in the channel after a restart leave when the NAMES reply comes", async () => {
+    const { core, p, store } = await inChannel();
+    await core.idle();
+    p.emit({ type: "message", channel: "#chan", from: "carol", kind: "privmsg", text: "before" });
+    await core.idle();
+    const { core: core2, matrix: m2, puppets } = restarted(store);
+    m2.joinedMembersResult = ["@irc_local_carol:test.local", "@irc_local_dave:test.local", ALICE];
+    await core2.channels!.restore();
+    await core2.connections.restore();
+    const q = puppets.get(ALICE)!;
+    q.up();
+    q.emit({ type: "join", channel: "#chan", nick: "alice" });
+    // carol left IRC while the bridge was down; dave is still there.
+    q.emit({ type: "names", channel: "#chan", users: [{ nick: "alice", modes: [] }, { nick: "Dave", modes: ["v"] }] });
+    await core2.idle();
+    assert.deepEqual(m2.left.map((l) => l.as), ["@irc_local_carol:test.local"]);
+  });
+});
+
 describe("channel commands and the request rate limiter", () => {
   it("join and part parse; bad channel names are refused with the usage", () => {
     assert.deepEqual(parseCommand("join local #c key"), { name: "join", network: "local", channel: "#c", key: "key" });

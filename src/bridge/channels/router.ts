@@ -410,11 +410,22 @@ export class ChannelRouter {
         return;
       }
       case "names": {
+        // NAMES is the whole channel: whoever is not in it left while we were not looking (a restart, a reconnect).
+        portal.ircMembers.clear();
+        portal.modes.clear();
         for (const u of e.users) {
           const f = puppet.foldNick(u.nick);
           portal.ircMembers.set(f, u.nick);
           portal.modes.set(f, new Set(u.modes));
           if (u.mask) portal.masks.set(f, u.mask);
+        }
+        for (const f of [...portal.ghosts]) {
+          if (portal.ircMembers.has(f)) continue;
+          portal.ghosts.delete(f);
+          portal.quitting.delete(f);
+          await this.limiter.take();
+          await matrix.leave(portal.roomId, matrix.ghostUserId(portal.networkId, f)).catch((err) =>
+            this.o.logger.warn("ghost could not leave a portal room", { networkId: portal.networkId, code: codeOf(err) }));
         }
         if (this.o.settings.network(portal.networkId)?.membershipSync === "full") {
           for (const u of e.users) if (!this.isPuppetNick(portal.networkId, puppet, u.nick)) await this.ghostIn(portal, puppet, u.nick);

@@ -1,5 +1,6 @@
 // The interfaces the bridge's use cases need from the outside world. The IRC and Matrix adapters satisfy them
 // structurally (they never import this file); src/main.ts wires the concrete classes, unit tests wire fakes.
+import type { ChannelEvent } from "../irc/channel-events.js";
 
 /** How a message is presented: m.text / PRIVMSG, m.notice / NOTICE, m.emote / CTCP ACTION. */
 export type MessageKind = "text" | "notice" | "emote";
@@ -106,23 +107,8 @@ export interface PuppetEvents {
   onChannel?(e: IrcChannelEvent): void;
 }
 
-/** What a puppet sees in the channels it is in (mirrors src/irc/channel-events.ts). */
-export type IrcChannelEvent =
-  | { type: "message"; channel: string; from: string; kind: "privmsg" | "notice" | "action"; text: string; mask?: string }
-  | { type: "join"; channel: string; nick: string; mask?: string }
-  | { type: "part"; channel: string; nick: string; reason: string }
-  | { type: "kick"; channel: string; nick: string; by: string; reason: string }
-  | { type: "quit"; nick: string; reason: string }
-  | { type: "nick"; oldNick: string; newNick: string }
-  | { type: "topic"; channel: string; topic: string; by: string | null }
-  | { type: "names"; channel: string; users: { nick: string; modes: string[]; mask?: string }[] }
-  | { type: "mode"; channel: string; nick: string; mode: string; by: string }
-  /** +b/-b with its mask as given (nick!user@host with * and ? wildcards). */
-  | { type: "ban"; channel: string; mask: string; set: boolean; by: string }
-  /** +k (the new key) or -k (null). */
-  | { type: "key"; channel: string; key: string | null; by: string }
-  /** The server refused our JOIN (banned, wrong key, full, invite-only) or a moderation command (not an operator). */
-  | { type: "refused"; channel: string; reason: "not-operator" | "banned" | "bad-key" | "full" | "invite-only" };
+/** What a puppet sees in the channels it is in: the IRC adapter's own union, so the two cannot drift apart. */
+export type IrcChannelEvent = ChannelEvent;
 
 export interface PuppetPort {
   readonly nick: string;

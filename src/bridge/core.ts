@@ -269,8 +269,10 @@ export class BridgeCore implements MatrixEventHandlers {
       case "msg": {
         if (!c.network(cmd.network)) return unknownNet(cmd.network);
         if (!isValidNick(cmd.nick)) return `\`${cmd.nick}\` is not a valid IRC nick.`;
+        // A message to someone is activity: it wakes a puppet the idle policy disconnected (the text is then held).
+        if (cmd.text !== null) await c.touch(userId, cmd.network);
         const puppet = c.get(userId, cmd.network);
-        if (cmd.text !== null && !puppet?.connected) return `You are not connected to ${cmd.network}; send \`connect ${cmd.network}\` first.`;
+        if (cmd.text !== null && !(puppet?.canSend ?? puppet?.connected)) return `You are not connected to ${cmd.network}; send \`connect ${cmd.network}\` first.`;
         const folded = puppet ? puppet.foldNick(cmd.nick) : foldNick(cmd.nick);
         const { roomId, created } = await this.dms.open(userId, cmd.network, folded, cmd.nick);
         if (cmd.text !== null) await this.dms.fromMatrix({ userId, networkId: cmd.network, foldedNick: folded }, roomId, "text", cmd.text);

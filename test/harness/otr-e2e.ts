@@ -47,7 +47,8 @@ export class OtrWorld {
   private logger!: Logger;
   readonly contacts: LibotrIrcContact[] = [];
 
-  constructor(readonly name: string, readonly options: { defaultPolicy?: string } = {}) {
+  /** `network`: extra settings for network "local" (e.g. an idle timeout). */
+  constructor(readonly name: string, readonly options: { defaultPolicy?: string; network?: Record<string, unknown> } = {}) {
     this.dir = tempDir(`otr-${name}`);
     this.logPath = join(logRoot(), `bridge-${name}-${process.pid}.log`);
   }
@@ -60,7 +61,7 @@ export class OtrWorld {
       homeserver: { url: hsUrl, domain: this.domain },
       appservice: { port: asPort, bind_address: "127.0.0.1", url: `http://127.0.0.1:${asPort}`, bot_localpart: "ircotr" },
       // The bridge reaches ngIRCd only through the tap.
-      networks: [{ id: "local", name: "Local ngIRCd", host: this.tap.host, port: this.tap.port, tls: false }],
+      networks: [{ id: "local", name: "Local ngIRCd", host: this.tap.host, port: this.tap.port, tls: false, ...this.options.network }],
       permissions: { [`@alice:${this.domain}`]: "user" },
       otr: { default_policy: this.options.defaultPolicy ?? "opportunistic" },
       store: { engine: "sqlite", sqlite_path: join(this.dir, "bridge.db"), master_key_file: join(this.dir, "master.key") },

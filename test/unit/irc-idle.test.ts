@@ -78,3 +78,23 @@ test("idle users are disconnected once, stay so across a restart, and their next
   assert.equal(await r2.core.connections.restore(), 1);
   await r2.core.connections.stopAll(() => "bye");
 });
+
+test("`msg <network> <nick> <text>` from the management room wakes an idle puppet and sends the text", async () => {
+  const store = new MemoryStore();
+  const clock = { t: 1_000_000 };
+  const s = setup(store, clock);
+  s.matrix.joinedMembersResult = [ALICE, s.matrix.botUserId];
+  await s.core.onInvite({ roomId: MGMT, inviter: ALICE, invitee: s.matrix.botUserId, isDirect: true });
+  await s.core.idle();
+  await s.core.onMessage({ roomId: MGMT, sender: ALICE, eventId: "$1", kind: "text", body: "connect local" });
+  await s.core.idle();
+  s.puppets[0]!.up();
+  clock.t += 3 * HOUR;
+  assert.equal(await s.core.connections.sweepIdle(), 1);
+  await s.core.onMessage({ roomId: MGMT, sender: ALICE, eventId: "$2", kind: "text", body: "msg local dave are you there" });
+  await s.core.idle();
+  assert.equal(s.puppets.length, 2, "a new connection");
+  assert.deepEqual(s.puppets[1]!.lines, [{ cmd: "say", target: "dave", text: "are you there" }]);
+  assert.ok(!s.matrix.textsIn(MGMT).some((t) => /not connected/.test(t)));
+  await s.core.connections.stopAll(() => "bye");
+});

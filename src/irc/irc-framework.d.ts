@@ -42,7 +42,7 @@ declare module "irc-framework" {
     changeNick(nick: string): void;
     readonly connected: boolean;
     user: { nick: string; username: string; host: string; gecos: string };
-    network: { name: string; options: Record<string, unknown>; supports(name: string): unknown };
+    network: { name: string; options: Record<string, unknown>; supports(name: string): unknown; cap: { isEnabled(name: string): boolean } };
     connection: { connected: boolean; end(data?: string | null, hadError?: boolean): void; registered: number | false };
   }
 

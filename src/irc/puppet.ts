@@ -323,7 +323,10 @@ export class IrcPuppet {
       this.attempt = 0;
       this.freeSlot();
       const acct = this.opts.account;
-      if (acct && this.identifyAfterWelcome) this.identify(acct.name, acct.password);
+      // irc-framework reports a missing SASL cap only when it negotiated other caps; a server offering no caps (or no
+      // CAP at all) is silent, and the account is then for NickServ all the same.
+      const saslRan = client.network.cap.isEnabled("sasl");
+      if (acct && (this.identifyAfterWelcome || (!this.opts.sasl && acct.method !== "sasl" && !saslRan))) this.identify(acct.name, acct.password);
       this.reportedDown = false;
       this.handlers.onConnected({ nick: e.nick });
       this.queue.resume();

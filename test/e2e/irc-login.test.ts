@@ -1,5 +1,6 @@
 // The user's services account against real InspIRCd + Atheme: SASL PLAIN when offered, NickServ IDENTIFY when
-// asked for (the fallback for servers without SASL), and a wrong password reported without losing the connection.
+// asked for, and on its own on a server that offers no SASL; a wrong password is reported without losing the
+// connection.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -9,19 +10,22 @@ import { IrcPuppet, type PuppetHandlers, type PuppetOptions } from "../../src/ir
 
 describe("services login", { timeout: 300_000 }, () => {
   let irc: InspircdInstance;
+  let noSasl: InspircdInstance;
   const puppets: IrcPuppet[] = [];
   const clients: IrcClient[] = [];
 
   before(async () => {
     irc = await startInspircd({ tls: true, accounts: [{ name: "alice", password: "alice-secret" }, { name: "bob", password: "bob-secret" }] });
+    noSasl = await startInspircd({ sasl: false, accounts: [{ name: "carol", password: "carol-secret" }] });
   });
   after(async () => {
     for (const p of puppets) await p.disconnect();
     for (const c of clients) c.destroy();
     await irc?.stop();
+    await noSasl?.stop();
   });
 
-  function start(opts: Partial<PuppetOptions> & { nick: string }) {
+  function start(opts: Partial<PuppetOptions> & { nick: string }, server = irc) {
     const logins: { ok: boolean; account: string | null; reason?: string }[] = [];
     let connected = false;
     let wake: () => void = () => {};
@@ -33,7 +37,7 @@ describe("services login", { timeout: 300_000 }, () => {
       onNickRejected: () => {},
       onLogin: (i) => { logins.push(i); wake(); },
     };
-    const p = new IrcPuppet({ host: irc.host, port: irc.port, tls: false, ...opts }, handlers);
+    const p = new IrcPuppet({ host: server.host, port: server.port, tls: false, ...opts }, handlers);
     puppets.push(p);
     p.connect();
     const until = async (pred: () => boolean) => {
@@ -43,8 +47,8 @@ describe("services login", { timeout: 300_000 }, () => {
   }
 
   /** Services' view, through a WHOIS from another client: the account the nick is logged in as, or null. */
-  async function accountOf(nick: string): Promise<string | null> {
-    const c = await connectIrc(irc.host, irc.port, `w${Math.floor(Math.random() * 1e6)}`);
+  async function accountOf(nick: string, server = irc): Promise<string | null> {
+    const c = await connectIrc(server.host, server.port, `w${Math.floor(Math.random() * 1e6)}`);
     clients.push(c);
     const mark = c.mark();
     c.send(`WHOIS ${nick}`);
@@ -67,6 +71,14 @@ describe("services login", { timeout: 300_000 }, () => {
     let acct: string | null = null;
     for (let i = 0; i < 60 && acct === null; i++) acct = await accountOf("bob");
     assert.equal(acct, "bob");
+  });
+
+  it("NickServ IDENTIFY on its own when the server offers no SASL (no method configured)", async () => {
+    const s = start({ nick: "carol", account: { name: "carol", password: "carol-secret" } }, noSasl);
+    await s.until(() => s.isConnected());
+    let acct: string | null = null;
+    for (let i = 0; i < 60 && acct === null; i++) acct = await accountOf("carol", noSasl);
+    assert.equal(acct, "carol");
   });
 
   it("SASL EXTERNAL with the network's client certificate over TLS (server verified with the configured CA)", async () => {

@@ -14,6 +14,8 @@ import { IrcClient } from "./irc-client.js";
 export interface InspircdOptions {
   /** Link Atheme services (NickServ, SaslServ). Default true. */
   services?: boolean;
+  /** Offer SASL (InspIRCd's sasl module) when services are linked. Default true; false leaves NickServ only. */
+  sasl?: boolean;
   /** Accounts to register with NickServ once services are up. */
   accounts?: { name: string; password: string }[];
   /** Also listen with TLS (self-signed certificate, written to `tlsCertFile`), asking clients for a certificate. */
@@ -64,7 +66,7 @@ const ATHEME = process.env.ATHEME_BIN ?? "/usr/bin/atheme-services";
 
 function inspircdConf(o: {
   name: string; host: string; port: number; tlsPort: number | null; linkPort: number; dir: string; linkPassword: string;
-  services: boolean; fakelag: boolean; threshold: number; commandRate: number; recvq: number; password?: string; extra: string[];
+  services: boolean; sasl: boolean; fakelag: boolean; threshold: number; commandRate: number; recvq: number; password?: string; extra: string[];
 }): string {
   const tlsLines = o.tlsPort === null ? [] : [
     `<module name="ssl_gnutls">`,
@@ -97,8 +99,7 @@ function inspircdConf(o: {
     `<module name="cap">`,
     `<module name="svshold">`,
     ...(o.services ? [
-      `<module name="sasl">`,
-      `<sasl target="services.test" requiressl="no">`,
+      ...(o.sasl ? [`<module name="sasl">`, `<sasl target="services.test" requiressl="no">`] : []),
       `<link name="services.test" ipaddr="127.0.0.1" port="${o.linkPort}" allowmask="127.0.0.0/8" ` +
         `sendpass="${o.linkPassword}" recvpass="${o.linkPassword}" timeout="60">`,
       `<uline server="services.test" silent="yes">`,
@@ -164,7 +165,7 @@ export async function startInspircd(opts: InspircdOptions = {}): Promise<Inspirc
   if (opts.tls) tlsCertFile = selfSignedCert(dir, "server", name).certFile;
 
   writeFileSync(join(dir, "inspircd.conf"), inspircdConf({
-    name, host, port, tlsPort, linkPort, dir, linkPassword, services, fakelag: opts.fakelag ?? false,
+    name, host, port, tlsPort, linkPort, dir, linkPassword, services, sasl: opts.sasl ?? true, fakelag: opts.fakelag ?? false,
     threshold: opts.threshold ?? 1_000_000, commandRate: opts.commandRate ?? 1_000_000, recvq: opts.recvq ?? 65536, ...(opts.password ? { password: opts.password } : {}),
     extra: opts.extraConfig ?? [],
   }));

@@ -36,16 +36,21 @@ function setup(store: Store, clock: { t: number }) {
   return { matrix, puppets, core };
 }
 
-test("idle users are disconnected once, stay so across a restart, and their next message reconnects and is sent", async () => {
-  const store = new MemoryStore();
-  const clock = { t: 1_000_000 };
-  const s = setup(store, clock);
+/** Alice has a management room and a connected puppet. */
+async function connectedWithManagementRoom(s: ReturnType<typeof setup>): Promise<void> {
   s.matrix.joinedMembersResult = [ALICE, s.matrix.botUserId];
   await s.core.onInvite({ roomId: MGMT, inviter: ALICE, invitee: s.matrix.botUserId, isDirect: true });
   await s.core.idle();
   await s.core.onMessage({ roomId: MGMT, sender: ALICE, eventId: "$1", kind: "text", body: "connect local" });
   await s.core.idle();
   s.puppets[0]!.up();
+}
+
+test("idle users are disconnected once, stay so across a restart, and their next message reconnects and is sent", async () => {
+  const store = new MemoryStore();
+  const clock = { t: 1_000_000 };
+  const s = setup(store, clock);
+  await connectedWithManagementRoom(s);
   await store.putDmRoom(ALICE, "local", "dave", "!dm:test.local");
 
   clock.t += HOUR;
@@ -83,12 +88,7 @@ test("`msg <network> <nick> <text>` from the management room wakes an idle puppe
   const store = new MemoryStore();
   const clock = { t: 1_000_000 };
   const s = setup(store, clock);
-  s.matrix.joinedMembersResult = [ALICE, s.matrix.botUserId];
-  await s.core.onInvite({ roomId: MGMT, inviter: ALICE, invitee: s.matrix.botUserId, isDirect: true });
-  await s.core.idle();
-  await s.core.onMessage({ roomId: MGMT, sender: ALICE, eventId: "$1", kind: "text", body: "connect local" });
-  await s.core.idle();
-  s.puppets[0]!.up();
+  await connectedWithManagementRoom(s);
   clock.t += 3 * HOUR;
   assert.equal(await s.core.connections.sweepIdle(), 1);
   await s.core.onMessage({ roomId: MGMT, sender: ALICE, eventId: "$2", kind: "text", body: "msg local dave are you there" });

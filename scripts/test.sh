@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-export PATH="/usr/local/bin:$PATH"   # where install-deps puts Node 20 when the system has none
+export PATH="/usr/local/bin:$PATH"   # where install-deps puts Node 24 (ahead of an older system node)
 npm run -s build
 exec node test/run.mjs "$@"

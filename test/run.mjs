@@ -25,6 +25,13 @@ function testFiles(dir) {
     .sort();
 }
 
+// Printed first so a CI log shows which runtime every suite ran on (the project targets Node 24 LTS).
+console.log(`node ${process.version} (${process.execPath}), openssl ${process.versions.openssl}`);
+if (Number(process.versions.node.split(".")[0]) < 24) {
+  console.log("0 passed, 1 failed: Node 24 or newer is required (run scripts/test.sh, which installs it)");
+  process.exit(1);
+}
+
 const wanted = process.argv.slice(2);
 const filter = process.env.TEST_FILTER ?? "";
 const tmp = mkdtempSync(join(tmpdir(), "motr-test-"));

@@ -71,7 +71,7 @@ export class MemoryStore implements Store {
   async getOtrPrivateKey(userId: string, networkId: string): Promise<Uint8Array | null> {
     this.open();
     const key = this.privateKeys.get(k(v.checkId("userId", userId), v.checkId("networkId", networkId)));
-    return key ? key.slice() : null;
+    return key ? new Uint8Array(key) : null;
   }
 
   async putOtrPrivateKeyIfAbsent(userId: string, networkId: string, key: Uint8Array): Promise<Uint8Array> {
@@ -79,9 +79,11 @@ export class MemoryStore implements Store {
     const id = k(v.checkId("userId", userId), v.checkId("networkId", networkId));
     const bytes = v.checkKeyBytes(key);
     const existing = this.privateKeys.get(id);
-    if (existing) return existing.slice();
-    this.privateKeys.set(id, bytes.slice());
-    return bytes.slice();
+    if (existing) return new Uint8Array(existing);
+    // new Uint8Array(x) copies; x.slice() would alias the caller's memory when x is a Buffer (Buffer#slice is a view).
+    const copy = new Uint8Array(bytes);
+    this.privateKeys.set(id, copy);
+    return new Uint8Array(copy);
   }
 
   async getInstanceTag(userId: string, networkId: string): Promise<number | null> {
@@ -258,7 +260,7 @@ export class MemoryStore implements Store {
     this.open();
     const owner = v.checkMatrixUserId("ownerUserId", ownerUserId);
     const device = v.checkDeviceId(deviceId);
-    // new Uint8Array(x) copies; x.slice() would not when x is a Buffer (Buffer#slice is a view).
+    // A copy, as for private keys: the caller may reuse its buffer (often a Buffer) as soon as this resolves.
     this.cryptoStates.set(k(owner, device), { ownerUserId: owner, deviceId: device, state: new Uint8Array(v.checkCryptoState(state)) });
   }
 

@@ -106,6 +106,17 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
       await rejectsCode(s.putOtrPrivateKeyIfAbsent(U2, NET, new Uint8Array(0)), "invalid-argument");
     });
 
+    it("keeps its own copy of a private key given as a Buffer (whose slice() is a view, not a copy)", async () => {
+      const s = await make();
+      const k = new Uint8Array([5, 6, 7, 8]);
+      const input = Buffer.from(k);
+      const first = await s.putOtrPrivateKeyIfAbsent(U1, NET, input);
+      input.fill(0);
+      assert.deepEqual(first, k, "the returned key is not the caller's buffer");
+      assert.deepEqual(await s.getOtrPrivateKey(U1, NET), k, "changing the caller's buffer after put changes nothing");
+      assert.deepEqual(await s.putOtrPrivateKeyIfAbsent(U1, NET, new Uint8Array([1])), k);
+    });
+
     it("lets exactly one of many concurrent key writers win, and all of them see the winner", async () => {
       const s = await make();
       const keys = Array.from({ length: 8 }, (_, i) => new Uint8Array(32).fill(i + 1));

@@ -9,7 +9,8 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 export DEBIAN_FRONTEND=noninteractive
 
 PKGS=(ca-certificates ngircd inspircd atheme-services postgresql sqlite3 debootstrap
-      libotr5-dev libgcrypt20-dev gcc make python3 build-essential util-linux procps openssl curl)
+      libotr5-dev libgcrypt20-dev gcc make python3 build-essential util-linux procps openssl curl
+      python3-matrix-nio python3-olm)  # nio + libolm: an independent E2EE Matrix client for the tests
 
 if [[ $EUID -ne 0 ]]; then
   log "run as root (apt-get, debootstrap and chroot need it)"; exit 1

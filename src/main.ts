@@ -3,7 +3,7 @@
 // the users who were connected before a restart. Nothing else connects until a user asks.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { BridgedTracker, watchConnectQueue, instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, instrumentStore, observeBridgeLatency, safeLabel, timeKeyGeneration, watchOtrSessions, type Metrics } from "./metrics/index.js";
+import { BridgedTracker, e2eeObserver, watchConnectQueue, instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, instrumentStore, observeBridgeLatency, safeLabel, timeKeyGeneration, watchOtrSessions, type Metrics } from "./metrics/index.js";
 import type { Config, NetworkConfig } from "./config/definition.js";
 import { permissionFor } from "./config/permissions.js";
 import { openConfiguredStore } from "./store/index.js";
@@ -62,6 +62,19 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       ghostTemplate: config.appservice.ghost_localpart_template,
       networkIds: config.networks.map((n) => n.id),
       onError: (err, where) => logger.error("Matrix side error", { where, code: codeOf(err), error: messageOf(err) }),
+      ...(config.encryption.allow ? {
+        encryption: {
+          // The crypto state is sealed per device; the store is not instrumented twice for it.
+          store,
+          require: config.encryption.require,
+          probeTimeoutMs: config.encryption.probe_timeout_seconds * 1000,
+          encryptNewRooms: config.encryption.default,
+          deviceDisplayName: config.encryption.device_display_name,
+          dmRetentionMs: config.encryption.dm_retention_days ? config.encryption.dm_retention_days * 86_400_000 : null,
+          ...(o.metrics ? { observer: e2eeObserver(o.metrics) } : {}),
+          log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => logger[level](msg, fields ?? {}),
+        },
+      } : {}),
     });
     const puppets = new Set<IrcPuppet>();
     const createPuppet: PuppetFactory = (req, events) => {

@@ -16,9 +16,9 @@ export const REFUSAL_TEXT =
   "Sorry, this bridge is not open to your account. If you think it should be, ask the bridge operator to add you to its permissions.";
 
 export const ENCRYPTED_MGMT_TEXT =
-  "This room is end-to-end encrypted, so I cannot read your commands here. I have invited you to an unencrypted room instead: talk to me there.";
+  "This room is end-to-end encrypted and this bridge runs with Matrix encryption off, so I cannot read your commands here. I have invited you to an unencrypted room instead: talk to me there.";
 export const ENCRYPTED_DM_TEXT =
-  "This room is end-to-end encrypted, which the bridge cannot read. I have invited you to an unencrypted room for this conversation instead; on the IRC side, OTR is what keeps it private.";
+  "This room is end-to-end encrypted and this bridge runs with Matrix encryption off, so it cannot read it. I have invited you to an unencrypted room for this conversation instead; on the IRC side, OTR is what keeps it private.";
 
 export interface BridgeCoreOptions {
   store: Store;
@@ -158,7 +158,7 @@ export class BridgeCore implements MatrixEventHandlers {
         return;
       }
       await matrix.join(e.roomId, null);
-      if (await matrix.isEncrypted(e.roomId, null)) {
+      if (await matrix.unreadable(e.roomId, null)) {
         // Element encrypts new DMs by default; the bot could not read a single command there.
         const roomId = await matrix.createDmRoom(matrix.botUserId, e.inviter, "IRC bridge");
         await store.putManagementRoom(e.inviter, roomId);
@@ -187,7 +187,7 @@ export class BridgeCore implements MatrixEventHandlers {
     }
     // The user started the DM from Matrix: this room becomes the DM with that contact, unless it is encrypted.
     await matrix.join(e.roomId, e.invitee);
-    if (await matrix.isEncrypted(e.roomId, e.invitee)) {
+    if (await matrix.unreadable(e.roomId, e.invitee)) {
       await matrix.send(e.roomId, e.invitee, "notice", ENCRYPTED_DM_TEXT);
       await matrix.leave(e.roomId, e.invitee);
       await this.dms.open(e.inviter, ghost.networkId, ghost.foldedNick, ghost.foldedNick);

@@ -66,7 +66,7 @@ export interface MatrixPort {
   /** Removes an event's content (secrets typed into Matrix are redacted once read). */
   redact(roomId: string, as: string | null, eventId: string, reason?: string): Promise<void>;
   setDisplayName(userId: string, name: string): Promise<void>;
-  /** An unencrypted private room created by `creator` (a ghost), with `invitee` invited as a direct chat. */
+  /** A private room created by `creator` (a ghost or the bot), with `invitee` invited as a direct chat (encrypted when the bridge encrypts new rooms). */
   createDmRoom(creator: string, invitee: string, name: string): Promise<string>;
   invite(roomId: string, as: string | null, userId: string): Promise<void>;
   join(roomId: string, as: string | null): Promise<void>;
@@ -74,8 +74,11 @@ export interface MatrixPort {
   /** The membership of userId in roomId as seen by `as` (a member), or null when unknown. */
   membership(roomId: string, as: string | null, userId: string): Promise<string | null>;
   joinedMembers(roomId: string, as: string | null): Promise<string[]>;
-  /** Whether the room has Matrix end-to-end encryption on (which the bridge cannot read). `as` must be a member. */
-  isEncrypted(roomId: string, as: string | null): Promise<boolean>;
+  /**
+   * Whether the room is end-to-end encrypted in a way this bridge cannot read (encryption is off in the config or
+   * the homeserver lacks what it needs); false for encrypted rooms the bridge decrypts itself. `as` must be a member.
+   */
+  unreadable(roomId: string, as: string | null): Promise<boolean>;
   /** Channel portals: a public-join room created by the bot, optionally with an alias localpart. */
   createChannelRoom?(o: { name: string; aliasLocalpart?: string; topic?: string; invite?: string[] }): Promise<string>;
   kick?(roomId: string, as: string | null, userId: string, reason?: string): Promise<void>;

@@ -213,6 +213,25 @@ const otr = obj({
     .default(false),
 }).orEmpty().describe("Off-the-Record messaging with IRC users.");
 
+const encryption = obj({
+  allow: bool()
+    .describe("Matrix end-to-end encryption between users' devices and the bridge: the bot and each ghost get their own device (created by the appservice, MSC4190), join encrypted rooms and decrypt and encrypt there. Needs a homeserver that sends to-device events, device lists and key counts to appservices (Synapse: experimental_features msc2409_to_device_messages_enabled and msc3202_transaction_extensions; see docs/encryption.md). Off: encrypted rooms are refused with a notice and an unencrypted room is offered instead.")
+    .default(true),
+  default: bool()
+    .describe("Rooms the bridge creates (DM rooms with IRC contacts, the management room it offers) are encrypted.")
+    .default(true),
+  require: bool()
+    .describe("Refuse to start when the homeserver cannot do appservice encryption. Off: the bridge says so once at start and runs without encryption.")
+    .default(false),
+  device_display_name: str({ minLength: 1, validate: (s) => (s.length > 100 || /[\u0000-\u001f]/.test(s) ? "expected at most 100 characters, no control characters" : null) }).describe("Display name of the bridge's devices, as users see it in device lists.").default("IRC bridge (matrix-otr-irc)"),
+  dm_retention_days: int(0, 36500)
+    .describe("An m.room.retention max_lifetime set on DM rooms the bridge creates, so a homeserver with retention enabled may purge old (encrypted) events; 0 = none.")
+    .default(0),
+  probe_timeout_seconds: int(1, 300)
+    .describe("How long the start-up check waits for the homeserver to deliver a to-device message to the bridge.")
+    .default(15),
+}).orEmpty().describe("End-to-bridge encryption of the Matrix leg (docs/encryption.md).");
+
 const store = obj({
   engine: oneOf(["sqlite", "postgres"] as const).describe("Storage engine.").default("sqlite"),
   sqlite_path: str({ minLength: 1, typeName: "path" }).describe("SQLite database file (engine sqlite).").default("./data/bridge.db"),
@@ -261,6 +280,7 @@ export const configSchema = obj({
   permissions,
   channels,
   otr,
+  encryption,
   store,
   metrics,
   logging,
@@ -285,6 +305,7 @@ export type Config = Infer<typeof configSchema>;
 export type NetworkConfig = Config["networks"][number];
 export type StoreConfig = Config["store"];
 export type MetricsConfig = Config["metrics"];
+export type EncryptionConfig = Config["encryption"];
 export type LoggingConfig = Config["logging"];
 export type Permission = "user" | "admin";
 

@@ -18,6 +18,13 @@ export interface Registration {
     aliases: Array<{ exclusive: boolean; regex: string }>;
     rooms: Array<{ exclusive: boolean; regex: string }>;
   };
+  /** Encryption (docs/encryption.md): ephemeral and to-device events in transactions (MSC2409). */
+  receive_ephemeral?: boolean;
+  "de.sorunome.msc2409.push_ephemeral"?: boolean;
+  /** Device lists and one-time-key counts in transactions (MSC3202). */
+  "org.matrix.msc3202"?: boolean;
+  /** The appservice creates its users' devices itself, with no login (MSC4190). */
+  "io.element.msc4190"?: boolean;
 }
 
 export function newToken(): string {
@@ -25,9 +32,10 @@ export function newToken(): string {
 }
 
 export function buildRegistration(
-  config: Pick<Config, "appservice" | "homeserver">,
+  config: Pick<Config, "appservice" | "homeserver"> & Partial<Pick<Config, "encryption">>,
   tokens: { as_token: string; hs_token: string } = { as_token: newToken(), hs_token: newToken() },
 ): Registration {
+  const e2ee = config.encryption?.allow === true;
   return {
     id: config.appservice.id,
     url: config.appservice.url,
@@ -41,6 +49,7 @@ export function buildRegistration(
       aliases: [{ exclusive: true, regex: channelAliasRegexSource(config.appservice.channel_alias_template, config.homeserver.domain) }],
       rooms: [],
     },
+    ...(e2ee ? { receive_ephemeral: true, "de.sorunome.msc2409.push_ephemeral": true, "org.matrix.msc3202": true, "io.element.msc4190": true } : {}),
   };
 }
 
@@ -66,7 +75,7 @@ export function renderRegistrationExample(sample: Config): string {
  * What is wrong with a registration file for this config: the homeserver would push to another URL, know the bot
  * by another name, or not give the bridge its ghosts. Empty when it fits.
  */
-export function registrationProblems(config: Pick<Config, "appservice" | "homeserver" | "networks">, reg: unknown): string[] {
+export function registrationProblems(config: Pick<Config, "appservice" | "homeserver" | "networks"> & Partial<Pick<Config, "encryption">>, reg: unknown): string[] {
   if (typeof reg !== "object" || reg === null || Array.isArray(reg)) return ["not an appservice registration (expected a map)"];
   const r = reg as Record<string, unknown>;
   const problems: string[] = [];
@@ -92,6 +101,14 @@ export function registrationProblems(config: Pick<Config, "appservice" | "homese
       return false;
     }
   });
+  if (config.encryption?.allow) {
+    for (const k of ["org.matrix.msc3202", "io.element.msc4190"] as const) {
+      if (r[k] !== true) problems.push(`${k} is not true but encryption.allow is on: regenerate the registration (or turn encryption off)`);
+    }
+    if (r["receive_ephemeral"] !== true && r["de.sorunome.msc2409.push_ephemeral"] !== true) {
+      problems.push("receive_ephemeral is not true but encryption.allow is on: the homeserver would not send to-device events");
+    }
+  }
   if (!claims) problems.push(`namespaces.users has no exclusive regex covering ghosts such as ${ghost} (from appservice.ghost_localpart_template)`);
   return problems;
 }

@@ -1,10 +1,14 @@
-// The Matrix side of the bridge, on matrix-appservice-bridge 10.3: the appservice listener, the bot, ghost
+// The Matrix side of the bridge, on matrix-appservice-bridge 11: the appservice listener, the bot, ghost
 // intents, and the translation of raw events into the few event shapes the bridge acts on (invites, messages,
 // membership). It knows nothing of IRC: ghost names come from GhostNaming and the bridge hands it folded nicks.
+// With encryption on, transactions pass through src/matrix/crypto first and messages into encrypted rooms leave
+// through it, so the handlers only ever see clear events and send plain content.
 import { Bridge, AppServiceRegistration } from "matrix-appservice-bridge";
 import type { Intent } from "matrix-appservice-bridge";
 import type { Registry } from "prom-client";
 import { GhostNaming } from "./localpart.js";
+import { HookedAppService } from "./crypto/appservice.js";
+import { MatrixCrypto, type CryptoObserver, type CryptoStore, type Undecryptable } from "./crypto/matrix-crypto.js";
 
 export type MessageKind = "text" | "notice" | "emote";
 
@@ -32,7 +36,37 @@ export interface MatrixAdapterOptions {
   onError(err: unknown, where: string): void;
   /** Library log lines; errors only by default. */
   onLog?: (text: string, isError: boolean) => void;
+  /** End-to-bridge encryption; absent = encrypted rooms are unreadable to the bridge (the pre-encryption behaviour). */
+  encryption?: AdapterEncryption;
 }
+
+export interface AdapterEncryption {
+  store: CryptoStore;
+  /** Refuse to start (code encryption-unavailable) when the homeserver cannot do it; otherwise run without. */
+  require: boolean;
+  probeTimeoutMs: number;
+  /** Rooms the bridge creates (DM rooms) get m.room.encryption. */
+  encryptNewRooms: boolean;
+  deviceDisplayName: string;
+  /** m.room.retention max_lifetime for DM rooms the bridge creates, in ms; null = none. */
+  dmRetentionMs: number | null;
+  observer?: CryptoObserver;
+  log(level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** Who can read a DM room's history: members from their invite on, so the first IRC line reaches the invitee. */
+const DM_HISTORY_VISIBILITY = "invited";
+
+/** The notice a sender gets when their message could not be decrypted (one per event). */
+export const UNDECRYPTABLE_CODE = "undecryptable";
+const UNDECRYPTABLE_TEXT: Record<Undecryptable["reason"], string> = {
+  "missing-key": "I could not decrypt your message yet: its key has not reached me. I have asked for it and will pass the message on when it arrives.",
+  "unknown-index": "I could not decrypt your message: I only hold a later part of its key. I have asked for it.",
+  replayed: "A message in this room repeats an earlier encrypted message (a replay): it was not passed on.",
+  tampered: "A message in this room failed its integrity check and was not passed on.",
+  malformed: "A message in this room is not a well-formed encrypted message and was not passed on.",
+  other: "I could not decrypt your message, so it was not passed on.",
+};
 
 const MSGTYPE: Record<MessageKind, string> = { text: "m.text", notice: "m.notice", emote: "m.emote" };
 
@@ -63,6 +97,7 @@ export class MatrixAdapter {
   private handlers: AdapterHandlers | null = null;
   private readonly naming: GhostNaming;
   private readonly displayNames = new Map<string, string>();
+  private crypto: MatrixCrypto | null = null;
   readonly botUserId: string;
 
   constructor(private readonly opts: MatrixAdapterOptions) {
@@ -102,7 +137,37 @@ export class MatrixAdapter {
     });
     this.bridge = bridge;
     await bridge.initialise();
-    await bridge.listen(port, bindAddress);
+    const enc = this.opts.encryption;
+    if (enc) {
+      // Listen first: creating the bot's device makes Synapse push a transaction at once, and one it cannot
+      // deliver puts the appservice into its retry backoff. Transactions wait (unanswered) until crypto is up.
+      let cryptoUp!: (c: MatrixCrypto | null) => void;
+      const ready = new Promise<MatrixCrypto | null>((r) => (cryptoUp = r));
+      const hooked = new HookedAppService(String(this.opts.registration["hs_token"]), async (body) => {
+        const c = (await ready) && this.crypto;
+        return c ? c.transaction(body) : (Array.isArray(body["events"]) ? (body["events"] as RawEvent[]) : []);
+      });
+      await bridge.listen(port, bindAddress, 10, hooked);
+      try {
+        this.crypto = await this.startCrypto(enc);
+      } catch (err) {
+        cryptoUp(null);
+        // Typically a homeserver without MSC4190: creating the bot's device is refused.
+        this.encryptionUnavailable(enc, `the bridge's devices cannot be created (${(err as { code?: string })?.code ?? "error"}): does the registration have io.element.msc4190: true?`);
+      }
+      cryptoUp(this.crypto);
+      if (this.crypto && !(await this.crypto.probeToDevice(enc.probeTimeoutMs))) {
+        // Not fatal: Synapse delays transactions while it backs off from an appservice that was down (a restart),
+        // so a late probe is not proof of a missing flag. Said once, loudly, with what to check.
+        enc.log("warn", "the start-up check saw no to-device message come back in time: if encrypted messages stay undecryptable, check the homeserver's appservice encryption flags", {
+          check: "Synapse experimental_features msc2409_to_device_messages_enabled and msc3202_transaction_extensions; registration receive_ephemeral and org.matrix.msc3202",
+        });
+      } else if (this.crypto) {
+        enc.log("info", "end-to-bridge encryption is on", { device: this.crypto.deviceIdOf(this.botUserId) });
+      }
+    } else {
+      await bridge.listen(port, bindAddress);
+    }
     // Shutdown closes the listener first (stopListening) and the rest later (stop), and Bridge.close() closes it
     // again: make the appservice's close idempotent, tolerating a listener that is already closed.
     const as = bridge.appService;
@@ -133,6 +198,60 @@ export class MatrixAdapter {
     const b = this.bridge;
     this.bridge = null;
     if (b) await b.close();
+    const c = this.crypto;
+    this.crypto = null;
+    await c?.stop();
+  }
+
+  /** Whether the bridge reads and writes encrypted rooms (encryption configured and started). */
+  get encrypts(): boolean {
+    return this.crypto !== null;
+  }
+
+  private startCrypto(enc: AdapterEncryption): Promise<MatrixCrypto> {
+    return MatrixCrypto.start({
+      homeserverUrl: this.opts.homeserverUrl,
+      asToken: String(this.opts.registration["as_token"]),
+      botUserId: this.botUserId,
+      isOurUser: (u) => this.naming.parse(u, this.opts.networkIds) !== null,
+      store: enc.store,
+      deviceDisplayName: enc.deviceDisplayName,
+      ...(enc.observer ? { observer: enc.observer } : {}),
+      onUndecryptable: (u) => this.tellUndecryptable(u),
+      log: enc.log,
+    });
+  }
+
+  /** Said once at start; fatal under encryption.require, otherwise the bridge runs as if encryption were off. */
+  private encryptionUnavailable(enc: AdapterEncryption, why: string): void {
+    if (enc.require) throw Object.assign(new Error(`encryption.require is on, but ${why}`), { code: "encryption-unavailable" });
+    enc.log("warn", "end-to-bridge encryption is off: encrypted rooms will be refused", { reason: why });
+  }
+
+  private tellUndecryptable(u: Undecryptable): void {
+    const content = { msgtype: "m.notice", body: UNDECRYPTABLE_TEXT[u.reason], "org.matrix_otr_irc.notice": { code: UNDECRYPTABLE_CODE, reason: u.reason, event_id: u.eventId } };
+    this.sendContent(u.roomId, u.ourUser === this.botUserId ? null : u.ourUser, content)
+      .catch((err) => this.opts.onError(err, "undecryptable notice"));
+  }
+
+  private async sendContent(roomId: string, from: string | null, content: Record<string, unknown>): Promise<string> {
+    const c = this.crypto;
+    const sender = from ?? this.botUserId;
+    if (c && (await c.isEncrypted(roomId, sender))) {
+      await this.ensureJoinedForCrypto(roomId, from);
+      return c.send(roomId, sender, "m.room.message", content, "joined");
+    }
+    const r = await this.intent(from).sendMessage(roomId, content);
+    return r.event_id;
+  }
+
+  /** Our user must be joined (and have its device) before it encrypts into a room. */
+  private async ensureJoinedForCrypto(roomId: string, as: string | null): Promise<void> {
+    const c = this.crypto!;
+    const user = as ?? this.botUserId;
+    await c.device(user);
+    await this.intent(as).join(roomId);
+    await c.noteMembership(roomId, user, true);
   }
 
   ghostUserId(networkId: string, foldedNick: string): string {
@@ -144,8 +263,7 @@ export class MatrixAdapter {
   }
 
   async send(roomId: string, from: string | null, kind: MessageKind, body: string, extraContent?: Record<string, unknown>): Promise<string> {
-    const r = await this.intent(from).sendMessage(roomId, { ...extraContent, msgtype: MSGTYPE[kind], body });
-    return r.event_id;
+    return this.sendContent(roomId, from, { ...extraContent, msgtype: MSGTYPE[kind], body });
   }
 
   async sendState(roomId: string, from: string | null, type: string, stateKey: string, content: Record<string, unknown>): Promise<string> {
@@ -165,11 +283,25 @@ export class MatrixAdapter {
 
   async createDmRoom(creator: string, invitee: string, name: string): Promise<string> {
     // Created by the ghost itself, as a client, so the bot is not a member: the room is a 1:1 between the user and
-    // the IRC contact. No m.room.encryption state: the bridge cannot read Megolm, and OTR is the encryption here.
+    // the IRC contact. Encrypted when the bridge encrypts: the creator's device exists before the invitee's client
+    // looks for it, or the user's first message would be encrypted to nobody on our side.
+    const enc = this.opts.encryption;
+    const encrypt = this.crypto !== null && enc?.encryptNewRooms === true;
+    if (encrypt) await this.crypto!.device(creator);
+    const initial_state: Array<{ type: string; state_key: string; content: Record<string, unknown> }> = [];
+    if (encrypt) {
+      initial_state.push({ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } });
+      initial_state.push({ type: "m.room.history_visibility", state_key: "", content: { history_visibility: DM_HISTORY_VISIBILITY } });
+      if (enc?.dmRetentionMs) initial_state.push({ type: "m.room.retention", state_key: "", content: { max_lifetime: enc.dmRetentionMs } });
+    }
     const r = await this.intent(creator).createRoom({
       createAsClient: true,
-      options: { is_direct: true, invite: [invitee], preset: "trusted_private_chat", visibility: "private", name },
+      options: { is_direct: true, invite: [invitee], preset: "trusted_private_chat", visibility: "private", name, ...(initial_state.length ? { initial_state } : {}) },
     });
+    if (this.crypto) {
+      this.crypto.markEncrypted(r.room_id, encrypt);
+      await this.crypto.noteMembership(r.room_id, creator, true);
+    }
     return r.room_id;
   }
 
@@ -211,11 +343,15 @@ export class MatrixAdapter {
   }
 
   async join(roomId: string, as: string | null): Promise<void> {
+    // The device first: the inviter's client encrypts to the devices it finds once we are joined.
+    if (this.crypto) await this.crypto.device(as ?? this.botUserId);
     await this.intent(as).join(roomId);
+    await this.crypto?.noteMembership(roomId, as ?? this.botUserId, true);
   }
 
   async leave(roomId: string, as: string | null): Promise<void> {
     await this.intent(as).leave(roomId);
+    await this.crypto?.noteMembership(roomId, as ?? this.botUserId, false);
   }
 
   async membership(roomId: string, as: string | null, userId: string): Promise<string | null> {
@@ -231,7 +367,8 @@ export class MatrixAdapter {
     return this.intent(as).matrixClient.getJoinedRoomMembers(roomId);
   }
 
-  async isEncrypted(roomId: string, as: string | null): Promise<boolean> {
+  async unreadable(roomId: string, as: string | null): Promise<boolean> {
+    if (this.crypto) return false;
     const ev = await this.intent(as).getStateEvent(roomId, "m.room.encryption", "", true);
     return Boolean(ev && typeof ev === "object" && Object.keys(ev).length > 0);
   }

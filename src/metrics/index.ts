@@ -16,4 +16,5 @@ export { startMetricsServer, MetricsServerError, type MetricsServer, type Metric
 export { findUnsafeLabels, findUnsafeLabelsInText, safeLabel, type UnsafeLabel } from "./labels.js";
 export { watchConnectQueue, instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, observeBridgeLatency, timeKeyGeneration, watchOtrSessions, type OtrSessionSummary, type CountablePuppet, type CountablePuppetEvents } from "./instrument.js";
 export { useCaseMetrics, type UseCaseMetrics } from "./use-cases.js";
+export { e2eeObserver, type E2eeObserver } from "./e2ee.js";
 export { BridgedTracker, type GhostNamer, type RoomStoreLike } from "./bridged.js";

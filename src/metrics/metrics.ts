@@ -87,6 +87,13 @@ function build(registry: Registry, collectHooks: Array<() => void>) {
     otrFragmentsReassembled: c("otr_fragments_reassembled_total", "OTR messages reassembled from fragments."),
     otrFragmentsDropped: c("otr_fragments_dropped_total", "OTR fragments dropped, by reason.", ["reason"] as const),
     otrKeyGeneration: h("otr_key_generation_duration_seconds", "Time to generate a DSA private key.", SLOW_BUCKETS),
+    // End-to-bridge encryption (Matrix side)
+    e2eeRoomEvents: c("e2ee_room_events_total", "Matrix room events the bridge encrypted (sent) or decrypted (received).", ["what"] as const),
+    e2eeDecryptionFailures: c("e2ee_decryption_failures_total", "Encrypted Matrix room events the bridge could not decrypt, by reason (missing-key, unknown-index, replayed, tampered, malformed, other).", ["reason"] as const),
+    e2eeOlmMessages: c("e2ee_olm_messages_total", "To-device messages the bridge's devices processed, by outcome (decrypted, undecryptable, plaintext, invalid).", ["kind"] as const),
+    e2eeDevices: g("e2ee_devices", "The bridge's own Matrix devices (bot and ghosts) loaded with their Olm sessions."),
+    e2eeRequests: c("e2ee_requests_total", "Crypto requests to the homeserver (key upload/query/claim, to-device, encrypted sends, ...), by kind and outcome.", ["kind", "outcome"] as const),
+    e2eeRequestDuration: h("e2ee_request_duration_seconds", "Latency of crypto requests to the homeserver, by kind.", FAST_BUCKETS, ["kind"] as const),
     // Store
     storeQueryDuration: h("store_query_duration_seconds", "Latency of store operations, by operation.", STORE_BUCKETS, ["op"] as const),
     storeErrors: c("store_errors_total", "Store operations that failed, by operation.", ["op"] as const),

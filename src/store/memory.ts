@@ -25,6 +25,7 @@ export class MemoryStore implements Store {
   private readonly channelRooms = new Map<string, ChannelRoom>();
   private readonly channelByRoom = new Map<string, string>();
   private readonly channelKeys = new Map<string, string>();
+  private readonly cryptoStates = new Map<string, { ownerUserId: string; deviceId: string; state: Uint8Array }>();
   private readonly peerPolicies = new Map<string, OtrPolicyName>();
   private readonly state = new Map<string, string>();
 
@@ -70,7 +71,7 @@ export class MemoryStore implements Store {
   async getOtrPrivateKey(userId: string, networkId: string): Promise<Uint8Array | null> {
     this.open();
     const key = this.privateKeys.get(k(v.checkId("userId", userId), v.checkId("networkId", networkId)));
-    return key ? key.slice() : null;
+    return key ? new Uint8Array(key) : null;
   }
 
   async putOtrPrivateKeyIfAbsent(userId: string, networkId: string, key: Uint8Array): Promise<Uint8Array> {
@@ -78,9 +79,11 @@ export class MemoryStore implements Store {
     const id = k(v.checkId("userId", userId), v.checkId("networkId", networkId));
     const bytes = v.checkKeyBytes(key);
     const existing = this.privateKeys.get(id);
-    if (existing) return existing.slice();
-    this.privateKeys.set(id, bytes.slice());
-    return bytes.slice();
+    if (existing) return new Uint8Array(existing);
+    // new Uint8Array(x) copies; x.slice() would alias the caller's memory when x is a Buffer (Buffer#slice is a view).
+    const copy = new Uint8Array(bytes);
+    this.privateKeys.set(id, copy);
+    return new Uint8Array(copy);
   }
 
   async getInstanceTag(userId: string, networkId: string): Promise<number | null> {
@@ -245,6 +248,30 @@ export class MemoryStore implements Store {
     const c = v.checkChannelKey(key);
     if (c === null) this.channelKeys.delete(id);
     else this.channelKeys.set(id, c);
+  }
+
+  async getCryptoState(ownerUserId: string, deviceId: string): Promise<Uint8Array | null> {
+    this.open();
+    const r = this.cryptoStates.get(k(v.checkMatrixUserId("ownerUserId", ownerUserId), v.checkDeviceId(deviceId)));
+    return r ? new Uint8Array(r.state) : null;
+  }
+
+  async putCryptoState(ownerUserId: string, deviceId: string, state: Uint8Array): Promise<void> {
+    this.open();
+    const owner = v.checkMatrixUserId("ownerUserId", ownerUserId);
+    const device = v.checkDeviceId(deviceId);
+    // A copy, as for private keys: the caller may reuse its buffer (often a Buffer) as soon as this resolves.
+    this.cryptoStates.set(k(owner, device), { ownerUserId: owner, deviceId: device, state: new Uint8Array(v.checkCryptoState(state)) });
+  }
+
+  async deleteCryptoState(ownerUserId: string, deviceId: string): Promise<void> {
+    this.open();
+    this.cryptoStates.delete(k(v.checkMatrixUserId("ownerUserId", ownerUserId), v.checkDeviceId(deviceId)));
+  }
+
+  async listCryptoDevices(): Promise<Array<{ ownerUserId: string; deviceId: string }>> {
+    this.open();
+    return [...this.cryptoStates.values()].map(({ ownerUserId, deviceId }) => ({ ownerUserId, deviceId })).sort(byKeys("ownerUserId", "deviceId"));
   }
 
   async getPeerPolicy(userId: string, networkId: string, foldedNick: string): Promise<OtrPolicyName | null> {

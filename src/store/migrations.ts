@@ -66,6 +66,18 @@ export const MIGRATIONS: readonly Migration[] = [
          PRIMARY KEY (user_id, network_id, channel))`,
     ],
   },
+  {
+    version: 3,
+    name: "matrix crypto state",
+    statements: [
+      // One row per device of the bridge's own (the bot's, each ghost's): its serialized end-to-end crypto state,
+      // sealed and bound to (owner, device). Keyed by device, not by user, so a ghost that gets a new device
+      // never reads the sessions of the old one.
+      `CREATE TABLE crypto_state (
+         owner_user_id TEXT NOT NULL, device_id TEXT NOT NULL, sealed {bytes} NOT NULL, updated_at {int} NOT NULL,
+         PRIMARY KEY (owner_user_id, device_id))`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,9 +1,10 @@
-// Sealed secrets at rest (issue 5): private keys, IRC passwords and IRC channel keys are encrypted with XChaCha20-Poly1305 under a
-// subkey of the master key. Random 24-byte nonces are safe at any realistic volume (no counter to persist, no
-// nonce reuse after a crash or a restored backup). The associated data names the row the value belongs to
-// (kind, user, network, and the channel for a channel key), so a ciphertext copied into another user's or another
-// channel's row — or from the password column into the key column — fails authentication instead of handing one
-// user's secret to another.
+// Sealed secrets at rest (issue 5): private keys, IRC passwords, IRC channel keys and the Matrix crypto state of
+// the bridge's own devices are encrypted with XChaCha20-Poly1305 under a subkey of the master key. Random 24-byte
+// nonces are safe at any realistic volume (no counter to persist, no nonce reuse after a crash or a restored
+// backup; a crypto state is re-sealed on every save, which makes that matter). The associated data names the row
+// the value belongs to (kind, user, network, and the channel for a channel key; kind, owner and device id for a
+// crypto state), so a ciphertext copied into another user's, channel's or device's row — or from the password
+// column into the key column — fails authentication instead of handing one user's secret to another.
 //
 // Sealed value layout: version(1) || nonce(24) || ciphertext || tag(16). The version byte is authenticated too.
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
@@ -19,7 +20,7 @@ const TAG_BYTES = 16;
 const HEADER_BYTES = 1 + NONCE_BYTES;
 
 /** What a sealed value is; part of the associated data so values cannot move between columns. */
-export type SealKind = "otr-private-key" | "irc-password" | "channel-key" | "canary";
+export type SealKind = "otr-private-key" | "irc-password" | "channel-key" | "crypto-state" | "canary";
 
 const encoder = new TextEncoder();
 

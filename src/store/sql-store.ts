@@ -1,6 +1,7 @@
 // The Store over SQL, shared by the SQLite and PostgreSQL engines: one set of statements (portable SQL with
 // INSERT ... ON CONFLICT), one sealing path, so both engines behave the same by construction. Private keys, IRC
-// passwords and channel keys are sealed before they reach the driver and opened after they come back (seal.ts).
+// passwords, channel keys and Matrix crypto states are sealed before they reach the driver and opened after they
+// come back (seal.ts).
 import { isUniqueViolation, type Row, type SqlDriver, type SqlQueries } from "./driver.js";
 import { byKeys } from "./order.js";
 import { CANARY_BINDING, CANARY_PLAINTEXT, Sealer } from "./seal.js";
@@ -29,6 +30,7 @@ const SEALED_TABLES: readonly { table: string; since: number }[] = [
   { table: "otr_private_keys", since: 1 },
   { table: "irc_passwords", since: 1 },
   { table: "channel_keys", since: 2 },
+  { table: "crypto_state", since: 3 },
 ];
 
 /**
@@ -120,6 +122,15 @@ export async function resealAll(db: SqlDriver, oldSealer: Sealer, newSealer: Sea
       const binding = [str(r.user_id), str(r.network_id), str(r.channel)];
       const plain = oldSealer.open("channel-key", binding, bytes(r, "sealed")!);
       await q.run("UPDATE channel_keys SET sealed = ? WHERE user_id = ? AND network_id = ? AND channel = ?", [newSealer.seal("channel-key", binding, plain), ...binding]);
+      count++;
+    }
+    // Crypto states are up to MAX_CRYPTO_STATE_BYTES each and there is one per ghost: list the keys, then load,
+    // open and re-seal one state at a time, so a rotation never holds every device's sessions in memory at once.
+    for (const d of await q.all("SELECT owner_user_id, device_id FROM crypto_state")) {
+      const binding = [str(d.owner_user_id), str(d.device_id)];
+      const sealed = bytes((await q.all("SELECT sealed FROM crypto_state WHERE owner_user_id = ? AND device_id = ?", binding))[0], "sealed")!;
+      const plain = oldSealer.open("crypto-state", binding, sealed);
+      await q.run("UPDATE crypto_state SET sealed = ? WHERE owner_user_id = ? AND device_id = ?", [newSealer.seal("crypto-state", binding, plain), ...binding]);
       count++;
     }
     const newCanary = newSealer.sealString("canary", CANARY_BINDING, CANARY_PLAINTEXT);
@@ -418,6 +429,36 @@ export class SqlStore implements Store {
         [...binding, sealed],
       );
     });
+  }
+
+  async getCryptoState(ownerUserId: string, deviceId: string): Promise<Uint8Array | null> {
+    const binding = [v.checkMatrixUserId("ownerUserId", ownerUserId), v.checkDeviceId(deviceId)];
+    const rows = await this.db.all("SELECT sealed FROM crypto_state WHERE owner_user_id = ? AND device_id = ?", binding);
+    const sealed = bytes(rows[0], "sealed");
+    return sealed ? this.openSealed(() => this.sealer.open("crypto-state", binding, sealed)) : null;
+  }
+
+  async putCryptoState(ownerUserId: string, deviceId: string, state: Uint8Array): Promise<void> {
+    const binding = [v.checkMatrixUserId("ownerUserId", ownerUserId), v.checkDeviceId(deviceId)];
+    // Sealed before the first await: the caller may reuse its buffer as soon as this call returns.
+    const sealed = this.sealer.seal("crypto-state", binding, v.checkCryptoState(state));
+    await this.db.tx(async (q) => {
+      await this.assertCanary(q);
+      await q.run(
+        `INSERT INTO crypto_state (owner_user_id, device_id, sealed, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (owner_user_id, device_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at`,
+        [...binding, sealed, Date.now()],
+      );
+    });
+  }
+
+  async deleteCryptoState(ownerUserId: string, deviceId: string): Promise<void> {
+    await this.db.run("DELETE FROM crypto_state WHERE owner_user_id = ? AND device_id = ?", [v.checkMatrixUserId("ownerUserId", ownerUserId), v.checkDeviceId(deviceId)]);
+  }
+
+  async listCryptoDevices(): Promise<Array<{ ownerUserId: string; deviceId: string }>> {
+    const rows = await this.db.all("SELECT owner_user_id, device_id FROM crypto_state");
+    return rows.map((r) => ({ ownerUserId: str(r.owner_user_id), deviceId: str(r.device_id) })).sort(byKeys("ownerUserId", "deviceId"));
   }
 
   async getPeerPolicy(userId: string, networkId: string, foldedNick: string): Promise<OtrPolicyName | null> {

@@ -2,7 +2,8 @@
 // Every engine (memory, SQLite, PostgreSQL) implements `Store` with the same observable behaviour; the shared
 // suite in test/store/ holds them to it. Ids are plain strings: Matrix user ids, network ids from config,
 // and nicks/channels already case-folded by the caller (the store never folds, so the IRC casemapping stays
-// the IRC adapter's decision). Timestamps are milliseconds since the epoch.
+// the IRC adapter's decision). Timestamps are milliseconds since the epoch. The crypto state of the bridge's own
+// Matrix devices is an opaque blob to the store: it seals and binds it, and never looks inside.
 
 /** OTR policy names as configured; `null` in a record means "use the configured default". */
 export type OtrPolicyName = "never" | "manual" | "opportunistic" | "always";
@@ -138,6 +139,17 @@ export interface Store {
   getPeerPolicy(userId: string, networkId: string, foldedNick: string): Promise<OtrPolicyName | null>;
   /** null removes the override. */
   putPeerPolicy(userId: string, networkId: string, foldedNick: string, policy: OtrPolicyName | null): Promise<void>;
+
+  /**
+   * The end-to-end crypto state of one of the bridge's own Matrix devices (the bot's or a ghost's), serialized by
+   * the caller, sealed at rest and bound to the owner and device id. null when none is stored.
+   */
+  getCryptoState(ownerUserId: string, deviceId: string): Promise<Uint8Array | null>;
+  /** Replaces the stored state; durable when the promise resolves (the caller acknowledges transactions after it). */
+  putCryptoState(ownerUserId: string, deviceId: string, state: Uint8Array): Promise<void>;
+  deleteCryptoState(ownerUserId: string, deviceId: string): Promise<void>;
+  /** Owner and device ids of every stored crypto state, ordered by owner then device (no state is unsealed). */
+  listCryptoDevices(): Promise<Array<{ ownerUserId: string; deviceId: string }>>;
 
   /** Small key/value state for whatever the bridge needs to resume (not for secrets: values are not sealed). */
   getState(key: string): Promise<string | null>;

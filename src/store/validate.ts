@@ -121,3 +121,45 @@ export function checkStateValue(v: unknown): string {
   if (LONE_SURROGATE.test(v)) throw invalid("state value must be well-formed Unicode");
   return v;
 }
+
+/**
+ * Longest Matrix user id, in UTF-8 bytes: the spec's limit (appendices, "User Identifiers"), which comes from a user
+ * id having to fit in the state key of an m.room.member event.
+ */
+export const MAX_MATRIX_USER_ID_BYTES = 255;
+/**
+ * Longest device id accepted, in UTF-8 bytes. The spec sets no limit; homeservers hand out ids of about ten
+ * characters, and the bridge picks its own devices' ids, so 255 (the spec's bound for the other ids) is generous.
+ */
+export const MAX_DEVICE_ID_BYTES = 255;
+/**
+ * Largest crypto state accepted, in bytes (16 MiB). A device's serialized Olm/Megolm sessions and keys are a few
+ * KB to ~100 KB; the bound is far above that, so a busy ghost never hits it, yet keeps one runaway blob from
+ * filling the database (or the memory of a rotation, which opens one state at a time).
+ */
+export const MAX_CRYPTO_STATE_BYTES = 16 * 1024 * 1024;
+
+// `@localpart:server`: the localpart cannot hold a colon (the first one ends it); no whitespace or control
+// character anywhere. Looser than the spec's grammar for new ids (historical localparts exist), strict enough that
+// a network id, a nick or a room id passed by mistake is refused instead of becoming the owner of a device.
+const MATRIX_USER_ID = /^@[^:\s\p{Cc}]+:[^\s\p{Cc}]+$/u;
+
+export function checkMatrixUserId(name: string, v: unknown): string {
+  const id = checkId(name, v);
+  if (!MATRIX_USER_ID.test(id)) throw invalid(`${name} must be a Matrix user id (@localpart:server)`);
+  if (Buffer.byteLength(id, "utf8") > MAX_MATRIX_USER_ID_BYTES) throw invalid(`${name} must be at most ${MAX_MATRIX_USER_ID_BYTES} bytes of UTF-8`);
+  return id;
+}
+
+export function checkDeviceId(v: unknown): string {
+  const id = checkId("deviceId", v);
+  if (Buffer.byteLength(id, "utf8") > MAX_DEVICE_ID_BYTES) throw invalid(`deviceId must be at most ${MAX_DEVICE_ID_BYTES} bytes of UTF-8`);
+  return id;
+}
+
+/** An empty state is refused: no crypto library serializes a device to nothing, so it can only be a caller's bug. */
+export function checkCryptoState(v: unknown): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length === 0) throw invalid("crypto state must be a non-empty Uint8Array");
+  if (v.length > MAX_CRYPTO_STATE_BYTES) throw invalid(`crypto state must be at most ${MAX_CRYPTO_STATE_BYTES} bytes (16 MiB)`);
+  return v;
+}

@@ -52,6 +52,8 @@ describe("IRC channels as Matrix rooms", { timeout: 1_200_000 }, () => {
       permissions: { [`@alice:${domain}`]: "admin", [`@bob:${domain}`]: "user" },
       channels: { membership_requests_per_second: RATE, quit_debounce_ms: 1000, max_message_lines: 4 },
       metrics: { enabled: false },
+      // The plaintext Matrix leg this suite is about; end-to-bridge encryption has its own (e2ee.test.ts).
+      encryption: { allow: false },
     });
     const draft = parseConfig(configText("http://127.0.0.1:1"), "channel-e2e.yaml", { env: {} });
     assert.ok(draft.ok, draft.ok ? "" : JSON.stringify(draft.errors));

@@ -31,6 +31,7 @@ networks: [{ id: local, name: Local, host: ${irc.host}, port: ${irc.port}, tls: 
 permissions: { "*": user }
 store: { sqlite_path: ${dir}/bridge.db, master_key_file: ${dir}/master.key }
 metrics: { port: ${metricsPort} }
+encryption: { allow: false }
 logging: { level: debug, format: logfmt }
 `;
 }

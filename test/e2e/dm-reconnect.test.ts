@@ -45,6 +45,8 @@ describe("DMs across IRC server and bridge restarts", { timeout: 600_000 }, () =
       permissions: { localhost: "user" },
       store: { engine: "sqlite", sqlite_path: join(dir, "bridge.db"), master_key_file: join(dir, "master.key") },
       metrics: { enabled: false },
+      // The plaintext Matrix leg this suite is about; end-to-bridge encryption has its own (e2ee.test.ts).
+      encryption: { allow: false },
     });
     const draft = parseConfig(configText("http://127.0.0.1:1"), "dm-reconnect.yaml", { env: {} });
     assert.ok(draft.ok, draft.ok ? "" : JSON.stringify(draft.errors));

@@ -100,6 +100,8 @@ describe("IRC server restart while messages flow both ways", { timeout: 900_000 
       otr: { default_policy: "manual" },
       store: { engine: "sqlite", sqlite_path: join(dir, "bridge.db"), master_key_file: join(dir, "master.key") },
       metrics: { enabled: false },
+      // The plaintext Matrix leg this suite is about; end-to-bridge encryption has its own (e2ee.test.ts).
+      encryption: { allow: false },
     });
     const draft = parseConfig(configText("http://127.0.0.1:1"), "irc-reconnect.yaml", { env: {} });
     assert.ok(draft.ok, draft.ok ? "" : JSON.stringify(draft.errors));

@@ -92,6 +92,8 @@ describe("metrics move with what the bridge does, and never name anyone", { time
       permissions: { [`@alice:${domain}`]: "user" },
       otr: { default_policy: "opportunistic" },
       metrics: { enabled: false },
+      // The plaintext Matrix leg this suite is about; end-to-bridge encryption has its own (e2ee.test.ts).
+      encryption: { allow: false },
     });
     const draft = parseConfig(configText("http://127.0.0.1:1"), "metrics-e2e.yaml", { env: {} });
     assert.ok(draft.ok, draft.ok ? "" : JSON.stringify(draft.errors));

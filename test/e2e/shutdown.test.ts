@@ -43,6 +43,7 @@ permissions: { "@alice:localhost": user }
 otr: { default_policy: opportunistic }
 store: { sqlite_path: ${dir}/bridge.db, master_key_file: ${dir}/master.key }
 metrics: { port: ${metricsPort} }
+encryption: { allow: false }
 logging: { level: info, format: logfmt }
 `;
 }

@@ -11,6 +11,7 @@ import { startSynapse, type SynapseInstance } from "./synapse.js";
 import { startNgircd, type NgircdInstance } from "./ngircd.js";
 import { startTcpTap, type TcpTap } from "./tcp-tap.js";
 import { MatrixClient, type MatrixEvent } from "./matrix-client.js";
+import { E2eeUser } from "./e2ee-user.js";
 import { connectIrc } from "./irc-client.js";
 import { freePort } from "./ports.js";
 import { logRoot, tempDir } from "./proc.js";
@@ -36,6 +37,8 @@ export class OtrWorld {
   hs!: SynapseInstance;
   bridge: RunningBridge | null = null;
   alice!: MatrixClient;
+  /** With `encryption`: Alice's E2EE client (matrix-js-sdk, Rust crypto), which owns the management room. */
+  ealice: E2eeUser | null = null;
   aliceToken = "";
   mgmt = "";
   readonly domain = "localhost";
@@ -48,7 +51,8 @@ export class OtrWorld {
   readonly contacts: LibotrIrcContact[] = [];
 
   /** `network`: extra settings for network "local" (e.g. an idle timeout). */
-  constructor(readonly name: string, readonly options: { defaultPolicy?: string; network?: Record<string, unknown> } = {}) {
+  /** `encryption`: run with end-to-bridge encryption (Synapse with the appservice E2EE flags); off by default. */
+  constructor(readonly name: string, readonly options: { defaultPolicy?: string; network?: Record<string, unknown>; encryption?: boolean } = {}) {
     this.dir = tempDir(`otr-${name}`);
     this.logPath = join(logRoot(), `bridge-${name}-${process.pid}.log`);
   }
@@ -67,12 +71,13 @@ export class OtrWorld {
       store: { engine: "sqlite", sqlite_path: join(this.dir, "bridge.db"), master_key_file: join(this.dir, "master.key") },
       metrics: { enabled: false },
       logging: { level: "debug", format: "json" },
+      encryption: { allow: this.options.encryption === true, require: this.options.encryption === true },
     });
     const draft = parseConfig(configText("http://127.0.0.1:1"), `${this.name}.yaml`, { env: {} });
     assert.ok(draft.ok, draft.ok ? "" : JSON.stringify(draft.errors));
     this.registrationPath = join(this.dir, "registration.yaml");
     writeFileSync(this.registrationPath, renderRegistration(buildRegistration(draft.config)), { mode: 0o600 });
-    this.hs = await startSynapse({ registrationPath: this.registrationPath });
+    this.hs = await startSynapse({ registrationPath: this.registrationPath, e2ee: this.options.encryption === true });
     this.configText = configText(this.hs.url);
     writeFileSync(this.logPath, "");
     this.logger = createLogger({ level: "debug", format: "json" }, { sink: { write: (line: string) => appendFileSync(this.logPath, line) } });
@@ -83,7 +88,18 @@ export class OtrWorld {
     await this.startBridge();
     const a = await this.hs.registerUser("alice", "alice-pw");
     this.aliceToken = a.accessToken;
+    // With encryption, this client (the registration's device, which has no keys) only reads state and unencrypted
+    // events: reading encrypted ones is the E2EE client's job, on a device of its own.
     this.alice = new MatrixClient(this.hs.url, a.userId, a.accessToken);
+    if (this.options.encryption) {
+      const e = (this.ealice = await E2eeUser.login(this.hs, "alice", "alice-pw", { deviceName: "alice-element" }));
+      await e.bootstrapCrossSigning();
+      this.mgmt = await e.createEncryptedDm(this.botId);
+      await e.waitForMessage(this.mgmt, (m) => /management room/.test(String(m.content.body)) && m.sender === this.botId, LONG);
+      await e.sendText(this.mgmt, "connect local");
+      await e.waitForMessage(this.mgmt, "Connected to local as alice.", LONG);
+      return;
+    }
     this.mgmt = await this.alice.createDm(this.botId);
     await this.alice.waitForMessage(this.mgmt, /management room/, { sender: this.botId, timeoutMs: LONG });
     const from = this.alice.mark();
@@ -119,6 +135,7 @@ export class OtrWorld {
   }
 
   async stop(): Promise<void> {
+    await this.ealice?.stop().catch(() => undefined);
     for (const c of this.contacts) await c.close().catch(() => undefined);
     await this.stopBridge().catch(() => undefined);
     await this.hs?.stop();

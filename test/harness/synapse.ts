@@ -2,10 +2,13 @@
 // (Synapse is only packaged in sid). Each instance gets its own directory inside the chroot (/srv/<id>), a
 // sqlite database, a free loopback port, generous rate limits, and copies of the appservice registration files
 // it is given. Ready when /_matrix/client/versions answers. Test users come from the shared-secret admin API.
+// With `e2ee: true` it also turns on the experimental appservice E2EE flags (to-device events, device lists and
+// one-time-key counts in transactions), and `dbContains` lets a test check what Synapse stored in plaintext.
 import { spawnSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { freePort } from "./ports.js";
 import { spawnService, waitForUrl, type Service } from "./proc.js";
 
@@ -20,8 +23,18 @@ export interface StartSynapseOptions {
   registrationPaths?: string[];
   /** Default "localhost". */
   serverName?: string;
-  /** Raw YAML appended to homeserver.yaml (later keys override earlier ones). */
+  /**
+   * Raw YAML appended to homeserver.yaml (later keys override earlier ones, whole mappings at a time). An
+   * `experimental_features` mapping in it is merged with the one `e2ee` adds (its own keys win), not replacing it.
+   */
   extraConfig?: string;
+  /**
+   * Turns on what an appservice needs for end-to-bridge encryption (MSC2409 to-device events and MSC3202
+   * device lists / OTK counts / fallback key types in transactions). Off by default: with it, transactions to
+   * any registration that has `receive_ephemeral` change shape, and the suites without E2EE should keep
+   * testing the Synapse they were written against. Clients' own E2EE needs no flag and works either way.
+   */
+  e2ee?: boolean;
   /** How long to wait for the server to answer, default 120 s (the machine is shared). */
   startTimeoutMs?: number;
 }
@@ -38,6 +51,18 @@ export interface SynapseInstance {
   /** The instance directory as seen from the host. */
   hostDir: string;
   logPath: string;
+  /**
+   * Host path of the sqlite database. Synapse runs it in WAL mode, so recent writes may still be in
+   * `<dbPath>-wal` (and `-shm`) rather than in the main file: read `dbFiles()` or use `dbContains`.
+   */
+  dbPath: string;
+  /** The database files that exist right now: homeserver.db and its -wal, -shm, -journal companions. */
+  dbFiles(): string[];
+  /**
+   * Whether any database file holds `text`, as UTF-8 or in the ASCII-escaped form Synapse's JSON encoder
+   * writes non-ASCII with (`\u00e9`, surrogate pairs above U+FFFF). For "was this stored in plaintext?" checks.
+   */
+  dbContains(text: string): boolean;
   registerUser(localpart: string, password: string, opts?: { admin?: boolean }): Promise<RegisteredUser>;
   /** Stops and starts Synapse on the same port with the same data. */
   restart(): Promise<void>;
@@ -62,6 +87,37 @@ function unpaddedB64(b: Buffer): string {
 
 function limit(perSecond: number, burst: number): string {
   return `{per_second: ${perSecond}, burst_count: ${burst}}`;
+}
+
+/** The homeserver.yaml keys `e2ee: true` adds (verified with Synapse 1.160). */
+export const E2EE_EXPERIMENTAL_FEATURES: Readonly<Record<string, boolean>> = {
+  msc2409_to_device_messages_enabled: true, // to-device events in AS transactions (de.sorunome.msc2409.to_device)
+  msc3202_transaction_extensions: true, // device lists, OTK counts and unused fallback key types in transactions
+};
+
+/**
+ * extraConfig plus what `e2ee` adds, as YAML to append. Without e2ee, extraConfig goes in verbatim; with it,
+ * extraConfig is parsed (duplicate keys allowed, the last wins, as PyYAML does) and re-emitted with its
+ * `experimental_features` merged over the E2EE ones, since a second top-level key would replace the first.
+ */
+function extraYaml(extraConfig: string | undefined, e2ee: boolean): string {
+  if (!e2ee) return extraConfig ?? "";
+  const extra = (extraConfig ? parseYaml(extraConfig, { uniqueKeys: false }) : null) as Record<string, unknown> | null;
+  if (extra !== null && (typeof extra !== "object" || Array.isArray(extra))) {
+    throw new Error("startSynapse: extraConfig must be a YAML mapping");
+  }
+  const own = extra?.experimental_features;
+  if (own !== undefined && own !== null && (typeof own !== "object" || Array.isArray(own))) {
+    throw new Error("startSynapse: extraConfig experimental_features must be a mapping");
+  }
+  const merged = { ...extra, experimental_features: { ...E2EE_EXPERIMENTAL_FEATURES, ...(own as object | null) } };
+  return stringifyYaml(merged);
+}
+
+/** `text` as Python's json module writes it with ensure_ascii (Synapse's event_json): \uXXXX for non-ASCII. */
+function pythonJsonEscaped(text: string): string {
+  return JSON.stringify(text).slice(1, -1)
+    .replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 function homeserverYaml(o: {
@@ -166,7 +222,8 @@ export async function startSynapse(opts: StartSynapseOptions = {}): Promise<Syna
   const port = await freePort();
   const secret = randomBytes(24).toString("hex");
   let yaml = homeserverYaml({ serverName, port, dir, secret, registrations });
-  if (opts.extraConfig) yaml += `\n${opts.extraConfig}\n`;
+  const extra = extraYaml(opts.extraConfig, opts.e2ee ?? false);
+  if (extra) yaml += `\n${extra}\n`;
   writeFileSync(join(hostDir, "homeserver.yaml"), yaml, { mode: 0o600 });
 
   const url = `http://127.0.0.1:${port}`;
@@ -215,6 +272,16 @@ export async function startSynapse(opts: StartSynapseOptions = {}): Promise<Syna
     return { userId: body.user_id, accessToken: body.access_token, ...(body.device_id ? { deviceId: body.device_id } : {}) };
   };
 
+  const dbPath = join(hostDir, "homeserver.db");
+  const dbFiles = () => ["", "-wal", "-shm", "-journal"].map((s) => dbPath + s).filter((f) => existsSync(f));
+  const dbContains = (text: string) => {
+    const needles = [...new Set([text, pythonJsonEscaped(text)])].map((t) => Buffer.from(t, "utf8"));
+    return dbFiles().some((f) => {
+      const bytes = readFileSync(f);
+      return needles.some((n) => bytes.includes(n));
+    });
+  };
+
   let stopped = false;
   return {
     url,
@@ -223,6 +290,9 @@ export async function startSynapse(opts: StartSynapseOptions = {}): Promise<Syna
     sharedSecret: secret,
     hostDir,
     get logPath() { return logPath; },
+    dbPath,
+    dbFiles,
+    dbContains,
     registerUser,
     async restart() {
       await (svc as Service | null)?.stop();

@@ -1,5 +1,5 @@
 // What a stolen SQLite file reveals (issue 5): neither a private key nor an IRC password nor an IRC channel key
-// nor the canary's
+// nor a Matrix device's crypto state nor the canary's
 // plaintext appears in the database file or its WAL, in any encoding we could think of, while ordinary
 // (unsealed) data such as room ids does — which shows the search itself works. The same holds for every file of
 // a PostgreSQL cluster (tables and WAL).
@@ -28,6 +28,32 @@ function files(path: string): Buffer[] {
   return [path, `${path}-wal`, `${path}-shm`, `${path}-journal`].filter(existsSync).map((p) => readFileSync(p));
 }
 
+/**
+ * A crypto state shaped like a real one (JSON with base64 pickles, ~100 KB, then raw bytes), carrying a marker that
+ * appears nowhere else, so a match can only be this state leaking.
+ */
+function cryptoState(): { state: Uint8Array; marker: string } {
+  const marker = `olm-pickle-marker-${randomBytes(12).toString("hex")}`;
+  const json = JSON.stringify({ marker, account: randomBytes(40_000).toString("base64"), sessions: [randomBytes(20_000).toString("base64")] });
+  return { state: new Uint8Array(Buffer.concat([Buffer.from(json), randomBytes(30_000)])), marker };
+}
+
+function stateNeedles(state: Uint8Array, marker: string): [string, Buffer][] {
+  const b = Buffer.from(state);
+  const out: [string, Buffer][] = [
+    ["crypto state marker utf8", Buffer.from(marker, "utf8")],
+    ["crypto state marker utf16", Buffer.from(marker, "utf16le")],
+    ["crypto state hex", Buffer.from(b.subarray(0, 40).toString("hex"))],
+    ["crypto state hex of the raw tail", Buffer.from(b.subarray(b.length - 40).toString("hex"))],
+    ["crypto state base64", Buffer.from(b.toString("base64").slice(0, 40))],
+  ];
+  // 12-byte windows spread over the whole state (every byte would be ~100,000 searches per file): catches the
+  // state stored raw, in chunks, compressed by nothing, or only partly sealed.
+  const step = Math.floor((b.length - 12) / 64);
+  for (let i = 0; i + 12 <= b.length; i += step) out.push([`crypto state bytes [${i}..${i + 12})`, b.subarray(i, i + 12)]);
+  return out;
+}
+
 function needles(key: Uint8Array, password: string, channelKey: string): [string, Buffer][] {
   const k = Buffer.from(key);
   const out: [string, Buffer][] = [
@@ -45,7 +71,7 @@ function needles(key: Uint8Array, password: string, channelKey: string): [string
   return out;
 }
 
-it("the SQLite file and its WAL contain no private key, password, channel key or canary plaintext", async () => {
+it("the SQLite file and its WAL contain no private key, password, channel key, crypto state or canary plaintext", async () => {
   const path = join(dir, "bridge.db");
   const cfg: StoreConfig = { engine: "sqlite", sqlite_path: path };
   const masterKey = new Uint8Array(randomBytes(32));
@@ -60,12 +86,18 @@ it("the SQLite file and its WAL contain no private key, password, channel key or
   await s.setIrcPassword("@alice:example.org", "oftc", password);
   await s.setChannelKey("@alice:example.org", "libera", "#secret", channelKey);
   await s.setChannelKey("@bob:example.org", "libera", "#secret", channelKey);
+  const { state, marker } = cryptoState();
+  const replacedState = cryptoState();
+  await s.putCryptoState("@irc_carol:example.org", "GHOSTDEVICE", replacedState.state);
+  await s.putCryptoState("@irc_carol:example.org", "GHOSTDEVICE", state); // the first one is replaced in place
+  await s.putCryptoState("@ircbot:example.org", "BOTDEVICE", state);
   await s.putDmRoom("@alice:example.org", "libera", "carol", room);
 
   const check = (when: string) => {
     const blobs = files(path);
     assert.ok(blobs.some((b) => b.includes(room)), `${when}: the unsealed room id is visible, so the search works`);
-    for (const [what, needle] of needles(key, password, channelKey)) {
+    assert.ok(blobs.some((b) => b.includes("GHOSTDEVICE")), `${when}: the unsealed device id is visible, so the search works`);
+    for (const [what, needle] of [...needles(key, password, channelKey), ...stateNeedles(state, marker), ...stateNeedles(replacedState.state, replacedState.marker)]) {
       for (const b of blobs) assert.equal(b.indexOf(needle), -1, `${when}: found ${what} in the database files`);
     }
   };
@@ -78,11 +110,13 @@ it("the SQLite file and its WAL contain no private key, password, channel key or
   await t.setIrcPassword("@alice:example.org", "libera", "something-else-entirely");
   await t.setChannelKey("@alice:example.org", "libera", "#secret", "another-channel-key");
   await t.setChannelKey("@bob:example.org", "libera", "#secret", null);
+  await t.putCryptoState("@irc_carol:example.org", "GHOSTDEVICE", new Uint8Array(randomBytes(5000)));
+  await t.deleteCryptoState("@ircbot:example.org", "BOTDEVICE");
   await t.close();
-  check("after replacing a password and a channel key, and deleting a channel key");
+  check("after replacing a password, a channel key and a crypto state, and deleting a channel key and a crypto state");
 });
 
-it("no file of the PostgreSQL cluster (tables, WAL) contains the private key, password, channel key or canary plaintext", async () => {
+it("no file of the PostgreSQL cluster (tables, WAL) contains the private key, password, channel key, crypto state or canary plaintext", async () => {
   const url = await server!.newDatabase();
   const masterKey = new Uint8Array(randomBytes(32));
   const key = new Uint8Array(randomBytes(600));
@@ -93,6 +127,9 @@ it("no file of the PostgreSQL cluster (tables, WAL) contains the private key, pa
   await s.putOtrPrivateKeyIfAbsent("@alice:example.org", "libera", key);
   await s.setIrcPassword("@alice:example.org", "libera", password);
   await s.setChannelKey("@alice:example.org", "libera", "#secret", channelKey);
+  // ~100 KB: stored out of line (TOAST), so the search covers that path too.
+  const { state, marker } = cryptoState();
+  await s.putCryptoState("@irc_carol:example.org", "GHOSTDEVICE", state);
   await s.putDmRoom("@alice:example.org", "libera", "carol", room);
   await s.close();
   const c = new pg.Client({ connectionString: url });
@@ -105,7 +142,8 @@ it("no file of the PostgreSQL cluster (tables, WAL) contains the private key, pa
     .filter((f) => statSync(f).isFile())
     .map((f) => readFileSync(f));
   assert.ok(blobs.some((b) => b.includes(room)), "the unsealed room id is visible, so the search works");
-  for (const [what, needle] of needles(key, password, channelKey)) {
+  assert.ok(blobs.some((b) => b.includes("GHOSTDEVICE")), "the unsealed device id is visible, so the search works");
+  for (const [what, needle] of [...needles(key, password, channelKey), ...stateNeedles(state, marker)]) {
     for (const b of blobs) assert.equal(b.indexOf(needle), -1, `found ${what} in the cluster's files`);
   }
 });

@@ -31,6 +31,10 @@ const bytes = fc.uint8Array({ minLength: 0, maxLength: 40 });
 // Valid keys, the 100-byte boundary on both sides, and each kind of character a key must not hold.
 const chanKey = fc.constantFrom("k1", "sëcret", "é".repeat(50), "x".repeat(101), "", "a b", "a,b", "a\r\nQUIT", "a\0", "a\x7f", "\ud800", null);
 
+// Crypto-state owners must be Matrix user ids ("a:x" is not one); device ids are compared exactly ("D1" vs "d1").
+const owner = fc.constantFrom("@a:x", "@b:x", "a:x", "");
+const device = fc.constantFrom("D1", "d1", "ÿ", "", "bad\0dev", "lone\udc00");
+
 type Op = (s: Store) => Promise<unknown>;
 const op: fc.Arbitrary<[string, Op]> = fc.oneof(
   fc.tuple(user, net, fc.option(nick, { nil: null }), policy, time).map(([u, n, k, p, t]) => [`putUserNetwork ${u} ${n} ${k} ${p} ${t}`, (s: Store) => s.putUserNetwork({ userId: u, networkId: n, nick: k, otrPolicy: p as never, updatedAt: t })] as [string, Op]),
@@ -59,6 +63,10 @@ const op: fc.Arbitrary<[string, Op]> = fc.oneof(
   fc.tuple(fc.option(net, { nil: undefined })).map(([n]) => [`listChannelRooms ${n}`, (s: Store) => s.listChannelRooms(n)] as [string, Op]),
   fc.tuple(user, net, nick, chanKey).map(([u, n, c, k]) => [`setChannelKey ${u} ${n} ${c} ${JSON.stringify(k)}`, (s: Store) => s.setChannelKey(u, n, c, k)] as [string, Op]),
   fc.tuple(user, net, nick).map(([u, n, c]) => [`getChannelKey ${u} ${n} ${c}`, (s: Store) => s.getChannelKey(u, n, c)] as [string, Op]),
+  fc.tuple(owner, device, bytes).map(([o, d, b]) => [`putCryptoState ${o} ${d} ${Buffer.from(b).toString("hex")}`, (s: Store) => s.putCryptoState(o, d, b)] as [string, Op]),
+  fc.tuple(owner, device).map(([o, d]) => [`getCryptoState ${o} ${d}`, (s: Store) => s.getCryptoState(o, d)] as [string, Op]),
+  fc.tuple(owner, device).map(([o, d]) => [`deleteCryptoState ${o} ${d}`, (s: Store) => s.deleteCryptoState(o, d)] as [string, Op]),
+  fc.constant([`listCryptoDevices`, (s: Store) => s.listCryptoDevices()] as [string, Op]),
   fc.tuple(user, net, nick, policy).map(([u, n, k, p]) => [`putPeerPolicy ${u} ${n} ${k} ${p}`, (s: Store) => s.putPeerPolicy(u, n, k, p as never)] as [string, Op]),
   fc.tuple(user, net, nick).map(([u, n, k]) => [`getPeerPolicy ${u} ${n} ${k}`, (s: Store) => s.getPeerPolicy(u, n, k)] as [string, Op]),
   fc.tuple(fc.constantFrom("k1", "k2", ""), fc.constantFrom("v", "", "✓", "nul\0", "\udc00")).map(([k, v]) => [`putState ${k} ${v}`, (s: Store) => s.putState(k, v)] as [string, Op]),
@@ -86,7 +94,8 @@ async function dump(s: Store): Promise<string> {
       for (const k of ["carol", "[dave]", "ÿ"]) parts.push(await s.getPeerPolicy(u, n, k), await s.getChannelKey(u, n, k));
     }
   }
-  parts.push(await s.listChannelRooms(), await s.getState("k1"), await s.getState("k2"));
+  parts.push(await s.listChannelRooms(), await s.getState("k1"), await s.getState("k2"), await s.listCryptoDevices());
+  for (const o of ["@a:x", "@b:x"]) for (const d of ["D1", "d1", "ÿ"]) parts.push(await s.getCryptoState(o, d));
   return JSON.stringify(parts, (_k, x) => (x instanceof Uint8Array ? Buffer.from(x).toString("hex") : x));
 }
 

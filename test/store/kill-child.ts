@@ -1,5 +1,5 @@
 // Child process of kill.test.ts: opens the store, says "ready", waits for "go", then writes an endless burst of
-// keys, trust records and DM room mappings, printing "ack <i>" after each write has resolved. The parent kills it
+// keys, trust records, DM room mappings and crypto states, printing "ack <i>" after each write has resolved. The parent kills it
 // with SIGKILL at a random point and checks what survived. Stdout to a pipe is synchronous on Linux, so an ack the
 // parent reads was written after the store call resolved.
 import { createInterface } from "node:readline";

@@ -1,4 +1,5 @@
-// Crash safety (issue 5): a child writing a burst of keys, trust records and room mappings is killed with SIGKILL
+// Crash safety (issue 5): a child writing a burst of keys, trust records, room mappings and Matrix crypto states
+// (the caller acknowledges Matrix transactions once putCryptoState resolves) is killed with SIGKILL
 // at a random point, 50 times on one SQLite database (and on PostgreSQL). After every kill the store opens and
 // holds exactly a prefix of the burst that covers every acknowledged write: nothing acknowledged is lost, nothing
 // is half-written, nothing after the one write in flight exists.

@@ -1,5 +1,6 @@
 // Schema migrations on both SQL engines: an empty database reaches the latest version, each migration is atomic,
-// and a database written by a newer release is refused untouched.
+// a database of every earlier version (1: before channel keys, 2: before crypto state) upgrades with its rows
+// intact, and a database written by a newer release is refused untouched.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -74,7 +75,7 @@ for (const [name, makeCfg] of engines) {
       await rejectsCode(openStore(cfg, key), "schema-too-new");
     });
 
-    it("upgrade a version-1 database holding data to version 2, keeping every row and secret", async () => {
+    it("upgrade a version-1 database holding data to the latest version, keeping every row and secret", async () => {
       const cfg = await makeCfg();
       const v1Key = new Uint8Array(randomBytes(32));
       const privateKey = new Uint8Array(randomBytes(300));
@@ -104,7 +105,7 @@ for (const [name, makeCfg] of engines) {
       } finally {
         await db.close();
       }
-      const v1Tables = TABLES.filter((t) => t !== "channel_keys" && t !== "schema_version");
+      const v1Tables = TABLES.filter((t) => t !== "channel_keys" && t !== "crypto_state" && t !== "schema_version");
       const before = await dumpTables(cfg, v1Tables);
 
       // The daemon's start path: it asks whether sealed data exists before migrating, on the old schema.
@@ -113,7 +114,7 @@ for (const [name, makeCfg] of engines) {
       const { store, masterKeySource } = await openConfiguredStore(cfg, {});
       assert.equal(masterKeySource, "file");
       try {
-        assert.deepEqual((await rawAll(cfg, "SELECT version FROM schema_version ORDER BY version")).map((r) => Number(r.version)), [1, 2]);
+        assert.deepEqual((await rawAll(cfg, "SELECT version FROM schema_version ORDER BY version")).map((r) => Number(r.version)), MIGRATIONS.map((m) => m.version));
         assert.equal(await dumpTables(cfg, v1Tables), before, "the migration changed no existing row");
         assert.equal(await store.getIrcPassword("@alice:x", "libera"), "v1-password");
         assert.deepEqual(await store.getOtrPrivateKey("@alice:x", "libera"), privateKey);
@@ -136,23 +137,95 @@ for (const [name, makeCfg] of engines) {
       assert.equal(await dumpTables(cfg), after, "reopening the upgraded database applies nothing again");
     });
 
-    it("start on a version-1 database that holds no secret yet (a crash before the canary was planted)", async () => {
+    it("upgrade a version-2 database holding data to version 3, keeping every row and secret, channel keys included", async () => {
       const cfg = await makeCfg();
+      const v2Key = new Uint8Array(randomBytes(32));
+      const privateKey = new Uint8Array(randomBytes(300));
+      const fpr: FingerprintRecord = {
+        userId: "@alice:x", networkId: "libera", peerNick: "carol", fingerprint: "cd".repeat(20),
+        trust: "verified", verifiedBy: "manual", firstSeen: 11, lastSeen: 22,
+      };
+      // Build the database the way a version-2 bridge did: migrations 1 and 2, its canary, data through the store.
       const db = openDriver(cfg);
       try {
-        assert.equal(await migrate(db, MIGRATIONS.filter((m) => m.version === 1)), 1);
+        assert.equal(await migrate(db, MIGRATIONS.filter((m) => m.version <= 2)), 2);
+        const sealer = new Sealer(v2Key);
+        const canary = sealer.sealString("canary", CANARY_BINDING, CANARY_PLAINTEXT);
+        await db.run("INSERT INTO meta (name, value) VALUES (?, ?)", ["master-key-canary", canary]);
+        const v2 = new SqlStore(db, sealer, canary);
+        await v2.putUserNetwork({ userId: "@alice:x", networkId: "libera", nick: "alice", otrPolicy: "manual", updatedAt: 6 });
+        await v2.setIrcPassword("@alice:x", "libera", "v2-password");
+        assert.deepEqual(await v2.putOtrPrivateKeyIfAbsent("@alice:x", "libera", privateKey), privateKey);
+        await v2.putInstanceTagIfAbsent("@alice:x", "libera", 0x4321);
+        await v2.putFingerprint(fpr);
+        await v2.putDmRoom("@alice:x", "libera", "carol", "!dm:x");
+        await v2.putManagementRoom("@alice:x", "!mgmt:x");
+        await v2.putChannelRoom("libera", "#otr", "!chan:x");
+        await v2.setChannelKey("@alice:x", "libera", "#otr", "v2-channel-key");
+        await v2.setChannelKey("@bob:x", "libera", "#otr", "bobs-v2-key");
+        await v2.putPeerPolicy("@alice:x", "libera", "carol", "always");
+        await v2.putState("sync", "s2");
+        await assert.rejects(db.all("SELECT * FROM crypto_state"), "version 2 has no crypto_state table");
       } finally {
         await db.close();
       }
-      // Asked before migrating: the tables of later versions do not exist yet and must not be queried.
-      assert.equal(await storeHoldsSealedData(cfg), false);
+      const v2Tables = TABLES.filter((t) => t !== "crypto_state" && t !== "schema_version");
+      const before = await dumpTables(cfg, v2Tables);
+
+      // The daemon's start path: asked before migrating, on the version-2 schema (no crypto_state to look at yet).
+      assert.equal(await storeHoldsSealedData(cfg), true);
+      writeMasterKeyFile(cfg.master_key_file!, v2Key, { exclusive: true });
       const { store, masterKeySource } = await openConfiguredStore(cfg, {});
-      assert.equal(masterKeySource, "created");
-      await store.setChannelKey("@alice:x", "libera", "#otr", "k");
-      assert.equal(await store.getChannelKey("@alice:x", "libera", "#otr"), "k");
-      await store.close();
-      assert.deepEqual((await rawAll(cfg, "SELECT version FROM schema_version ORDER BY version")).map((r) => Number(r.version)), MIGRATIONS.map((m) => m.version));
+      assert.equal(masterKeySource, "file");
+      try {
+        assert.deepEqual((await rawAll(cfg, "SELECT version FROM schema_version ORDER BY version")).map((r) => Number(r.version)), [1, 2, 3]);
+        assert.equal(await dumpTables(cfg, v2Tables), before, "the migration changed no existing row");
+        assert.equal(await store.getIrcPassword("@alice:x", "libera"), "v2-password");
+        assert.deepEqual(await store.getOtrPrivateKey("@alice:x", "libera"), privateKey);
+        assert.equal(await store.getInstanceTag("@alice:x", "libera"), 0x4321);
+        assert.deepEqual(await store.listFingerprints("@alice:x", "libera"), [fpr]);
+        assert.deepEqual(await store.getUserNetwork("@alice:x", "libera"), { userId: "@alice:x", networkId: "libera", nick: "alice", otrPolicy: "manual", updatedAt: 6 });
+        assert.deepEqual(await store.findDmByRoom("!dm:x"), { userId: "@alice:x", networkId: "libera", foldedNick: "carol" });
+        assert.equal(await store.getManagementRoom("@alice:x"), "!mgmt:x");
+        assert.equal(await store.getChannelRoom("libera", "#otr"), "!chan:x");
+        assert.equal(await store.getChannelKey("@alice:x", "libera", "#otr"), "v2-channel-key");
+        assert.equal(await store.getChannelKey("@bob:x", "libera", "#otr"), "bobs-v2-key");
+        assert.equal(await store.getPeerPolicy("@alice:x", "libera", "carol"), "always");
+        assert.equal(await store.getState("sync"), "s2");
+        assert.deepEqual(await store.listCryptoDevices(), []);
+        assert.equal(await store.getCryptoState("@ircbot:x", "BOTDEVICE"), null);
+        const state = new Uint8Array(randomBytes(2000));
+        await store.putCryptoState("@ircbot:x", "BOTDEVICE", state);
+        assert.deepEqual(await store.getCryptoState("@ircbot:x", "BOTDEVICE"), state);
+      } finally {
+        await store.close();
+      }
+      const after = await dumpTables(cfg);
+      await (await openStore(cfg, v2Key)).close();
+      assert.equal(await dumpTables(cfg), after, "reopening the upgraded database applies nothing again");
     });
+
+    for (const from of [1, 2]) {
+      it(`start on a version-${from} database that holds no secret yet (a crash before the canary was planted)`, async () => {
+        const cfg = await makeCfg();
+        const db = openDriver(cfg);
+        try {
+          assert.equal(await migrate(db, MIGRATIONS.filter((m) => m.version <= from)), from);
+        } finally {
+          await db.close();
+        }
+        // Asked before migrating: the tables of later versions do not exist yet and must not be queried.
+        assert.equal(await storeHoldsSealedData(cfg), false);
+        const { store, masterKeySource } = await openConfiguredStore(cfg, {});
+        assert.equal(masterKeySource, "created");
+        await store.setChannelKey("@alice:x", "libera", "#otr", "k");
+        assert.equal(await store.getChannelKey("@alice:x", "libera", "#otr"), "k");
+        await store.putCryptoState("@alice:x", "DEVICE", new Uint8Array([1, 2]));
+        assert.deepEqual(await store.getCryptoState("@alice:x", "DEVICE"), new Uint8Array([1, 2]));
+        await store.close();
+        assert.deepEqual((await rawAll(cfg, "SELECT version FROM schema_version ORDER BY version")).map((r) => Number(r.version)), MIGRATIONS.map((m) => m.version));
+      });
+    }
 
     it("let several bridges open a fresh database at once", async () => {
       const cfg = await makeCfg();

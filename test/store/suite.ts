@@ -4,6 +4,7 @@
 import { describe, it, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import type { FingerprintRecord, Store } from "../../src/store/types.js";
+import { MAX_CRYPTO_STATE_BYTES } from "../../src/store/validate.js";
 
 export interface EngineUnderTest {
   make(): Promise<Store>;
@@ -23,6 +24,15 @@ export async function rejectsCode(p: Promise<unknown> | (() => Promise<unknown>)
     assert.ok((e as Error).message.length > 10, "the error says what happened");
     return true;
   });
+}
+
+/** A crypto state of `n` bytes that differs per seed and is not all one byte (so a swapped or truncated copy shows). */
+function cryptoBlob(n: number, seed: number): Uint8Array {
+  return new Uint8Array(n).map((_, i) => (i * 31 + seed * 17 + (i >> 8)) & 0xff);
+}
+
+function sameBytes(a: Uint8Array | null, b: Uint8Array): boolean {
+  return a !== null && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
 function fp(over: Partial<FingerprintRecord> = {}): FingerprintRecord {
@@ -94,6 +104,17 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
       assert.equal(await s.getOtrPrivateKey(U1, NET2), null);
       assert.equal(await s.getOtrPrivateKey(U2, NET), null);
       await rejectsCode(s.putOtrPrivateKeyIfAbsent(U2, NET, new Uint8Array(0)), "invalid-argument");
+    });
+
+    it("keeps its own copy of a private key given as a Buffer (whose slice() is a view, not a copy)", async () => {
+      const s = await make();
+      const k = new Uint8Array([5, 6, 7, 8]);
+      const input = Buffer.from(k);
+      const first = await s.putOtrPrivateKeyIfAbsent(U1, NET, input);
+      input.fill(0);
+      assert.deepEqual(first, k, "the returned key is not the caller's buffer");
+      assert.deepEqual(await s.getOtrPrivateKey(U1, NET), k, "changing the caller's buffer after put changes nothing");
+      assert.deepEqual(await s.putOtrPrivateKeyIfAbsent(U1, NET, new Uint8Array([1])), k);
     });
 
     it("lets exactly one of many concurrent key writers win, and all of them see the winner", async () => {
@@ -310,6 +331,176 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
       assert.equal(await s.getChannelKey(U1, NET, "#otr"), "good");
     });
 
+    it("stores crypto state per (owner, device), replaces and deletes it, each device on its own", async () => {
+      const s = await make();
+      const BOT = "@ircbot:example.org";
+      const GHOST = "@irc_carol:example.org";
+      assert.equal(await s.getCryptoState(BOT, "BOTDEVICE"), null);
+      assert.deepEqual(await s.listCryptoDevices(), []);
+      const bot = cryptoBlob(3000, 1);
+      const ghostA = cryptoBlob(5000, 2);
+      const ghostB = cryptoBlob(64, 3);
+      const sameIdOtherOwner = cryptoBlob(70, 4);
+      await s.putCryptoState(BOT, "BOTDEVICE", bot);
+      await s.putCryptoState(GHOST, "GHOSTA", ghostA);
+      await s.putCryptoState(GHOST, "GHOSTB", ghostB);
+      await s.putCryptoState(BOT, "GHOSTA", sameIdOtherOwner); // device ids are only unique per owner
+      assert.deepEqual(await s.getCryptoState(BOT, "BOTDEVICE"), bot);
+      assert.deepEqual(await s.getCryptoState(GHOST, "GHOSTA"), ghostA);
+      assert.deepEqual(await s.getCryptoState(GHOST, "GHOSTB"), ghostB);
+      assert.deepEqual(await s.getCryptoState(BOT, "GHOSTA"), sameIdOtherOwner, "the same device id under another owner is another device");
+      assert.equal(await s.getCryptoState(GHOST, "BOTDEVICE"), null);
+      assert.equal(await s.getCryptoState(BOT, "botdevice"), null, "device ids are compared exactly, never folded");
+      // Ids that would collide if the store concatenated owner and device.
+      await s.putCryptoState("@a:x", "bc", cryptoBlob(10, 5));
+      assert.equal(await s.getCryptoState("@a:xb", "c"), null);
+
+      const replaced = cryptoBlob(4000, 6);
+      await s.putCryptoState(GHOST, "GHOSTA", replaced);
+      assert.deepEqual(await s.getCryptoState(GHOST, "GHOSTA"), replaced, "a put replaces the whole state");
+      const shorter = new Uint8Array([42]);
+      await s.putCryptoState(GHOST, "GHOSTA", shorter);
+      assert.deepEqual(await s.getCryptoState(GHOST, "GHOSTA"), shorter, "a shorter state leaves nothing of the longer one");
+      assert.deepEqual(await s.getCryptoState(GHOST, "GHOSTB"), ghostB, "replacing one device leaves its owner's other devices");
+
+      await s.deleteCryptoState(GHOST, "GHOSTA");
+      assert.equal(await s.getCryptoState(GHOST, "GHOSTA"), null);
+      await s.deleteCryptoState(GHOST, "GHOSTA"); // deleting nothing is fine
+      await s.deleteCryptoState("@nobody:example.org", "NODEVICE");
+      assert.deepEqual(await s.getCryptoState(GHOST, "GHOSTB"), ghostB, "deleting one device leaves the others");
+      assert.deepEqual(await s.getCryptoState(BOT, "GHOSTA"), sameIdOtherOwner);
+      assert.deepEqual(await s.getCryptoState(BOT, "BOTDEVICE"), bot);
+      assert.deepEqual(await s.listCryptoDevices(), [
+        { ownerUserId: "@a:x", deviceId: "bc" },
+        { ownerUserId: GHOST, deviceId: "GHOSTB" }, // "_" sorts before "b"
+        { ownerUserId: BOT, deviceId: "BOTDEVICE" },
+        { ownerUserId: BOT, deviceId: "GHOSTA" },
+      ]);
+      // A crypto state is not an OTR identity, a password or resume state.
+      assert.equal(await s.getOtrPrivateKey(BOT, "BOTDEVICE"), null);
+      assert.equal(await s.getIrcPassword(BOT, "BOTDEVICE"), null);
+    });
+
+    it("copies crypto state in and out: neither the caller's buffer nor the returned one aliases the store", async () => {
+      const s = await make();
+      const original = cryptoBlob(256, 7);
+      const input = Buffer.from(original); // a Buffer, whose slice() is a view, not a copy
+      await s.putCryptoState(U1, "DEV", input);
+      input.fill(0);
+      assert.deepEqual(await s.getCryptoState(U1, "DEV"), original, "changing the caller's buffer after put changes nothing");
+      const out = await s.getCryptoState(U1, "DEV");
+      assert.ok(out instanceof Uint8Array && !Buffer.isBuffer(out), "a plain Uint8Array comes back on every engine");
+      out.fill(1);
+      assert.deepEqual(await s.getCryptoState(U1, "DEV"), original, "changing what get returned changes nothing");
+      // A view into a larger buffer stores only the view's bytes.
+      const big = cryptoBlob(1000, 8);
+      await s.putCryptoState(U1, "VIEW", big.subarray(100, 200));
+      assert.deepEqual(await s.getCryptoState(U1, "VIEW"), big.slice(100, 200));
+    });
+
+    it("lists crypto devices by owner then device, in code-unit order on every engine, without their states", async () => {
+      const s = await make();
+      const devices: [string, string][] = [
+        ["@zed:example.org", "B"], ["@alice:example.org", "b"], ["@Zed:example.org", "A"], ["@alice:example.org", "B"],
+        ["@alice:example.org", "ä"], ["@alice:example.org", "A1"], ["@alice:example.org", "A"], ["@ålice:example.org", "X"],
+        ["@alice:example.org", "😀"], ["@alice:example.org", "\uffff"],
+      ];
+      for (const [i, [o, d]] of devices.entries()) await s.putCryptoState(o, d, cryptoBlob(20, i));
+      await s.putCryptoState("@alice:example.org", "b", cryptoBlob(30, 99)); // a replace adds no second entry
+      const expected = [...devices].sort(([o1, d1], [o2, d2]) => (o1 < o2 ? -1 : o1 > o2 ? 1 : d1 < d2 ? -1 : d1 > d2 ? 1 : 0));
+      assert.deepEqual(await s.listCryptoDevices(), expected.map(([ownerUserId, deviceId]) => ({ ownerUserId, deviceId })));
+      assert.deepEqual((await s.listCryptoDevices()).slice(0, 2), [
+        { ownerUserId: "@Zed:example.org", deviceId: "A" }, // upper case sorts before lower case (no locale collation)
+        { ownerUserId: "@alice:example.org", deviceId: "A" },
+      ]);
+      await s.deleteCryptoState("@zed:example.org", "B");
+      assert.equal((await s.listCryptoDevices()).some((d) => d.ownerUserId === "@zed:example.org"), false);
+    });
+
+    it("keeps a 1 MiB crypto state intact, and the largest one allowed", async () => {
+      const s = await make();
+      const mib = cryptoBlob(1024 * 1024, 9);
+      await s.putCryptoState(U1, "BIG", mib);
+      assert.ok(sameBytes(await s.getCryptoState(U1, "BIG"), mib), "1 MiB round trip");
+      const largest = cryptoBlob(MAX_CRYPTO_STATE_BYTES, 10);
+      await s.putCryptoState(U1, "LARGEST", largest);
+      assert.ok(sameBytes(await s.getCryptoState(U1, "LARGEST"), largest), `${MAX_CRYPTO_STATE_BYTES} bytes round trip`);
+      await s.putCryptoState(U1, "BIG", new Uint8Array([1, 2, 3]));
+      assert.deepEqual(await s.getCryptoState(U1, "BIG"), new Uint8Array([1, 2, 3]));
+    });
+
+    it("rejects a malformed owner, device id or state with invalid-argument, changing nothing", async () => {
+      const s = await make();
+      const good = cryptoBlob(50, 11);
+      await s.putCryptoState(U1, "DEV", good);
+      const badOwners: [string, unknown][] = [
+        ["empty", ""],
+        ["no sigil", "alice:example.org"],
+        ["a network id", NET],
+        ["a room id", "!room:example.org"],
+        ["no server", "@alice"],
+        ["empty localpart", "@:example.org"],
+        ["empty server", "@alice:"],
+        ["space", "@al ice:example.org"],
+        ["newline", "@alice:example.org\n"],
+        ["NUL", "@alice\0:example.org"],
+        ["lone surrogate", "@al\ud800:example.org"],
+        ["256 bytes", `@${"a".repeat(243)}:example.org`],
+        ["not a string", 42],
+      ];
+      for (const [what, owner] of badOwners) {
+        for (const call of [
+          () => s.putCryptoState(owner as string, "DEV", good),
+          () => s.getCryptoState(owner as string, "DEV"),
+          () => s.deleteCryptoState(owner as string, "DEV"),
+        ]) {
+          await rejectsCode(call, "invalid-argument").catch((e: unknown) => { throw new Error(`owner ${what} was not refused`, { cause: e }); });
+        }
+      }
+      const badDevices: [string, unknown][] = [
+        ["empty", ""],
+        ["NUL", "DEV\0ICE"],
+        ["lone surrogate", "DEV\udc00"],
+        ["256 bytes", "D".repeat(256)],
+        ["256 bytes in multibyte characters", "é".repeat(128)],
+        ["not a string", null],
+      ];
+      for (const [what, device] of badDevices) {
+        for (const call of [
+          () => s.putCryptoState(U1, device as string, good),
+          () => s.getCryptoState(U1, device as string),
+          () => s.deleteCryptoState(U1, device as string),
+        ]) {
+          await rejectsCode(call, "invalid-argument").catch((e: unknown) => { throw new Error(`device ${what} was not refused`, { cause: e }); });
+        }
+      }
+      const badStates: [string, unknown][] = [
+        ["empty", new Uint8Array(0)],
+        ["one byte over the bound", new Uint8Array(MAX_CRYPTO_STATE_BYTES + 1)],
+        ["an array of numbers", [1, 2, 3]],
+        ["an ArrayBuffer", new ArrayBuffer(8)],
+        ["a string", "serialized state"],
+        ["null", null],
+      ];
+      for (const [what, state] of badStates) {
+        await rejectsCode(s.putCryptoState(U1, "DEV", state as Uint8Array), "invalid-argument").catch((e: unknown) => { throw new Error(`state ${what} was not refused`, { cause: e }); });
+        await rejectsCode(s.putCryptoState(U2, "NEW", state as Uint8Array), "invalid-argument");
+      }
+      assert.deepEqual(await s.getCryptoState(U1, "DEV"), good, "a refused put leaves the stored state");
+      assert.equal(await s.getCryptoState(U2, "NEW"), null, "a refused put creates nothing");
+      assert.deepEqual(await s.listCryptoDevices(), [{ ownerUserId: U1, deviceId: "DEV" }]);
+      // The bounds themselves are accepted: a 255-byte owner, a 255-byte device id.
+      const longestOwner = `@${"a".repeat(242)}:example.org`;
+      const longestDevice = "é".repeat(127) + "x";
+      assert.equal(Buffer.byteLength(longestOwner), 255);
+      assert.equal(Buffer.byteLength(longestDevice), 255);
+      await s.putCryptoState(longestOwner, longestDevice, good);
+      assert.deepEqual(await s.getCryptoState(longestOwner, longestDevice), good);
+      // Historical localparts and a server name with a port are Matrix user ids too.
+      await s.putCryptoState("@Old_Style=Name/1:matrix.example.org:8448", "DEV", good);
+      assert.deepEqual(await s.getCryptoState("@Old_Style=Name/1:matrix.example.org:8448", "DEV"), good);
+    });
+
     it("sets and clears per-peer OTR policies", async () => {
       const s = await make();
       assert.equal(await s.getPeerPolicy(U1, NET, "carol"), null);
@@ -345,6 +536,10 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
       await rejectsCode(s.putOtrPrivateKeyIfAbsent(U1, NET, new Uint8Array([1])), "store-closed");
       await rejectsCode(s.setChannelKey(U1, NET, "#otr", "k"), "store-closed");
       await rejectsCode(s.getChannelKey(U1, NET, "#otr"), "store-closed");
+      await rejectsCode(s.putCryptoState(U1, "DEV", new Uint8Array([1])), "store-closed");
+      await rejectsCode(s.getCryptoState(U1, "DEV"), "store-closed");
+      await rejectsCode(s.deleteCryptoState(U1, "DEV"), "store-closed");
+      await rejectsCode(s.listCryptoDevices(), "store-closed");
       await s.close(); // closing twice is harmless
     });
 
@@ -363,6 +558,10 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
         await s.putChannelRoom(NET, "#otr", "!chan:x");
         await s.putPeerPolicy(U1, NET, "carol", "always");
         await s.setChannelKey(U1, NET, "#otr", "chan-key");
+        const crypto = cryptoBlob(100_000, 12);
+        await s.putCryptoState(U1, "DEVICE", crypto);
+        await s.putCryptoState(U1, "GONE", new Uint8Array([1]));
+        await s.deleteCryptoState(U1, "GONE");
         await s.putState("k", "v");
         const t = await reopen(s);
         open.push(t);
@@ -377,6 +576,9 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
         assert.equal(await t.getChannelRoom(NET, "#otr"), "!chan:x");
         assert.equal(await t.getPeerPolicy(U1, NET, "carol"), "always");
         assert.equal(await t.getChannelKey(U1, NET, "#otr"), "chan-key");
+        assert.deepEqual(await t.getCryptoState(U1, "DEVICE"), crypto);
+        assert.equal(await t.getCryptoState(U1, "GONE"), null);
+        assert.deepEqual(await t.listCryptoDevices(), [{ ownerUserId: U1, deviceId: "DEVICE" }]);
         assert.equal(await t.getState("k"), "v");
       });
     }

@@ -59,7 +59,7 @@ export class FakeMatrix implements MatrixPort {
     return this.memberships.get(`${roomId} ${userId}`) ?? null;
   }
   encryptedRooms = new Set<string>();
-  async isEncrypted(roomId: string): Promise<boolean> {
+  async unreadable(roomId: string): Promise<boolean> {
     return this.encryptedRooms.has(roomId);
   }
   joinedMembersResult: string[] | null = null;

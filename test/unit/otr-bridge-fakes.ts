@@ -50,7 +50,7 @@ export class RecMatrix implements MatrixPort {
   async joinedMembers(): Promise<string[]> {
     return [];
   }
-  async isEncrypted(): Promise<boolean> {
+  async unreadable(): Promise<boolean> {
     return false;
   }
   notices(roomId?: string): string[] {

@@ -1,0 +1,239 @@
+// One of the bridge's own Matrix devices (the bot's, or a ghost's): an OlmMachine, the HTTP calls it asks for, and
+// its durability. Every operation on a device runs one at a time (the OlmMachine's outgoing-request loop and
+// Megolm session sharing must not interleave), and every operation that changes crypto state ends with a snapshot
+// written to the store before it returns, so a SIGKILL right after never loses an Olm session, a one-time key the
+// server handed out, or a Megolm index we already used.
+import type { OlmMachine, OutgoingRequest as WasmRequest } from "@matrix-org/matrix-sdk-crypto-wasm";
+import { drop, restore, snapshot, type IdbFactory } from "./idb-snapshot.js";
+import { HomeserverError, type Homeserver } from "./homeserver.js";
+import type { Wasm } from "./wasm.js";
+
+export interface CryptoStatePort {
+  getCryptoState(ownerUserId: string, deviceId: string): Promise<Uint8Array | null>;
+  putCryptoState(ownerUserId: string, deviceId: string, state: Uint8Array): Promise<void>;
+}
+
+/** What a device reports upwards (counts for metrics, never ids or content). */
+export interface DeviceObserver {
+  olmMessage?(kind: "decrypted" | "undecryptable" | "plaintext" | "invalid"): void;
+}
+
+export interface DeviceOptions {
+  W: Wasm;
+  idb: IdbFactory;
+  hs: Homeserver;
+  store: CryptoStatePort;
+  userId: string;
+  deviceId: string;
+  displayName: string;
+  observer?: DeviceObserver;
+}
+
+export interface ToDeviceInput {
+  events: object[];
+  changed: string[];
+  left: string[];
+  /** The server's one-time-key counts for this device, when the transaction carried them. */
+  otkCounts?: Record<string, number>;
+  /** Unused fallback key algorithms, when the transaction carried them (`[]` = none left: make a new one). */
+  unusedFallbackKeys?: string[];
+}
+
+export interface RoomKeyReceived { roomId: string; sessionId: string }
+
+function storeName(userId: string, deviceId: string): string {
+  return `motr/${userId}/${deviceId}`;
+}
+
+export class BridgeDevice {
+  private chain: Promise<unknown> = Promise.resolve();
+  /** Last one-time-key counts the server told us: passing none would read as "the server has 0" (recipe pitfall 2). */
+  private otkCounts: Record<string, number> | null = null;
+  private closed = false;
+
+  private constructor(private readonly o: DeviceOptions, private readonly m: OlmMachine) {}
+
+  get userId(): string { return this.o.userId; }
+  get deviceId(): string { return this.o.deviceId; }
+  get curve25519(): string { return this.m.identityKeys.curve25519.toBase64(); }
+  get ed25519(): string { return this.m.identityKeys.ed25519.toBase64(); }
+
+  /**
+   * Opens the device from its stored state, or creates it: registers the user when needed, creates the device on
+   * the homeserver (MSC4190), uploads its keys and a self-signed cross-signing identity, and stores the result
+   * before returning.
+   */
+  static async open(o: DeviceOptions): Promise<BridgeDevice> {
+    const prefix = storeName(o.userId, o.deviceId);
+    const stored = await o.store.getCryptoState(o.userId, o.deviceId);
+    await drop(o.idb, prefix);
+    if (stored) await restore(o.idb, prefix, stored);
+    const machine = await o.W.OlmMachine.initialize(new o.W.UserId(o.userId), new o.W.DeviceId(o.deviceId), prefix);
+    // Missing room keys are asked for from the sender's other devices (m.room_key_request), answered or not.
+    machine.roomKeyRequestsEnabled = true;
+    const d = new BridgeDevice(o, machine);
+    if (!stored) await d.run(() => d.create());
+    else await d.run(() => d.flushAndPersist());
+    return d;
+  }
+
+  private async create(): Promise<void> {
+    const { hs, userId, deviceId } = this.o;
+    const localpart = /^@([^:]+):/.exec(userId)?.[1] ?? "";
+    try {
+      await hs.call("register", "POST", "/_matrix/client/v3/register", { type: "m.login.application_service", username: localpart, inhibit_login: true }, userId);
+    } catch (err) {
+      if (!(err instanceof HomeserverError && err.errcode === "M_USER_IN_USE")) throw err;
+    }
+    // PUT on a device id creates it for an appservice user (MSC4190) and is idempotent.
+    await hs.call("device_create", "PUT", `/_matrix/client/v3/devices/${encodeURIComponent(deviceId)}`, { display_name: this.o.displayName }, userId);
+    await this.flush();
+    const b = await this.m.bootstrapCrossSigning(true);
+    if (b.uploadKeysRequest) await this.send(b.uploadKeysRequest as WasmRequest);
+    // An appservice-masqueraded first upload needs no user-interactive auth (MSC3967).
+    await hs.call("cross_signing_upload", "POST", "/_matrix/client/v3/keys/device_signing/upload", b.uploadSigningKeysRequest.body, userId, deviceId);
+    await hs.call("signatures_upload", "POST", "/_matrix/client/v3/keys/signatures/upload", b.uploadSignaturesRequest.body, userId, deviceId);
+    await this.flushAndPersist();
+  }
+
+  /** Runs `fn` after every operation queued before it; a failure does not stall the queue. */
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(Object.assign(new Error("device closed"), { code: "crypto-device-closed" }));
+    const next = this.chain.then(fn, fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Feeds one transaction's to-device events, device-list changes and key counts; returns room keys that arrived. */
+  receive(input: ToDeviceInput): Promise<RoomKeyReceived[]> {
+    return this.run(async () => {
+      const { W } = this.o;
+      if (input.otkCounts && Object.keys(input.otkCounts).length) this.otkCounts = input.otkCounts;
+      const processed = await this.m.receiveSyncChanges(
+        JSON.stringify(input.events),
+        new W.DeviceLists(input.changed.map((u) => new W.UserId(u)), input.left.map((u) => new W.UserId(u))),
+        new Map(Object.entries(this.otkCounts ?? {})),
+        input.unusedFallbackKeys ? new Set(input.unusedFallbackKeys) : undefined,
+      );
+      const keys: RoomKeyReceived[] = [];
+      for (const p of processed) {
+        const kind = p.type === W.ProcessedToDeviceEventType.Decrypted ? "decrypted"
+          : p.type === W.ProcessedToDeviceEventType.UnableToDecrypt ? "undecryptable"
+          : p.type === W.ProcessedToDeviceEventType.PlainText ? "plaintext" : "invalid";
+        this.o.observer?.olmMessage?.(kind);
+        if (kind !== "decrypted") continue;
+        try {
+          const ev = JSON.parse(p.rawEvent) as { type?: string; content?: { room_id?: unknown; session_id?: unknown } };
+          if ((ev.type === "m.room_key" || ev.type === "m.forwarded_room_key") && typeof ev.content?.room_id === "string" && typeof ev.content.session_id === "string") {
+            keys.push({ roomId: ev.content.room_id, sessionId: ev.content.session_id });
+          }
+        } catch { /* not JSON: nothing to retry on */ }
+      }
+      const changed = input.events.length > 0 || input.unusedFallbackKeys !== undefined || input.changed.length > 0;
+      await (changed ? this.flushAndPersist() : this.flush());
+      return keys;
+    });
+  }
+
+  /** The clear event (JSON) of an m.room.encrypted event; rejects with the wasm MegolmDecryptionError. */
+  decrypt(event: object, roomId: string): Promise<{ clear: Record<string, unknown>; senderDevice: string | undefined }> {
+    return this.run(async () => {
+      const { W } = this.o;
+      const d = await this.m.decryptRoomEvent(JSON.stringify(event), new W.RoomId(roomId), new W.DecryptionSettings(W.TrustRequirement.Untrusted));
+      return { clear: JSON.parse(d.event) as Record<string, unknown>, senderDevice: d.senderDevice?.toString() };
+    });
+  }
+
+  /** Sends the key request the failed decryption queued (if any) and keeps whatever it changed. */
+  requestMissingKeys(): Promise<void> {
+    return this.run(() => this.flushAndPersist());
+  }
+
+  /**
+   * Encrypts `content` for every device of `members` (tracking their device lists, claiming one-time keys and
+   * sharing the room key first) and returns the m.room.encrypted content. The new Megolm index is durable before
+   * the caller can send the event.
+   */
+  encrypt(roomId: string, members: readonly string[], type: string, content: object, historyVisibility: "joined" | "shared" | "invited" | "world_readable"): Promise<string> {
+    return this.run(async () => {
+      const { W } = this.o;
+      const users = () => members.map((u) => new W.UserId(u)); // wasm consumes the arrays it is given (pitfall 1)
+      await this.m.updateTrackedUsers(users());
+      await this.flush();
+      const claim = await this.m.getMissingSessions(users());
+      if (claim) await this.send(claim as unknown as WasmRequest);
+      const settings = new W.EncryptionSettings();
+      settings.historyVisibility = { joined: W.HistoryVisibility.Joined, shared: W.HistoryVisibility.Shared, invited: W.HistoryVisibility.Invited, world_readable: W.HistoryVisibility.WorldReadable }[historyVisibility];
+      for (const r of await this.m.shareRoomKey(new W.RoomId(roomId), users(), settings)) await this.send(r as unknown as WasmRequest);
+      const encrypted = await this.m.encryptRoomEvent(new W.RoomId(roomId), type, JSON.stringify(content));
+      await this.persist();
+      return encrypted;
+    });
+  }
+
+  /** Device lists changed while this device was not loaded: have every tracked user's devices queried again. */
+  refreshTrackedUsers(): Promise<void> {
+    return this.run(async () => {
+      await this.m.markAllTrackedUsersAsDirty();
+      await this.flush();
+    });
+  }
+
+  /** Whether the device's cross-signing identity is complete (master, self-signing and user-signing keys held). */
+  crossSigned(): Promise<boolean> {
+    return this.run(async () => {
+      const s = await this.m.crossSigningStatus();
+      return s.hasMaster && s.hasSelfSigning && s.hasUserSigning;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.run(async () => undefined).catch(() => undefined);
+    this.closed = true;
+    this.m.close();
+  }
+
+  private async flushAndPersist(): Promise<void> {
+    await this.flush();
+    await this.persist();
+  }
+
+  private async persist(): Promise<void> {
+    const blob = await snapshot(this.o.idb, storeName(this.o.userId, this.o.deviceId));
+    await this.o.store.putCryptoState(this.o.userId, this.o.deviceId, blob);
+  }
+
+  private async flush(): Promise<void> {
+    // A keys/upload can be followed by a keys/query and so on: loop until the machine has nothing more to send.
+    for (let round = 0; round < 20; round++) {
+      const reqs = await this.m.outgoingRequests();
+      if (!reqs.length) return;
+      for (const r of reqs) await this.send(r as WasmRequest);
+    }
+  }
+
+  private async send(r: WasmRequest): Promise<void> {
+    const { W, hs, userId, deviceId } = this.o;
+    const T = W.RequestType;
+    const e = encodeURIComponent;
+    const req = r as unknown as { type: number; id?: string; body: string; event_type?: string; txn_id?: string; room_id?: string };
+    let kind: string, method: string, path: string;
+    switch (req.type) {
+      case T.KeysUpload: [kind, method, path] = ["keys_upload", "POST", "/_matrix/client/v3/keys/upload"]; break;
+      case T.KeysQuery: [kind, method, path] = ["keys_query", "POST", "/_matrix/client/v3/keys/query"]; break;
+      case T.KeysClaim: [kind, method, path] = ["keys_claim", "POST", "/_matrix/client/v3/keys/claim"]; break;
+      case T.ToDevice: [kind, method, path] = ["to_device", "PUT", `/_matrix/client/v3/sendToDevice/${e(req.event_type ?? "")}/${e(req.txn_id ?? "")}`]; break;
+      case T.SignatureUpload: [kind, method, path] = ["signatures_upload", "POST", "/_matrix/client/v3/keys/signatures/upload"]; break;
+      case T.RoomMessage: [kind, method, path] = ["room_message", "PUT", `/_matrix/client/v3/rooms/${e(req.room_id ?? "")}/send/${e(req.event_type ?? "")}/${e(req.txn_id ?? "")}`]; break;
+      default: return; // key backup (unused)
+    }
+    const res = await hs.call(kind, method, path, req.body, userId, deviceId);
+    if (req.type === T.KeysUpload) {
+      try {
+        const counts = (JSON.parse(res) as { one_time_key_counts?: Record<string, number> }).one_time_key_counts;
+        if (counts) this.otkCounts = counts;
+      } catch { /* keep the last known counts */ }
+    }
+    if (req.id) await this.m.markRequestAsSent(req.id, req.type, res);
+  }
+}

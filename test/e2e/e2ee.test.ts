@@ -87,6 +87,9 @@ describe("end-to-bridge encryption (daemon, Synapse with appservice E2EE, ngIRCd
       // The ghost joins from the invite; the first message may be sent before its device is known to Alice's
       // client, so wait for the join before writing (as a person would see "Erin joined").
       await waitUntil(async () => (await world.alice.getStateEvent(room, "m.room.member", ghost))?.["membership"] === "join", "the ghost joins");
+      // And until Alice's client has the ghost's device: a message her client encrypts before its device query
+      // returns gets no room key for the ghost (it is then reported undecryptable; see docs/encryption.md).
+      await waitUntil(async () => (await alice.devicesOf(ghost)).length === 1, "Alice's client knows the ghost's device");
       await alice.sendText(room, text);
       await erin.waitForPrivmsg("alice", text, LONG, from);
       const back = priv("Erin answers, ünïcödé");

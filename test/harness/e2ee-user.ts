@@ -117,6 +117,30 @@ function routeGlobalLogger(): void {
   ll.rebuild();
 }
 
+/**
+ * The js-sdk arms long ref'd timers it never clears: one per HTTP request (AbortSignal ponyfill, 60-110 s,
+ * left running after the response) and a 5-minute one per encrypted live event. After stop() they would keep a
+ * test process alive for minutes. Once per process, timers of 20 s or more armed from js-sdk code are unref'd:
+ * a request in flight still holds the process through its socket, and the rest only cleans up.
+ */
+let jsSdkTimersUnrefd = false;
+function unrefJsSdkLongTimers(): void {
+  if (jsSdkTimersUnrefd) return;
+  jsSdkTimersUnrefd = true;
+  const original = globalThis.setTimeout;
+  const jsSdkFrame = /[\\/]matrix-js-sdk[\\/]/;
+  const patched = function (this: unknown, handler: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) {
+    const timer = original(handler, ms, ...args);
+    if (typeof ms === "number" && ms >= 20_000 && jsSdkFrame.test(new Error().stack ?? "")) timer.unref();
+    return timer;
+  };
+  for (const key of Reflect.ownKeys(original)) {
+    const d = Object.getOwnPropertyDescriptor(original, key);
+    if (d && !(key in patched)) Object.defineProperty(patched, key, d); // e.g. util.promisify.custom
+  }
+  globalThis.setTimeout = patched as unknown as typeof setTimeout;
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
@@ -180,6 +204,7 @@ export class E2eeUser {
    */
   static async login(hs: HomeserverLike, user: string, password: string, opts: E2eeLoginOptions = {}): Promise<E2eeUser> {
     routeGlobalLogger();
+    unrefJsSdkLongTimers();
     const timeoutMs = opts.timeoutMs ?? 60_000;
     const creds = await passwordLogin(hs.url, user, password, opts.deviceName ?? "e2ee-test", timeoutMs);
     const localpart = creds.userId.slice(1).split(":")[0] ?? "user";
@@ -398,11 +423,25 @@ export class E2eeUser {
     return info ? shieldOf(info.shieldColour, info.shieldReason) : null;
   }
 
-  /** Events that are undecryptable right now (a late room key removes an event from this list). */
+  /**
+   * Events that are undecryptable right now (a late room key removes an event from this list), except those
+   * sent before this device existed (HISTORICAL_MESSAGE_* codes: no key was ever sent to it, and without key
+   * backup none can come). For "no unable-to-decrypt" assertions.
+   */
   get decryptionFailures(): DecryptionFailure[] {
+    return this.failures(false);
+  }
+
+  /** The undecryptable events that came with history from before this device logged in. */
+  get historicalDecryptionFailures(): DecryptionFailure[] {
+    return this.failures(true);
+  }
+
+  private failures(historical: boolean): DecryptionFailure[] {
     const out: DecryptionFailure[] = [];
     for (const ev of this.seen.values()) {
       if (!ev.isDecryptionFailure()) continue;
+      if (String(ev.decryptionFailureReason ?? "").startsWith("HISTORICAL_MESSAGE") !== historical) continue;
       out.push({
         roomId: ev.getRoomId() ?? "", eventId: ev.getId() ?? "", sender: ev.getSender() ?? "",
         code: ev.decryptionFailureReason ?? null, reason: String(ev.getContent().body ?? ""),

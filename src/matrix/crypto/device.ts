@@ -73,7 +73,7 @@ export class BridgeDevice {
     machine.roomKeyRequestsEnabled = true;
     const d = new BridgeDevice(o, machine);
     if (!stored) await d.run(() => d.create());
-    else await d.run(() => d.flushAndPersist());
+    else await d.run(async () => { if (await d.flush()) await d.persist(); });
     return d;
   }
 
@@ -203,13 +203,17 @@ export class BridgeDevice {
     await this.o.store.putCryptoState(this.o.userId, this.o.deviceId, blob);
   }
 
-  private async flush(): Promise<void> {
+  /** Sends what the machine asks for; returns how many requests went out. */
+  private async flush(): Promise<number> {
     // A keys/upload can be followed by a keys/query and so on: loop until the machine has nothing more to send.
+    let sent = 0;
     for (let round = 0; round < 20; round++) {
       const reqs = await this.m.outgoingRequests();
-      if (!reqs.length) return;
+      if (!reqs.length) break;
       for (const r of reqs) await this.send(r as WasmRequest);
+      sent += reqs.length;
     }
+    return sent;
   }
 
   private async send(r: WasmRequest): Promise<void> {

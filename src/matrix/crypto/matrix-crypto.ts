@@ -138,7 +138,8 @@ export class MatrixCrypto {
     }
     const users = new Set<string>([...byDevice.keys()]);
     for (const u of [...Object.keys(otk), ...Object.keys(fallback)]) if (this.deviceIds.has(u)) users.add(u);
-    for (const u of this.devices.keys()) users.add(u); // loaded devices follow device-list changes
+    // Loaded devices follow device-list changes; a transaction without any is not every device's business.
+    if (changed.length || left.length) for (const u of this.devices.keys()) users.add(u);
     const keys: Array<{ roomId: string; sessionId: string }> = [];
     await Promise.all([...users].map(async (u) => {
       const id = this.deviceIds.get(u);

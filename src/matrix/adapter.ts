@@ -229,7 +229,8 @@ export class MatrixAdapter {
   }
 
   private tellUndecryptable(u: Undecryptable): void {
-    const content = { msgtype: "m.notice", body: UNDECRYPTABLE_TEXT[u.reason], "org.matrix_otr_irc.notice": { code: UNDECRYPTABLE_CODE, reason: u.reason, event_id: u.eventId } };
+    const content = { msgtype: "m.notice", body: UNDECRYPTABLE_TEXT[u.reason], "org.matrix_otr_irc.notice": UNDECRYPTABLE_CODE,
+      "org.matrix_otr_irc.undecryptable": { reason: u.reason, event_id: u.eventId } };
     this.sendContent(u.roomId, u.ourUser === this.botUserId ? null : u.ourUser, content)
       .catch((err) => this.opts.onError(err, "undecryptable notice"));
   }

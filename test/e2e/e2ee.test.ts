@@ -5,8 +5,10 @@
 // and secret used: the point of the issue is that none of them is there.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { LONG, NOTICE_KEY, OtrWorld } from "../harness/otr-e2e.js";
+import { LONG, NOTICE_KEY, OTR_KEY, OtrWorld } from "../harness/otr-e2e.js";
+import { generateContactKey } from "../harness/libotr-irc.js";
 import type { E2eeUser, E2eeMessage } from "../harness/e2ee-user.js";
+import { NioUser, type NioMessage } from "../harness/nio-user.js";
 import type { IrcClient } from "../harness/irc-client.js";
 
 /** Everything Alice or a contact wrote, and every secret: none may be in Synapse's database. */
@@ -16,7 +18,7 @@ const priv = <T extends string>(s: T): T => { PRIVATE.push(s); return s; };
 const LONG_TEXT = priv(Array.from({ length: 90 }, (_, i) => `${i}: Grüße, café, 日本語 ✓`).join(" "));
 
 describe("end-to-bridge encryption (daemon, Synapse with appservice E2EE, ngIRCd, js-sdk Rust crypto)", { timeout: 900_000 }, () => {
-  const world = new OtrWorld("e2ee", { encryption: true, defaultPolicy: "manual" });
+  const world = new OtrWorld("e2ee", { encryption: true, defaultPolicy: "manual", moreUsers: ["nora"] });
   let alice: E2eeUser;
   let dave: IrcClient;
   let daveRoom = "";
@@ -101,6 +103,151 @@ describe("end-to-bridge encryption (daemon, Synapse with appservice E2EE, ngIRCd
     }
   });
 
+  it("OTR and SMP from an encrypted DM: a libotr contact goes secure, texts both ways, Alice verifies it by SMP with `!otr` commands", async () => {
+    const bob = await world.contact("Bob", generateContactKey("Bob").keyFile);
+    try {
+      const ghost = world.ghost("Bob");
+      const hello = priv("hello Alice, Bob in plaintext first");
+      bob.irc.privmsg("alice", hello);
+      const room = await alice.waitForInvite((_r, inviter) => inviter === ghost, LONG);
+      await alice.joinRoom(room);
+      await alice.waitForMessage(room, hello, LONG);
+      let seen = marks(alice, room);
+      let lib = bob.mark();
+      bob.startOtr();
+      await bob.waitForSecure(lib);
+      const secure = await alice.waitForMessage(room, (m) => !seen.has(m.eventId) && notice(m) === "gone-secure", LONG);
+      assert.equal(secure.encrypted, true, "the OTR notice itself is Megolm-encrypted");
+      assert.match(String(secure.content.body), /unverified/i);
+
+      const fromBob = priv("Bob inside OTR inside Megolm: naïve 秘密");
+      await bob.send(fromBob);
+      const m = await alice.waitForMessage(room, fromBob, LONG);
+      assert.equal(m.encrypted, true);
+      assert.equal((m.content[OTR_KEY] as { encrypted?: unknown } | undefined)?.encrypted, true, "flagged as received under OTR");
+      const fromAlice = priv("Alice answers under both layers ✓");
+      lib = bob.mark();
+      const tap = world.tap.mark();
+      await alice.sendText(room, fromAlice);
+      const got = await bob.waitForText(fromAlice, lib);
+      assert.equal(got.otr, true, "libotr received it encrypted");
+      assert.ok(!world.tap.sawSent(fromAlice, tap), "never in clear on the IRC server");
+
+      // SMP started by Alice with a question; Bob answers right; the command carrying the secret is redacted.
+      seen = marks(alice, room);
+      lib = bob.mark();
+      const question = priv("Which café, in 2019?");
+      const answer = priv("Café Müller e2ee");
+      const cmd = await alice.sendText(room, `!otr ask ${question} ; ${answer}`);
+      const ask = await bob.waitForSmp(["ASK_FOR_ANSWER"], lib);
+      assert.equal(ask.question, question);
+      await bob.smpRespond(answer);
+      assert.equal((await bob.waitForSmp(["SUCCESS", "FAILURE"], lib)).event, "SUCCESS");
+      await alice.waitForMessage(room, (x) => !seen.has(x.eventId) && notice(x) === "smp-success", LONG);
+      await world.waitRedacted(room, cmd);
+      await world.status(room, (x) => x.verified === true && x.state === "encrypted", "verified by SMP");
+
+      // SMP started by Bob, answered by Alice from the encrypted room.
+      await alice.sendText(room, "!otr distrust");
+      await world.status(room, (x) => x.verified === false, "unverified after distrust");
+      seen = marks(alice, room);
+      lib = bob.mark();
+      const secret2 = priv("sesame e2ee 2");
+      await bob.smpStart(secret2);
+      await alice.waitForMessage(room, (x) => !seen.has(x.eventId) && notice(x) === "smp-question", LONG);
+      await alice.sendText(room, `!otr smp ${secret2}`);
+      assert.equal((await bob.waitForSmp(["SUCCESS", "FAILURE"], lib)).event, "SUCCESS");
+      await world.status(room, (x) => x.verified === true, "verified by Bob's SMP");
+    } finally {
+      await bob.close();
+    }
+  });
+
+  it("a second, independent client (matrix-nio on libolm) talks with the bot and a ghost in encrypted rooms", async () => {
+    await world.hs.registerUser("nora", "nora-pw");
+    const nora = await NioUser.login(world.hs, "nora", "nora-pw", { deviceName: "nora-nio" });
+    const frank = await world.rawIrc("Frank");
+    try {
+      const mgmt = await nora.createEncryptedDm(world.botId);
+      await nioWait(nora, mgmt, (m) => m.sender === world.botId && /management room/.test(String(m.content.body)), "the bot's introduction");
+      await nora.sendText(mgmt, "connect local");
+      const connected = await nioWait(nora, mgmt, (m) => m.content.body === "Connected to local as nora.", "connected");
+      assert.equal(connected.encrypted, true);
+      const hello = priv("Frank to Nora: grüß dich, libolm ✓");
+      frank.privmsg("nora", hello);
+      const invite = await nora.waitForInvite(undefined, LONG);
+      assert.equal(invite.inviter, world.ghost("Frank"));
+      const joined = await nora.joinRoom(invite.roomId);
+      assert.equal(joined.encrypted, true);
+      const m = await nora.waitForMessage(invite.roomId, { body: hello }, LONG);
+      assert.equal(m.encrypted, true);
+      assert.equal(m.sender, world.ghost("Frank"));
+      const reply = priv("Nora replies from nio, ça marche");
+      const from = frank.mark();
+      await nora.sendText(invite.roomId, reply);
+      await frank.waitForPrivmsg("nora", reply, LONG, from);
+      assert.deepEqual(await nora.decryptionFailures(), []);
+    } finally {
+      frank.destroy();
+      await nora.stop();
+    }
+  });
+
+  it("Alice adds a second device: it reads the ghost's new messages; once removed, it gets no key for later ones", async () => {
+    const ghost = world.ghost("Dave");
+    const phone = await alice.loginAnotherDevice(world.hs, { deviceName: "alice-phone" });
+    try {
+      await phone.bootstrapCrossSigning();
+      // The ghost learns about the new device from the device-list change the homeserver sends the appservice.
+      const seenByPhone = priv("Dave to both of Alice's devices");
+      dave.privmsg("alice", seenByPhone);
+      const onPhone = await phone.waitForMessage(daveRoom, seenByPhone, LONG);
+      assert.equal(onPhone.encrypted, true);
+      const first = await alice.waitForMessage(daveRoom, seenByPhone, LONG);
+      const firstSession = sessionOf(first);
+
+      await alice.deleteDevice(phone.deviceId);
+      await waitUntil(async () => !(await alice.devicesOf(alice.userId)).includes(phone.deviceId), "the phone is gone from Alice's device list");
+      const afterRemoval = priv("Dave after the phone was removed");
+      dave.privmsg("alice", afterRemoval);
+      const later = await alice.waitForMessage(daveRoom, afterRemoval, LONG);
+      const laterSession = sessionOf(later);
+      assert.notEqual(laterSession, firstSession, "the ghost rotated its Megolm session when a member's device went away");
+      const phoneKeys = new Set((await phone.crypto.exportRoomKeys()).map((k) => k.session_id));
+      assert.ok(phoneKeys.has(firstSession), "the phone had the key of the message it read");
+      assert.ok(!phoneKeys.has(laterSession), "the removed phone never got the key of the later message");
+      assert.ok(!phone.messages(daveRoom).some((m) => m.content.body === afterRemoval));
+    } finally {
+      await phone.stop();
+    }
+  });
+
+  it("a replayed and a tampered encrypted event: a clear notice to the sender, nothing reaches IRC, and the next message bridges", async () => {
+    const original = priv("Alice once, never twice");
+    let from = dave.mark();
+    const id = await alice.sendText(daveRoom, original);
+    await dave.waitForPrivmsg("alice", original, LONG, from);
+    const wire = (await world.alice.getEvent(daveRoom, id)).content as Record<string, unknown>;
+    assert.equal(typeof wire["ciphertext"], "string");
+
+    let seen = marks(alice, daveRoom);
+    from = dave.mark();
+    const replay = await world.alice.sendEvent(daveRoom, "m.room.encrypted", { ...wire });
+    const n1 = await alice.waitForMessage(daveRoom, (m) => !seen.has(m.eventId) && notice(m) === "undecryptable", LONG);
+    assert.deepEqual(noticeDetail(n1), { reason: "replayed", event_id: replay });
+
+    seen = marks(alice, daveRoom);
+    const tampered = await world.alice.sendEvent(daveRoom, "m.room.encrypted", { ...wire, ciphertext: flipPayloadBit(String(wire["ciphertext"])) });
+    const n2 = await alice.waitForMessage(daveRoom, (m) => !seen.has(m.eventId) && notice(m) === "undecryptable", LONG);
+    assert.deepEqual(noticeDetail(n2), { reason: "tampered", event_id: tampered });
+
+    const next = priv("Alice, a genuine message after the forgeries");
+    await alice.sendText(daveRoom, next);
+    const got = await dave.waitForPrivmsg("alice", next, LONG, from);
+    const between = dave.messages.slice(from, dave.messages.indexOf(got));
+    assert.deepEqual(between.filter((l) => l.command === "PRIVMSG").map((l) => l.params.at(-1)), [], "nothing reached IRC for the replay or the forgery");
+  });
+
   it("a password given with `login` in the encrypted management room is used and never reaches the homeserver in clear", async () => {
     const pw = priv("hunter2-e2ee-Pässwort");
     await alice.sendText(world.mgmt, `login local ${pw}`);
@@ -132,6 +279,40 @@ describe("end-to-bridge encryption (daemon, Synapse with appservice E2EE, ngIRCd
     assert.equal(alice.decryptionFailures.length, 0, JSON.stringify(alice.decryptionFailures));
   });
 });
+
+async function nioWait(u: NioUser, room: string, pred: (m: NioMessage) => boolean, what: string): Promise<NioMessage> {
+  const deadline = Date.now() + LONG;
+  for (;;) {
+    const found = (await u.messages(room)).find(pred);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`nio: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/** The Megolm session an encrypted event came in. */
+function sessionOf(m: Omit<E2eeMessage, "shield">): string {
+  const id = m.event.getWireContent()["session_id"];
+  assert.equal(typeof id, "string");
+  return id as string;
+}
+
+/** A Megolm ciphertext with one bit of its encrypted payload flipped; the version and index in front stay valid. */
+function flipPayloadBit(b64: string): string {
+  const bytes = Buffer.from(b64, "base64");
+  bytes[8] = bytes[8]! ^ 0x01;
+  return bytes.toString("base64").replace(/=+$/, "");
+}
+
+function noticeDetail(m: Omit<E2eeMessage, "shield">): unknown {
+  const { reason, event_id } = (m.content["org.matrix_otr_irc.undecryptable"] ?? {}) as { reason?: unknown; event_id?: unknown };
+  return { reason, event_id };
+}
+
+/** Event ids Alice has already seen in `room`: later waits skip them. */
+function marks(u: E2eeUser, room: string): Set<string> {
+  return new Set(u.messages(room).map((m) => m.eventId));
+}
 
 function notice(m: Omit<E2eeMessage, "shield">): unknown {
   return m.content[NOTICE_KEY];

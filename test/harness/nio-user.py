@@ -13,6 +13,8 @@
 #                    logs in on a new device, uploads its keys, starts syncing, returns after the first sync
 #   wait-for-invite  {room_id?, timeout_ms?}                                   -> {room_id, inviter}
 #   join             {room_id, timeout_ms?}                                    -> {room_id, encrypted}
+#   create-dm        {user_id, timeout_ms?}                                    -> {room_id}
+#                    an encrypted direct chat (Megolm from the first event), the way Element starts one
 #   send             {room_id, body, msgtype?, expect_encrypted? (default true)} -> {event_id}
 #                    encrypts in an encrypted room, sharing the room key with unverified devices too
 #   wait-for-message {room_id, body?, sender?, timeout_ms?}                    -> message (see below)
@@ -31,7 +33,7 @@ import time
 import traceback
 
 from nio import (AsyncClient, AsyncClientConfig, InviteMemberEvent, JoinError, LoginResponse, MegolmEvent,
-                 RoomMessage, RoomSendResponse, SyncResponse)
+                 RoomCreateResponse, RoomMessage, RoomPreset, RoomSendResponse, SyncResponse)
 from nio.exceptions import EncryptionError
 
 
@@ -154,6 +156,20 @@ class NioUser:
         joined = r.room_id
         room = await self.wait_until(lambda: self.client.rooms.get(joined), timeout_ms, f"joined {joined}")
         return {"room_id": joined, "encrypted": room.encrypted}
+
+    async def cmd_create_dm(self, user_id, timeout_ms=30000):
+        r = await self.client.room_create(
+            is_direct=True, preset=RoomPreset.trusted_private_chat, invite=[user_id],
+            initial_state=[{"type": "m.room.encryption", "state_key": "",
+                            "content": {"algorithm": "m.megolm.v1.aes-sha2"}}])
+        if not isinstance(r, RoomCreateResponse):
+            raise RuntimeError(f"create DM with {user_id}: {r}")
+        created = r.room_id
+        def check():
+            room = self.client.rooms.get(created)
+            return True if room is not None and room.encrypted else None
+        await self.wait_until(check, timeout_ms, f"encrypted room {created} in sync")
+        return {"room_id": created}
 
     async def cmd_send(self, room_id, body, msgtype="m.text", expect_encrypted=True):
         room = self.client.rooms.get(room_id)

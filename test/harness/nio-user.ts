@@ -124,6 +124,12 @@ export class NioUser {
       timeoutMs + 10_000).then((r) => ({ roomId: r.room_id, encrypted: r.encrypted }));
   }
 
+  /** Creates an encrypted direct chat with `userId` (invited), as Element does; resolves once sync shows it encrypted. */
+  createEncryptedDm(userId: string, timeoutMs = 30_000): Promise<string> {
+    return this.call<{ room_id: string }>("create-dm", { user_id: userId, timeout_ms: timeoutMs }, timeoutMs + 10_000)
+      .then((r) => r.room_id);
+  }
+
   /**
    * Sends an m.text (encrypted in an encrypted room, keys shared with unverified devices too). Refuses a room
    * nio does not know as encrypted unless `expectEncrypted: false`.

@@ -52,7 +52,7 @@ export class OtrWorld {
 
   /** `network`: extra settings for network "local" (e.g. an idle timeout). */
   /** `encryption`: run with end-to-bridge encryption (Synapse with the appservice E2EE flags); off by default. */
-  constructor(readonly name: string, readonly options: { defaultPolicy?: string; network?: Record<string, unknown>; encryption?: boolean } = {}) {
+  constructor(readonly name: string, readonly options: { defaultPolicy?: string; network?: Record<string, unknown>; encryption?: boolean; moreUsers?: string[] } = {}) {
     this.dir = tempDir(`otr-${name}`);
     this.logPath = join(logRoot(), `bridge-${name}-${process.pid}.log`);
   }
@@ -66,7 +66,8 @@ export class OtrWorld {
       appservice: { port: asPort, bind_address: "127.0.0.1", url: `http://127.0.0.1:${asPort}`, bot_localpart: "ircotr" },
       // The bridge reaches ngIRCd only through the tap.
       networks: [{ id: "local", name: "Local ngIRCd", host: this.tap.host, port: this.tap.port, tls: false, ...this.options.network }],
-      permissions: { [`@alice:${this.domain}`]: "user" },
+      permissions: Object.fromEntries([`@alice:${this.domain}`, ...(this.options.moreUsers ?? []).map((u) => `@${u}:${this.domain}`)]
+        .map((u) => [u, "user"])),
       otr: { default_policy: this.options.defaultPolicy ?? "opportunistic" },
       store: { engine: "sqlite", sqlite_path: join(this.dir, "bridge.db"), master_key_file: join(this.dir, "master.key") },
       metrics: { enabled: false },

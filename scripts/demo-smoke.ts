@@ -1,8 +1,10 @@
-// Drives a running demo (scripts/demo.sh) the way a person would: the demo user opens a DM with the bot,
-// connects to the IRC network, an IRC user messages the demo user's puppet, the message arrives in Matrix from
-// the ghost, and the reply arrives on IRC. Run by `DEMO_SMOKE=1 bash scripts/demo.sh`; exits non-zero on failure.
+// Drives a running demo (scripts/demo.sh) the way a person would, on an Element-like client (matrix-js-sdk with
+// its Rust crypto, cross-signing bootstrapped): the demo user opens an encrypted DM with the bot, connects to the
+// IRC network, an IRC user messages the demo user's puppet, the message arrives in Matrix from the ghost in an
+// encrypted DM, and the encrypted reply arrives on IRC. Run by `DEMO_SMOKE=1 bash scripts/demo.sh`; exits
+// non-zero on failure.
 import { randomBytes } from "node:crypto";
-import { MatrixClient } from "../test/harness/matrix-client.js";
+import { E2eeUser } from "../test/harness/e2ee-user.js";
 import { connectIrc } from "../test/harness/irc-client.js";
 
 function env(name: string): string {
@@ -23,15 +25,26 @@ const T = 120_000;
 function step(s: string): void { process.stderr.write(`[demo-smoke] ${s}\n`); }
 
 async function main(): Promise<void> {
-  const me = await MatrixClient.login(hsUrl, user, password);
-  step(`logged in as ${me.userId}`);
-  const mgmt = await me.createDm(bot);
-  await me.waitForEvent(mgmt, (e) => e.type === "m.room.member" && e.state_key === bot && e.content.membership === "join", T);
-  step("the bot joined the management room");
-  const from = me.mark();
+  const me = await E2eeUser.login({ url: hsUrl }, user, password, { deviceName: "demo-smoke" });
+  try {
+    await smoke(me);
+  } finally {
+    // The smoke client's device is not needed again: a second run logs in a fresh one.
+    await me.logout().catch(() => me.stop());
+  }
+  process.stdout.write("demo smoke: OK\n");
+}
+
+async function smoke(me: E2eeUser): Promise<void> {
+  step(`logged in as ${me.userId} on device ${me.deviceId}`);
+  await me.bootstrapCrossSigning();
+  const mgmt = await me.createEncryptedDm(bot);
+  const intro = await me.waitForMessage(mgmt, (m) => m.sender === bot && /management room/.test(String(m.content.body)), T);
+  if (!intro.encrypted) throw new Error("the bot answered in clear in an encrypted room");
+  step("the bot joined the encrypted management room and answered encrypted");
   await me.sendText(mgmt, `connect ${network}`);
   // A second run finds the connection restored from the store: "already have a connection" is fine too.
-  await me.waitForMessage(mgmt, /^Connected to |already have a connection/, { sender: bot, timeoutMs: T, from });
+  await me.waitForMessage(mgmt, (m) => m.sender === bot && /^Connected to |already have a connection/.test(String(m.content.body)), T);
   step(`connected to ${network}`);
 
   const tag = randomBytes(4).toString("hex");
@@ -50,20 +63,21 @@ async function main(): Promise<void> {
     }
     contact.privmsg(user, `hello from IRC ${tag}`);
     const ghostPrefix = `@irc_${network}_`;
-    const room = await me.waitForInvite((_r, st) => st.some((e) => e.type === "m.room.member" && e.sender.startsWith(ghostPrefix)
-      && e.sender.toLowerCase().includes(contactNick)), T);
-    await me.join(room);
-    await me.waitForMessage(room, (b) => b.includes(`hello from IRC ${tag}`), { timeoutMs: T });
-    step("the IRC message arrived in Matrix from the ghost");
+    const room = await me.waitForInvite((_r, inviter) => inviter !== undefined && inviter.startsWith(ghostPrefix)
+      && inviter.toLowerCase().includes(contactNick), T);
+    await me.joinRoom(room);
+    const hello = await me.waitForMessage(room, (m) => String(m.content.body).includes(`hello from IRC ${tag}`), T);
+    if (!hello.encrypted) throw new Error("the ghost's DM is not encrypted");
+    if (hello.shield?.colour !== "none") throw new Error(`the ghost's message has a ${hello.shield?.colour} shield (${hello.shield?.reason})`);
+    step("the IRC message arrived in Matrix from the ghost, encrypted, with no warning shield");
     const mark = contact.mark();
     await me.sendText(room, `hello from Matrix ${tag}`);
     // Opportunistic OTR may append a whitespace tag to the first plaintext message: match on the text.
     await contact.waitForPrivmsg(user, (t) => t.includes(`hello from Matrix ${tag}`), T, mark);
-    step("the Matrix reply arrived on IRC");
+    step("the encrypted Matrix reply arrived on IRC");
   } finally {
     await contact.quit().catch(() => contact.destroy());
   }
-  process.stdout.write("demo smoke: OK\n");
 }
 
 main().then(() => process.exit(0), (e: unknown) => {

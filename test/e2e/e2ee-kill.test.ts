@@ -1,13 +1,13 @@
 // SIGKILL of the real executable (`start`) between encrypted messages (issue 14): Synapse with the appservice E2EE
 // flags, ngIRCd, Alice on matrix-js-sdk's Rust crypto with cross-signing, and a plain IRC contact. The bridge is
-// killed three times: after a full exchange, right after Alice sent (her event not yet bridged, or bridged but not
-// acknowledged), and right after the contact wrote. After each restart the next messages both ways decrypt, the bot
-// and the ghost keep their devices (a lost crypto state would mean a new device), nothing Alice sent is lost, and
-// neither side ever sees "unable to decrypt".
+// killed three times: after a full exchange, right after the contact wrote, and before Alice adds a device. After
+// each restart the next messages both ways decrypt, the bot and the ghost keep their devices (a lost crypto state
+// would mean a new device), and neither side ever sees "unable to decrypt". (A Matrix message in flight at the
+// kill is the at-least-once delivery of issue 15, tested there.)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startSynapse, type SynapseInstance } from "../harness/synapse.js";
@@ -15,7 +15,7 @@ import { startNgircd, type NgircdInstance } from "../harness/ngircd.js";
 import { connectIrc, type IrcClient } from "../harness/irc-client.js";
 import { E2eeUser } from "../harness/e2ee-user.js";
 import { freePort } from "../harness/ports.js";
-import { tempDir } from "../harness/proc.js";
+import { logRoot, tempDir } from "../harness/proc.js";
 
 const LONG = 120_000;
 const BOT = "@ircotr:localhost";
@@ -32,6 +32,8 @@ let dir: string;
 let metricsPort: number;
 let asPort: number;
 let log = "";
+/** Every run of the daemon appends its stderr here, to read after a failure. */
+let logPath = "";
 
 function config(hsUrl: string): string {
   return `homeserver: { url: "${hsUrl}", domain: localhost }
@@ -51,7 +53,7 @@ async function startDaemon(): Promise<void> {
     cwd: root, stdio: ["ignore", "ignore", "pipe"],
   });
   child = c;
-  c.stderr!.on("data", (d: Buffer) => (log += d.toString()));
+  c.stderr!.on("data", (d: Buffer) => { log += d.toString(); appendFileSync(logPath, d); });
   for (let i = 0; i < 480; i++) {
     if (c.exitCode !== null) break;
     if (await fetch(`http://127.0.0.1:${metricsPort}/ready`).then((r) => r.ok, () => false)) return;
@@ -70,6 +72,7 @@ async function killDaemon(): Promise<void> {
 
 before(async () => {
   dir = tempDir("e2ee-kill");
+  logPath = join(logRoot(), `e2ee-kill-daemon-${process.pid}.log`);
   irc = await startNgircd();
   asPort = await freePort();
   metricsPort = await freePort();
@@ -89,7 +92,7 @@ after(async () => {
   await irc?.stop();
 });
 
-test("SIGKILL between encrypted messages, three times: every message decrypts both ways, no device is replaced, nothing is lost", { timeout: 900_000 }, async () => {
+test("SIGKILL between encrypted messages, three times: every message decrypts both ways, no device is replaced, a device added just after a restart reads", { timeout: 900_000 }, async () => {
   await startDaemon();
   await hs.registerUser("alice", "alice-pw");
   const a = (alice = await E2eeUser.login(hs, "alice", "alice-pw", { deviceName: "alice-element" }));
@@ -126,26 +129,31 @@ test("SIGKILL between encrypted messages, three times: every message decrypts bo
   await startDaemon();
   await exchange("after a kill between exchanges");
 
-  // 2. Right after Alice sent: her event is in flight, so the homeserver hands it over again after the restart.
-  const inFlight = "Alice, sent just before the kill";
-  const mark = d.mark();
-  await a.sendText(room, inFlight);
-  await killDaemon();
-  await startDaemon();
-  await d.waitForPrivmsg("alice", inFlight, LONG, mark);
-  await exchange("after a kill with Alice's message in flight");
-
-  // 3. Right after the contact wrote: the ghost may have encrypted and sent it, or not yet read it.
-  d.privmsg("alice", "Dave, just before the third kill");
+  // 2. Right after the contact wrote: the ghost may have encrypted and sent it, or not yet read it.
+  d.privmsg("alice", "Dave, just before the second kill");
   await killDaemon();
   await startDaemon();
   await exchange("after a kill with Dave's line in flight");
+
+  // 3. Alice logs in on a new device right after a restart, while the homeserver may still be backing off from
+  // the killed appservice (device-list changes held back): the ghost's next message must reach that device too.
+  await killDaemon();
+  await startDaemon();
+  const phone = await E2eeUser.login(hs, "alice", "alice-pw", { deviceName: "alice-phone" });
+  try {
+    const toPhone = "Dave, to the device Alice just added";
+    d.privmsg("alice", toPhone);
+    const m = await phone.waitForMessage(room, toPhone, LONG);
+    assert.equal(m.encrypted, true);
+    assert.deepEqual(phone.decryptionFailures.filter((f) => f.roomId === room && f.sender === GHOST), [], "the new device read the ghost's message");
+  } finally {
+    await phone.stop();
+  }
+  await exchange("after the third kill");
 
   assert.deepEqual(await a.devicesOf(BOT), botDevices, "the bot kept its device");
   assert.deepEqual(await a.devicesOf(GHOST), ghostDevices, "the ghost kept its device");
   assert.deepEqual(a.decryptionFailures, [], "Alice never saw an undecryptable event");
   const undecryptable = a.messages().filter((m) => m.content[NOTICE_KEY] === "undecryptable");
   assert.deepEqual(undecryptable.map((m) => m.content.body), [], "the bridge never failed to decrypt Alice's events");
-  const copies = d.messages.filter((l) => l.command === "PRIVMSG" && l.params.at(-1) === inFlight).length;
-  assert.ok(copies >= 1 && copies <= 2, `the in-flight message reached IRC ${copies} times (at most once more than sent)`);
 });

@@ -16,6 +16,8 @@ const PRIVATE: string[] = [];
 const priv = <T extends string>(s: T): T => { PRIVATE.push(s); return s; };
 /** Events the test forged on purpose: Alice's own client may fail to decrypt them too. */
 const FORGED = new Set<string>();
+/** The wire content of an event Alice sent and the bridge passed on: replayed before and after a restart. */
+let replayable: Record<string, unknown> | null = null;
 
 const LONG_TEXT = priv(Array.from({ length: 90 }, (_, i) => `${i}: Grüße, café, 日本語 ✓`).join(" "));
 
@@ -231,6 +233,7 @@ describe("end-to-bridge encryption (daemon, Synapse with appservice E2EE, ngIRCd
     await dave.waitForPrivmsg("alice", original, LONG, from);
     const wire = (await world.alice.getEvent(daveRoom, id)).content as Record<string, unknown>;
     assert.equal(typeof wire["ciphertext"], "string");
+    replayable = wire;
 
     let seen = marks(alice, daveRoom);
     from = dave.mark();
@@ -270,6 +273,17 @@ describe("end-to-bridge encryption (daemon, Synapse with appservice E2EE, ngIRCd
     const m = await alice.waitForMessage(daveRoom, back, LONG);
     assert.equal(m.encrypted, true);
     assert.equal(alice.decryptionFailures.length, failuresBefore, JSON.stringify(alice.decryptionFailures.slice(failuresBefore)));
+
+    // What the bridge saw before the restart it still remembers: the old ciphertext replayed again is refused.
+    const seen = marks(alice, daveRoom);
+    const ircFrom = dave.mark();
+    const replay = await world.alice.sendEvent(daveRoom, "m.room.encrypted", { ...replayable! });
+    const n = await alice.waitForMessage(daveRoom, (x) => !seen.has(x.eventId) && notice(x) === "undecryptable", LONG);
+    assert.deepEqual(noticeDetail(n), { reason: "replayed", event_id: replay });
+    const marker = priv("Alice after the replay that followed the restart");
+    await alice.sendText(daveRoom, marker);
+    const got = await dave.waitForPrivmsg("alice", marker, LONG, ircFrom);
+    assert.deepEqual(dave.messages.slice(ircFrom, dave.messages.indexOf(got)).filter((l) => l.command === "PRIVMSG").map((l) => l.params.at(-1)), []);
   });
 
   it("Synapse's database holds none of the plaintexts or secrets (and does hold a control text sent unencrypted)", async () => {

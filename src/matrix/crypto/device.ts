@@ -152,13 +152,16 @@ export class BridgeDevice {
   /**
    * Encrypts `content` for every device of `members` (tracking their device lists, claiming one-time keys and
    * sharing the room key first) and returns the m.room.encrypted content. The new Megolm index is durable before
-   * the caller can send the event.
+   * the caller can send the event. `requeryDevices`: device lists may be stale (changes not delivered yet), so
+   * query them all again before sharing.
    */
-  encrypt(roomId: string, members: readonly string[], type: string, content: object, historyVisibility: "joined" | "shared" | "invited" | "world_readable"): Promise<string> {
+  encrypt(roomId: string, members: readonly string[], type: string, content: object,
+    historyVisibility: "joined" | "shared" | "invited" | "world_readable", requeryDevices = false): Promise<string> {
     return this.run(async () => {
       const { W } = this.o;
       const users = () => members.map((u) => new W.UserId(u)); // wasm consumes the arrays it is given (pitfall 1)
       await this.m.updateTrackedUsers(users());
+      if (requeryDevices) await this.m.markAllTrackedUsersAsDirty();
       await this.flush();
       const claim = await this.m.getMissingSessions(users());
       if (claim) await this.send(claim as unknown as WasmRequest);

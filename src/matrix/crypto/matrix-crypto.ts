@@ -62,16 +62,24 @@ export class MatrixCrypto {
   private readonly devices = new Map<string, Promise<BridgeDevice>>();
   private readonly deviceIds = new Map<string, string>();
   private readonly rooms: RoomTracker;
-  private readonly replays = new ReplayGuard();
+  private readonly replays: ReplayGuard;
   /** Undecryptable events by Megolm session id. */
   private readonly pending = new Map<string, Pending[]>();
   private pendingCount = 0;
   private readonly hs: Homeserver;
   private readonly probes = new Map<string, () => void>();
+  /**
+   * False until the start-up probe came back in a transaction. Until then the homeserver may be holding
+   * transactions back (Synapse backs off from an appservice that was down, for a minute or more after a restart),
+   * device-list changes among them: a user's new device would get no room key. So until then every encryption
+   * first re-queries the devices of everyone the sending device tracks.
+   */
+  private caughtUp = false;
 
   private constructor(private readonly o: MatrixCryptoOptions, private readonly W: Wasm, private readonly idb: IdbFactory) {
     this.hs = new Homeserver(o.homeserverUrl, o.asToken, o.observer);
     this.rooms = new RoomTracker(o.store, (u) => u === o.botUserId || o.isOurUser(u));
+    this.replays = new ReplayGuard(o.store);
   }
 
   static async start(o: MatrixCryptoOptions): Promise<MatrixCrypto> {
@@ -181,19 +189,29 @@ export class MatrixCrypto {
     const bot = this.o.botUserId;
     const dev = await this.device(bot);
     const nonce = randomBytes(12).toString("hex");
+    const sentAt = Date.now();
+    let onTime = true;
     const arrived = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs);
-      this.probes.set(nonce, () => { clearTimeout(timer); resolve(true); });
+      const timer = setTimeout(() => { onTime = false; resolve(false); }, timeoutMs);
+      this.probes.set(nonce, () => {
+        clearTimeout(timer);
+        this.probes.delete(nonce);
+        this.caughtUp = true;
+        if (!onTime) this.o.log("info", "the start-up check came back late: the homeserver delivers transactions again", { after_seconds: Math.round((Date.now() - sentAt) / 1000) });
+        resolve(true);
+      });
     });
     try {
       // Synapse does not hand a device its own to-device messages back: the probe goes to a second, keyless
       // device of the bot, made for this.
       await this.hs.call("device_create", "PUT", `/_matrix/client/v3/devices/${PROBE_DEVICE}`, { display_name: "matrix-otr-irc start-up check" }, bot);
       await this.hs.call("to_device", "PUT", `/_matrix/client/v3/sendToDevice/${PROBE_TYPE}/${nonce}`, { messages: { [bot]: { [PROBE_DEVICE]: { nonce } } } }, bot, dev.deviceId);
-      return await arrived;
-    } finally {
+    } catch (err) {
       this.probes.delete(nonce);
+      throw err;
     }
+    // A late probe still counts when it comes (it ends the re-querying above); only the answer here is timed.
+    return arrived;
   }
 
   /** Whether the room is encrypted, asked of the homeserver as `asUser` the first time. */
@@ -225,7 +243,7 @@ export class MatrixCrypto {
   async send(roomId: string, from: string, type: string, content: object, history: HistoryVisibility = "shared"): Promise<string> {
     const dev = await this.device(from);
     const members = await this.members(roomId, from);
-    const encrypted = await dev.encrypt(roomId, members, type, content, history);
+    const encrypted = await dev.encrypt(roomId, members, type, content, history, !this.caughtUp);
     this.o.observer?.roomEvent?.("encrypted");
     const txn = `motr.${Date.now()}.${randomBytes(6).toString("hex")}`;
     const res = await this.hs.call("room_send", "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.encrypted/${txn}`, encrypted, from, dev.deviceId);
@@ -277,7 +295,7 @@ export class MatrixCrypto {
     const dev = await this.device(userId);
     try {
       const { clear } = await dev.decrypt(ev, roomId);
-      if (this.replays.isReplay(sessionId, index, ev.event_id!)) return { reason: "replayed" };
+      if (await this.replays.isReplay(sessionId, index, ev.event_id!)) return { reason: "replayed" };
       this.o.observer?.roomEvent?.("decrypted");
       return {
         event: {

@@ -2,6 +2,7 @@
 // crypto does not refuse a second event that carries an already-seen (session, index) — a replay of a captured
 // ciphertext — so the bridge does, by remembering which event each (session, index) first came in.
 // Format (vodozemac / libolm "Megolm message"): version byte 0x03, then protobuf field 1 (tag 0x08) = varint index.
+import { createHash } from "node:crypto";
 
 export function megolmIndex(ciphertextB64: string): number | null {
   let bytes: Buffer;
@@ -20,21 +21,65 @@ export function megolmIndex(ciphertextB64: string): number | null {
   return null;
 }
 
-/** Remembers the event each (session, index) came in, bounded (oldest forgotten first). */
-export class ReplayGuard {
-  private readonly seen = new Map<string, string>();
-  constructor(private readonly max = 200_000) {}
+/** Where the guard keeps what it saw, so a replay is refused after a restart too. */
+export interface ReplayKv {
+  getState(key: string): Promise<string | null>;
+  putState(key: string, value: string): Promise<void>;
+}
 
-  /** True when the same (session, index) already came in another event. */
-  isReplay(sessionId: string, index: number, eventId: string): boolean {
-    const k = `${sessionId}\u0000${index}`;
-    const first = this.seen.get(k);
-    if (first !== undefined) return first !== eventId;
-    if (this.seen.size >= this.max) {
-      const oldest = this.seen.keys().next().value;
-      if (oldest !== undefined) this.seen.delete(oldest);
-    }
-    this.seen.set(k, eventId);
+const KEY = (sessionId: string) => `e2ee.megolm.${sessionId}`;
+
+/** A short, fixed-size stand-in for an event id: enough to tell one event from another in the same session. */
+function tag(eventId: string): string {
+  return createHash("sha256").update(eventId).digest("base64url").slice(0, 16);
+}
+
+/**
+ * Remembers which event each (session, index) first came in, durably: the record for a session is written before
+ * the event is let through, so a ciphertext replayed after a restart is still refused. Sessions are read back
+ * from the store when they are not in memory (the oldest are forgotten from memory first, never from the store).
+ */
+export class ReplayGuard {
+  private readonly sessions = new Map<string, Map<number, string>>();
+  constructor(private readonly kv: ReplayKv, private readonly maxSessionsInMemory = 10_000) {}
+
+  /** True when the same (session, index) already came in another event; otherwise records it and returns false. */
+  async isReplay(sessionId: string, index: number, eventId: string): Promise<boolean> {
+    const seen = await this.session(sessionId);
+    const t = tag(eventId);
+    const first = seen.get(index);
+    if (first !== undefined) return first !== t;
+    seen.set(index, t);
+    await this.kv.putState(KEY(sessionId), JSON.stringify([...seen]));
     return false;
   }
+
+  private async session(sessionId: string): Promise<Map<number, string>> {
+    let seen = this.sessions.get(sessionId);
+    if (seen) {
+      this.sessions.delete(sessionId); // re-inserted below: most recently used last
+    } else {
+      seen = parse(await this.kv.getState(KEY(sessionId)));
+      if (this.sessions.size >= this.maxSessionsInMemory) {
+        const oldest = this.sessions.keys().next().value;
+        if (oldest !== undefined) this.sessions.delete(oldest);
+      }
+    }
+    this.sessions.set(sessionId, seen);
+    return seen;
+  }
+}
+
+function parse(text: string | null): Map<number, string> {
+  const out = new Map<number, string>();
+  if (!text) return out;
+  try {
+    const pairs = JSON.parse(text) as unknown;
+    if (Array.isArray(pairs)) {
+      for (const p of pairs) if (Array.isArray(p) && Number.isInteger(p[0]) && typeof p[1] === "string") out.set(p[0] as number, p[1]);
+    }
+  } catch {
+    // A damaged record only weakens replay detection for one session; the store validated what it wrote.
+  }
+  return out;
 }

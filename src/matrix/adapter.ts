@@ -8,6 +8,7 @@ import type { Intent } from "matrix-appservice-bridge";
 import type { Registry } from "prom-client";
 import { GhostNaming } from "./localpart.js";
 import { HookedAppService } from "./crypto/appservice.js";
+import { addPingRoute, pingFromHomeserver } from "./as-ping.js";
 import { MatrixCrypto, type CryptoObserver, type CryptoStore, type Undecryptable } from "./crypto/matrix-crypto.js";
 
 export type MessageKind = "text" | "notice" | "emote";
@@ -147,7 +148,9 @@ export class MatrixAdapter {
         const c = (await ready) && this.crypto;
         return c ? c.transaction(body) : (Array.isArray(body["events"]) ? (body["events"] as RawEvent[]) : []);
       });
+      addPingRoute(hooked.expressApp, String(this.opts.registration["hs_token"]));
       await bridge.listen(port, bindAddress, 10, hooked);
+      await this.pingFromHomeserver();
       try {
         this.crypto = await this.startCrypto(enc);
       } catch (err) {
@@ -167,6 +170,8 @@ export class MatrixAdapter {
       }
     } else {
       await bridge.listen(port, bindAddress);
+      addPingRoute(bridge.appService.expressApp, String(this.opts.registration["hs_token"]));
+      await this.pingFromHomeserver();
     }
     // Shutdown closes the listener first (stopListening) and the rest later (stop), and Bridge.close() closes it
     // again: make the appservice's close idempotent, tolerating a listener that is already closed.
@@ -177,6 +182,13 @@ export class MatrixAdapter {
       (closing ??= closeListener().catch((err: unknown) => {
         if ((err as { code?: string })?.code !== "ERR_SERVER_NOT_RUNNING") throw err;
       }));
+  }
+
+  /** Ends the homeserver's retry backoff from our last run at once; a homeserver without the ping only loses time. */
+  private async pingFromHomeserver(): Promise<void> {
+    const r = await pingFromHomeserver(this.opts.homeserverUrl, String(this.opts.registration["as_token"]), String(this.opts.registration["id"]), 10_000);
+    if (r.ok) this.opts.encryption?.log("info", "the homeserver reached the appservice", { ping_ms: r.ms });
+    else this.opts.encryption?.log("warn", "the homeserver could not ping the appservice: after a restart, events may arrive late", { status: r.status, errcode: r.errcode });
   }
 
   /**

@@ -151,6 +151,8 @@ test("SIGKILL between encrypted messages, three times: every message decrypts bo
   }
   await exchange("after the third kill");
 
+  // Each start asked the homeserver for the appservice ping, which ends its retry backoff from the kill at once.
+  assert.equal(log.match(/msg="the homeserver reached the appservice"/g)?.length, 4, log.slice(-3000));
   assert.deepEqual(await a.devicesOf(BOT), botDevices, "the bot kept its device");
   assert.deepEqual(await a.devicesOf(GHOST), ghostDevices, "the ghost kept its device");
   assert.deepEqual(a.decryptionFailures, [], "Alice never saw an undecryptable event");

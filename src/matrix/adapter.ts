@@ -150,7 +150,7 @@ export class MatrixAdapter {
       });
       addPingRoute(hooked.expressApp, String(this.opts.registration["hs_token"]));
       await bridge.listen(port, bindAddress, 10, hooked);
-      await this.pingFromHomeserver();
+      const pinged = await this.pingFromHomeserver();
       try {
         this.crypto = await this.startCrypto(enc);
       } catch (err) {
@@ -159,14 +159,21 @@ export class MatrixAdapter {
         this.encryptionUnavailable(enc, `the bridge's devices cannot be created (${(err as { code?: string })?.code ?? "error"}): does the registration have io.element.msc4190: true?`);
       }
       cryptoUp(this.crypto);
-      if (this.crypto && !(await this.crypto.probeToDevice(enc.probeTimeoutMs))) {
-        // Not fatal: Synapse delays transactions while it backs off from an appservice that was down (a restart),
-        // so a late probe is not proof of a missing flag. Said once, loudly, with what to check.
-        enc.log("warn", "the start-up check saw no to-device message come back in time: if encrypted messages stay undecryptable, check the homeserver's appservice encryption flags", {
-          check: "Synapse experimental_features msc2409_to_device_messages_enabled and msc3202_transaction_extensions; registration receive_ephemeral and org.matrix.msc3202",
-        });
-      } else if (this.crypto) {
-        enc.log("info", "end-to-bridge encryption is on", { device: this.crypto.deviceIdOf(this.botUserId) });
+      const crypto = this.crypto;
+      if (crypto && !(await crypto.probeToDevice(enc.probeTimeoutMs))) {
+        const check = "Synapse experimental_features msc2409_to_device_messages_enabled and msc3202_transaction_extensions; registration receive_ephemeral and org.matrix.msc3202";
+        if (pinged) {
+          // The homeserver reached us and had no backoff left to wait out, yet the to-device message never came:
+          // it does not deliver them to appservices, so no room key would ever reach a ghost.
+          this.crypto = null;
+          await crypto.stop();
+          this.encryptionUnavailable(enc, `the homeserver does not deliver to-device messages to the appservice (check ${check})`);
+        } else {
+          // Without the ping a late probe may only mean Synapse's retry backoff from our last run: not proof.
+          enc.log("warn", "the start-up check saw no to-device message come back in time: if encrypted messages stay undecryptable, check the homeserver's appservice encryption flags", { check });
+        }
+      } else if (crypto) {
+        enc.log("info", "end-to-bridge encryption is on", { device: crypto.deviceIdOf(this.botUserId) });
       }
     } else {
       await bridge.listen(port, bindAddress);
@@ -185,10 +192,11 @@ export class MatrixAdapter {
   }
 
   /** Ends the homeserver's retry backoff from our last run at once; a homeserver without the ping only loses time. */
-  private async pingFromHomeserver(): Promise<void> {
+  private async pingFromHomeserver(): Promise<boolean> {
     const r = await pingFromHomeserver(this.opts.homeserverUrl, String(this.opts.registration["as_token"]), String(this.opts.registration["id"]), 10_000);
     if (r.ok) this.opts.encryption?.log("info", "the homeserver reached the appservice", { ping_ms: r.ms });
     else this.opts.encryption?.log("warn", "the homeserver could not ping the appservice: after a restart, events may arrive late", { status: r.status, errcode: r.errcode });
+    return r.ok;
   }
 
   /**

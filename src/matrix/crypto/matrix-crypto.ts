@@ -49,6 +49,7 @@ export interface MatrixCryptoOptions {
 /** The to-device event type of the start-up probe (plain, not encrypted: it only carries a nonce). */
 const PROBE_TYPE = "org.matrix_otr_irc.probe";
 const PROBE_DEVICE = "MOTRPROBE";
+const PROBE_REPEAT_MS = 2_000;
 
 /** Undecryptable events kept for a retry when their key arrives: how many, and for how long. */
 const MAX_PENDING_EVENTS = 2_000;
@@ -188,29 +189,34 @@ export class MatrixCrypto {
   async probeToDevice(timeoutMs: number): Promise<boolean> {
     const bot = this.o.botUserId;
     const dev = await this.device(bot);
-    const nonce = randomBytes(12).toString("hex");
     const sentAt = Date.now();
+    let settle!: (v: boolean) => void;
+    const arrived = new Promise<boolean>((r) => (settle = r));
     let onTime = true;
-    const arrived = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => { onTime = false; resolve(false); }, timeoutMs);
-      this.probes.set(nonce, () => {
-        clearTimeout(timer);
-        this.probes.delete(nonce);
-        this.caughtUp = true;
-        if (!onTime) this.o.log("info", "the start-up check came back late: the homeserver delivers transactions again", { after_seconds: Math.round((Date.now() - sentAt) / 1000) });
-        resolve(true);
-      });
-    });
-    try {
-      // Synapse does not hand a device its own to-device messages back: the probe goes to a second, keyless
-      // device of the bot, made for this.
-      await this.hs.call("device_create", "PUT", `/_matrix/client/v3/devices/${PROBE_DEVICE}`, { display_name: "matrix-otr-irc start-up check" }, bot);
+    const deadline = setTimeout(() => { onTime = false; settle(false); }, timeoutMs);
+    const back = () => {
+      clearTimeout(deadline);
+      for (const n of nonces) this.probes.delete(n);
+      if (!this.caughtUp && !onTime) this.o.log("info", "the start-up check came back late: the homeserver delivers transactions again", { after_seconds: Math.round((Date.now() - sentAt) / 1000) });
+      this.caughtUp = true;
+      settle(true);
+    };
+    const nonces: string[] = [];
+    // Synapse does not hand a device its own to-device messages back: the probe goes to a second, keyless
+    // device of the bot, made for this.
+    await this.hs.call("device_create", "PUT", `/_matrix/client/v3/devices/${PROBE_DEVICE}`, { display_name: "matrix-otr-irc start-up check" }, bot);
+    // Synapse drops a transaction that has only to-device messages while it is still replaying what it held for
+    // an appservice that was down: a probe sent during that replay never comes. So probe again every few seconds
+    // until one comes back or time is up; a late one still ends the re-querying of device lists.
+    for (let done = false; !done;) {
+      const nonce = randomBytes(12).toString("hex");
+      nonces.push(nonce);
+      this.probes.set(nonce, back);
       await this.hs.call("to_device", "PUT", `/_matrix/client/v3/sendToDevice/${PROBE_TYPE}/${nonce}`, { messages: { [bot]: { [PROBE_DEVICE]: { nonce } } } }, bot, dev.deviceId);
-    } catch (err) {
-      this.probes.delete(nonce);
-      throw err;
+      const settled = arrived.then(() => true);
+      done = await Promise.race([settled, new Promise<boolean>((r) => setTimeout(() => r(false), PROBE_REPEAT_MS).unref())]);
+      if (!onTime) break;
     }
-    // A late probe still counts when it comes (it ends the re-querying above); only the answer here is timed.
     return arrived;
   }
 

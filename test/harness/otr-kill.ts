@@ -294,6 +294,35 @@ logging: { level: info, format: logfmt }
       assert.equal(notices.length, 1, `only the first gone-secure notice: ${notices.map((s) => s.event.content[NOTICE]).join(",")}`);
     });
 
+    it("SIGKILL during an SMP: the bridge says it was interrupted; a new SMP after the restart succeeds, still without a new AKE", async () => {
+      const ghost = "@irc_local_kate:localhost";
+      const waitNotice = (code: string, from: number) => alice.waitForEvent(room, (e) => e.content[NOTICE] === code && e.sender === ghost, LONG, from);
+      let from = alice.mark();
+      await kate.smpStart("kill-sesame-1", "where?");
+      await waitNotice("smp-question", from);
+      await stopDaemon("SIGKILL");
+      figures.kills++;
+      await startDaemon();
+      await puppetBack();
+      figures.restarts++;
+      // Kate gives up on the exchange the bridge lost and asks again.
+      from = alice.mark();
+      await kate.smpAbort();
+      const said = await waitNotice("smp-abort", from);
+      assert.match(String(said.content.body), /interrupted by a bridge restart/, "the resumed session says the SMP was dropped");
+      from = alice.mark();
+      const lib = kate.mark();
+      await kate.smpStart("kill-sesame-2", "where again?");
+      await waitNotice("smp-question", from);
+      const cmd = await alice.sendText(room, "!otr smp kill-sesame-2");
+      assert.ok(cmd);
+      await waitNotice("smp-success", from);
+      assert.equal((await kate.waitForSmp(["SUCCESS", "FAILURE", "ABORT", "CHEATED", "ERROR"], lib)).event, "SUCCESS");
+      assert.deepEqual(kate.events.slice(secureMark).filter(isBad), []);
+      wire.update();
+      assert.equal(wire.reuses, 0);
+    });
+
     it("a planned restart (SIGTERM): libotr sees no end of the private conversation, and it goes on", async () => {
       const lib = kate.mark();
       const tapMark = tap.mark();

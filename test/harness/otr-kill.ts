@@ -91,7 +91,7 @@ export interface KillScenarioOptions {
 }
 
 /** libotr events that must never happen once the conversation is private. */
-function isBad(e: HelperEvent): boolean {
+export function isBad(e: HelperEvent): boolean {
   if (e.ev === "gone_secure" || e.ev === "still_secure" || e.ev === "gone_insecure") return true;
   if (e.ev === "received" && !e.otr) return true;
   if (e.ev === "msg_event") return /UNREADABLE|NOT_IN_PRIVATE|MALFORMED|UNENCRYPTED|GENERAL_ERR|ERROR/.test(e.event);

@@ -48,7 +48,7 @@ describe("PostgreSQL restarts during a libotr conversation", { timeout: 1_800_00
       w.wire.update();
       read = texts.filter((t) => w.kateRead(lib).includes(t));
       const notices = w.notSaved(from);
-      refused = texts.filter((t) => notices.some((b) => b.includes(`> ${t}`)));
+      refused = texts.filter((t) => notices.some((b) => b.split("\n").includes(`> ${t}`)));
       const now = `${read.length}/${refused.length}/${w.wire.dataMessages}`;
       stable = now === last ? stable + 1 : 0;
       last = now;

@@ -58,6 +58,9 @@ describe("PostgreSQL restarts during a libotr conversation", { timeout: 1_800_00
     assert.ok(read.length < Number(SEND_COUNTER_RESERVE), "no more than the saved reservation went out");
     assert.equal(w.wire.dataMessages - dataBefore, read.length, "what went to IRC is what libotr read");
     assert.equal(w.child!.exitCode, null, "the bridge keeps running");
+    const down = await w.readyReport();
+    assert.equal(down.status, 503, "/ready says the bridge is not ready while its database is down");
+    assert.match(down.body, /store/, down.body);
 
     server.up();
     // The pool reconnects on the next statement: the conversation continues, both ways, with the same keys.
@@ -74,6 +77,7 @@ describe("PostgreSQL restarts during a libotr conversation", { timeout: 1_800_00
       if (!ok) await sleep(1000);
     }
     assert.ok(ok, "after PostgreSQL came back a message got through");
+    assert.equal((await w.readyReport()).status, 200, "/ready is back to 200");
     for (let i = 0; i < 3; i++) await w.exchange(`after the restart ${i}`);
     w.wire.update();
     assert.equal(w.wire.reuses, 0, "a (key, counter) pair was used twice");

@@ -78,6 +78,11 @@ logging: { level: info, format: logfmt }
     throw new Error(`the bridge never became ready:\n${this.log.slice(-3000)}`);
   }
 
+  /** /ready's status and body (the failing check is named in it). */
+  readyReport(): Promise<{ status: number; body: string }> {
+    return fetch(`http://127.0.0.1:${this.metricsPort}/ready`).then(async (r) => ({ status: r.status, body: await r.text() }), () => ({ status: 0, body: "" }));
+  }
+
   ready(): Promise<boolean> {
     return fetch(`http://127.0.0.1:${this.metricsPort}/ready`).then((r) => r.ok, () => false);
   }

@@ -98,6 +98,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       logger,
       defaultPolicy: config.otr.default_policy,
       trustOnFirstUse: config.otr.trust_on_first_use,
+      persistSessions: config.otr.persist_sessions,
       fragmentSize: (networkId) => fragmentSizes.get(networkId),
       ...(o.metrics ? { metrics: bridgeMetrics(o.metrics), otrEvents: o.metrics.otrEvents, generateKey: timeKeyGeneration(generateKeyInWorker, o.metrics) } : {}),
     });

@@ -211,6 +211,9 @@ const otr = obj({
   trust_on_first_use: bool()
     .describe("Treat the first fingerprint seen for a peer as verified. Off: fingerprints stay unverified until checked (SMP or manual).")
     .default(false),
+  persist_sessions: bool()
+    .describe("Keep established OTR conversations (their session keys and counters) in the store, sealed under the master key, so a restart or crash does not end them: the IRC contact's client goes on without a new AKE. Keys OTR has forgotten are erased from SQLite's files within a second; PostgreSQL cannot promise that (docs/store.md). Off: a restart ends every private conversation, and a planned shutdown tells each contact so.")
+    .default(true),
 }).orEmpty().describe("Off-the-Record messaging with IRC users.");
 
 const encryption = obj({

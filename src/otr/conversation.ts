@@ -13,6 +13,7 @@ import { checkFragmentSize, type OtrAccount } from "./account.js";
 import { CODE, type OtrEvent, type OtrResult, type OtrSendResult } from "./events.js";
 import { bestVersion, otrEnabled, versionAllowed, type Policy } from "./policy.js";
 import { Session, decrypt, encryptToLine, HEARTBEAT_INTERVAL_MS } from "./session.js";
+import { decodeSnapshot, encodeSnapshot, sessionFromSnapshot, type SnapshotErrorCode } from "./snapshot.js";
 import {
   FLAG_IGNORE_UNREADABLE,
   TLV_DISCONNECTED,
@@ -70,7 +71,9 @@ export interface OtrConversationOptions {
 }
 
 export class OtrConversation {
-  private readonly master = new Session(0);
+  private master = new Session(0);
+  /** A session began, ended or was forgotten since the state was last saved (key changes: DataKeyState.dirty). */
+  private sessionsChanged = false;
   private readonly children = new Map<number, Session>();
   private readonly reassembler: ReassemblerLike;
   private queue: Array<{ text: string; at: number }> = [];
@@ -264,7 +267,10 @@ export class OtrConversation {
   private adopt(s: Session): void {
     if (this.children.size >= MAX_PEER_INSTANCES) {
       const victim = this.evictable();
-      if (victim !== null) this.children.delete(victim.theirInstance);
+      if (victim !== null) {
+        this.children.delete(victim.theirInstance);
+        if (victim.msgstate !== "plaintext") this.sessionsChanged = true;
+      }
     }
     this.children.set(s.theirInstance, s);
   }
@@ -308,6 +314,7 @@ export class OtrConversation {
     if (step.send) this.sendAke(s, step.send, version, out);
     if (step.done) {
       const still = s.goSecure(step.done, this.account.env);
+      this.sessionsChanged = true;
       // The master's commit has been answered and the AKE it started is done: drop it, so a stale D-H Key
       // replayed later cannot drag a finished child back into the AKE. (Another login of the peer answering
       // the same commit has, in practice, answered before the Signature message came back.)
@@ -357,6 +364,7 @@ export class OtrConversation {
     }
     if (disconnected) {
       s.dropKeys("finished");
+      this.sessionsChanged = true;
       out.ev({ type: "gone-insecure", reason: "peer-ended" });
       return;
     }
@@ -442,7 +450,10 @@ export class OtrConversation {
         this.sendData(s, "", [{ type: TLV_DISCONNECTED, value: new Uint8Array(0) }], FLAG_IGNORE_UNREADABLE, out);
         ended = true;
       }
-      if (s.msgstate !== "plaintext") s.dropKeys("plaintext");
+      if (s.msgstate !== "plaintext") {
+        s.dropKeys("plaintext");
+        this.sessionsChanged = true;
+      }
       s.auth = AUTH_NONE;
     }
     this.offer = "not";
@@ -536,6 +547,59 @@ export class OtrConversation {
       ssid: s.ssid ? s.ssid.slice() : null,
       theirInstance: s.isMaster ? null : s.theirInstance,
     };
+  }
+
+  // ---------------------------------------------------------------- saved state (snapshot.ts)
+
+  /**
+   * True when the conversation changed in a way later traffic depends on since the last markSaved(): save
+   * exportState() durably before sending the toSend of the call that set it (write before send). Sends that
+   * stay inside a saved counter reservation do not set it.
+   */
+  get stateDirty(): boolean {
+    return this.sessionsChanged || this.sessions().some((s) => s.keys?.dirty === true);
+  }
+
+  /**
+   * The established sessions (encrypted and finished) as bytes to keep, or null when there is none (delete any
+   * saved copy). Holds private DH keys: store it sealed. Does not clear stateDirty; markSaved() does.
+   */
+  exportState(): Uint8Array | null {
+    return encodeSnapshot(this.account.instanceTag, this.sessions());
+  }
+
+  /** The bytes of the last exportState() are durable. */
+  markSaved(): void {
+    this.sessionsChanged = false;
+    for (const s of this.sessions()) if (s.keys) s.keys.dirty = false;
+  }
+
+  /**
+   * Resumes the sessions of a saved state, on a conversation that has none yet (caller misuse throws). The peer
+   * can go on reading and writing with the same keys; sending resumes above every saved counter reservation.
+   * SMP exchanges are not kept (smpDropped says one was under way). Damaged or foreign bytes change nothing
+   * and give a code.
+   */
+  importState(bytes: Uint8Array): { ok: true; smpDropped: boolean } | { ok: false; code: SnapshotErrorCode } {
+    if (this.sessions().some((s) => s.msgstate !== "plaintext" || s.auth.state !== "none")) {
+      throw new Error("importState: the conversation already has a session");
+    }
+    const d = decodeSnapshot(bytes);
+    if (!d.ok) return d;
+    if (d.snapshot.ourInstance !== this.account.instanceTag) return { ok: false, code: "snapshot-other-account" };
+    if (d.snapshot.sessions.filter((x) => x.theirInstance !== 0).length > MAX_PEER_INSTANCES) return { ok: false, code: "snapshot-malformed" };
+    let smpDropped = false;
+    for (const snap of d.snapshot.sessions) {
+      const s = sessionFromSnapshot(snap, this.account.env);
+      s.recvSeq = ++this.recvSeq;
+      smpDropped ||= snap.smpActive;
+      if (s.isMaster) this.master = s;
+      else this.children.set(s.theirInstance, s);
+    }
+    // A session that was just spoken in: no whitespace tag offer or query is needed.
+    this.offer = "accepted";
+    this.sessionsChanged = false;
+    return { ok: true, smpDropped };
   }
 
   // ---------------------------------------------------------------- helpers

@@ -12,7 +12,7 @@ import type { OtrEnv } from "./env.js";
 import { CODE } from "./events.js";
 
 /** Keys and counters of one (our key id, their key id) pair. */
-interface PairKeys {
+export interface PairKeys {
   sendAes: Uint8Array;
   sendMac: Uint8Array;
   recvAes: Uint8Array;
@@ -20,6 +20,12 @@ interface PairKeys {
   extraKey: Uint8Array;
   /** Top half of the last counter we sent with this pair (0 = none yet). */
   sendCtr: bigint;
+  /**
+   * High-water mark: the highest counter this pair may use before the state must be saved again. A saved state
+   * carries this, not sendCtr, so a session restored after a crash starts strictly above every counter it may
+   * have used (AES-CTR under a repeated (key, counter) pair leaks the XOR of two plaintexts).
+   */
+  sendCtrReserved: bigint;
   /** Top half of the highest counter accepted from the peer with this pair. */
   recvCtr: bigint;
   /** The receiving MAC key verified at least one message, so it must be revealed when the pair dies. */
@@ -39,7 +45,15 @@ export interface DataKeyState {
   pairs: Map<string, PairKeys>;
   /** Receiving MAC keys of forgotten pairs, revealed in the next data message we send. */
   oldMacKeys: Uint8Array[];
+  /**
+   * Something later traffic depends on changed since the caller last saved the state (snapshot.ts): a counter
+   * reservation, a new key of ours that a message will announce, a received counter, a rotation.
+   */
+  dirty: boolean;
 }
+
+/** Counters reserved at a time: a saved state covers this many sends, so most sends need no write. */
+export const SEND_COUNTER_RESERVE = 16n;
 
 // Receiving only (never sending) lets this list grow; beyond the cap the oldest keys are simply not revealed,
 // which costs some deniability for those messages and nothing else.
@@ -57,6 +71,7 @@ function makePair(our: DhKeyPair, theirPub: bigint, s?: bigint): PairKeys {
     recvMac: k.recvMac,
     extraKey: k.extraSymmetricKey,
     sendCtr: 0n,
+    sendCtrReserved: 0n,
     recvCtr: 0n,
     recvMacUsed: false,
   };
@@ -79,6 +94,7 @@ export function initialDataKeys(ourAkeKey: DhKeyPair, ourAkeKeyId: number, their
     theirPrev: null,
     pairs,
     oldMacKeys: [],
+    dirty: true,
   };
 }
 
@@ -106,7 +122,11 @@ export interface SealResult {
  * (counter, lazily generated keys, revealed MAC keys) since sending is our own decision.
  */
 export function sealData(st: DataKeyState, plaintext: Uint8Array, flags: number, env: OtrEnv): SealResult {
-  if (st.ourCur === null) st.ourCur = generateDhKeyPair(env);
+  if (st.ourCur === null) {
+    // Announced as next_dh in this very message: the peer will encrypt to it, so it must be saved first.
+    st.ourCur = generateDhKeyPair(env);
+    st.dirty = true;
+  }
   const ourId = st.ourKeyId - 1;
   const id = pairId(ourId, st.theirKeyId);
   let pair = st.pairs.get(id);
@@ -115,6 +135,10 @@ export function sealData(st: DataKeyState, plaintext: Uint8Array, flags: number,
     st.pairs.set(id, pair);
   }
   pair.sendCtr += 1n;
+  if (pair.sendCtr > pair.sendCtrReserved) {
+    pair.sendCtrReserved = pair.sendCtr + SEND_COUNTER_RESERVE - 1n;
+    st.dirty = true;
+  }
   const ctr = bigIntToBytes(pair.sendCtr, 8);
   const encrypted = aesCtr(pair.sendAes, ctr, plaintext);
   const oldMacKeys = concatBytes(...st.oldMacKeys);
@@ -164,6 +188,8 @@ export function openData(st: DataKeyState, f: DataFields, mac: Uint8Array, macIn
 
   const commit = (env: OtrEnv): void => {
     if (!existing) st.pairs.set(id, pair);
+    // Saved too, so a message replayed after a restart is still refused, and rotated keys leave the disk.
+    st.dirty = true;
     pair.recvCtr = ctr;
     pair.recvMacUsed = true;
     // The peer has seen our newest key: forget the previous one, make a new next key.

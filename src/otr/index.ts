@@ -18,6 +18,8 @@
 //     or refresh() first; plaintext is never sent then).
 //   - gone-secure carries the peer's fingerprint (libotr's human form); trust decisions are the caller's.
 //   - unreadable events carry a code (bad-mac, counter-replay, unknown-keyid, bad-dh-range, not-encrypted, ...).
+//   - Saved state: after each call, if conv.stateDirty, store conv.exportState() (null: delete) durably, then
+//     conv.markSaved(), and only then send that call's toSend; a new conversation resumes with importState(bytes).
 //   - Caller misuse throws (bad instance tag, maxFragmentSize < MIN_FRAGMENT_SIZE); peer input never does.
 export { defaultEnv, type OtrEnv } from "./env.js";
 export { POLICY, type Policy } from "./policy.js";
@@ -29,6 +31,8 @@ export {
   MAX_QUEUED_MESSAGES, MAX_PEER_INSTANCES, QUEUE_TIMEOUT_MS } from "./conversation.js";
 export { CODE, type Code, type OtrEvent, type OtrResult, type OtrSendResult } from "./events.js";
 export { HEARTBEAT_INTERVAL_MS } from "./session.js";
+export { decodeSnapshot, SNAPSHOT_VERSION, type Snapshot, type SnapshotSession, type SnapshotErrorCode } from "./snapshot.js";
+export { SEND_COUNTER_RESERVE } from "./data.js";
 export {
   TLV_PADDING,
   TLV_DISCONNECTED,

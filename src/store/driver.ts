@@ -20,6 +20,12 @@ export interface SqlDriver extends SqlQueries {
    */
   tx<T>(fn: (q: SqlQueries) => Promise<T>, opts?: { exclusive?: boolean }): Promise<T>;
   close(): Promise<void>;
+  /**
+   * Make what replaced or deleted rows held leave the database files soon (SQLite: a WAL checkpoint that
+   * truncates the WAL; secure_delete already zeroes freed space in the main file). Absent where the engine
+   * cannot promise it (PostgreSQL: see docs/store.md).
+   */
+  eraseSoon?(): void;
 }
 
 /** Engine errors leave the drivers as StoreErrors with a stable code; the engine's own error stays in `cause`. */

@@ -27,6 +27,7 @@ export class MemoryStore implements Store {
   private readonly channelKeys = new Map<string, string>();
   private readonly cryptoStates = new Map<string, { ownerUserId: string; deviceId: string; state: Uint8Array }>();
   private readonly peerPolicies = new Map<string, OtrPolicyName>();
+  private readonly otrSessions = new Map<string, Uint8Array>();
   private readonly state = new Map<string, string>();
 
   private open(): void {
@@ -272,6 +273,23 @@ export class MemoryStore implements Store {
   async listCryptoDevices(): Promise<Array<{ ownerUserId: string; deviceId: string }>> {
     this.open();
     return [...this.cryptoStates.values()].map(({ ownerUserId, deviceId }) => ({ ownerUserId, deviceId })).sort(byKeys("ownerUserId", "deviceId"));
+  }
+
+  async getOtrSession(userId: string, networkId: string, foldedNick: string): Promise<Uint8Array | null> {
+    this.open();
+    const r = this.otrSessions.get(k(v.checkId("userId", userId), v.checkId("networkId", networkId), v.checkId("foldedNick", foldedNick)));
+    return r ? new Uint8Array(r) : null;
+  }
+
+  async putOtrSession(userId: string, networkId: string, foldedNick: string, state: Uint8Array): Promise<void> {
+    this.open();
+    const id = k(v.checkId("userId", userId), v.checkId("networkId", networkId), v.checkId("foldedNick", foldedNick));
+    this.otrSessions.set(id, new Uint8Array(v.checkOtrSession(state)));
+  }
+
+  async deleteOtrSession(userId: string, networkId: string, foldedNick: string): Promise<void> {
+    this.open();
+    this.otrSessions.delete(k(v.checkId("userId", userId), v.checkId("networkId", networkId), v.checkId("foldedNick", foldedNick)));
   }
 
   async getPeerPolicy(userId: string, networkId: string, foldedNick: string): Promise<OtrPolicyName | null> {

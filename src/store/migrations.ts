@@ -78,6 +78,17 @@ export const MIGRATIONS: readonly Migration[] = [
          PRIMARY KEY (owner_user_id, device_id))`,
     ],
   },
+  {
+    version: 4,
+    name: "otr sessions",
+    statements: [
+      // One row per (user, network, folded peer nick): the sealed saved state of an established OTR conversation
+      // (src/otr/snapshot.ts), replaced whole on each save and deleted when the conversation ends.
+      `CREATE TABLE otr_sessions (
+         user_id TEXT NOT NULL, network_id TEXT NOT NULL, nick TEXT NOT NULL, sealed {bytes} NOT NULL, updated_at {int} NOT NULL,
+         PRIMARY KEY (user_id, network_id, nick))`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

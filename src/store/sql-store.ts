@@ -31,6 +31,7 @@ const SEALED_TABLES: readonly { table: string; since: number }[] = [
   { table: "irc_passwords", since: 1 },
   { table: "channel_keys", since: 2 },
   { table: "crypto_state", since: 3 },
+  { table: "otr_sessions", since: 4 },
 ];
 
 /**
@@ -131,6 +132,12 @@ export async function resealAll(db: SqlDriver, oldSealer: Sealer, newSealer: Sea
       const sealed = bytes((await q.all("SELECT sealed FROM crypto_state WHERE owner_user_id = ? AND device_id = ?", binding))[0], "sealed")!;
       const plain = oldSealer.open("crypto-state", binding, sealed);
       await q.run("UPDATE crypto_state SET sealed = ? WHERE owner_user_id = ? AND device_id = ?", [newSealer.seal("crypto-state", binding, plain), ...binding]);
+      count++;
+    }
+    for (const r of await q.all("SELECT user_id, network_id, nick, sealed FROM otr_sessions")) {
+      const binding = [str(r.user_id), str(r.network_id), str(r.nick)];
+      const plain = oldSealer.open("otr-session", binding, bytes(r, "sealed")!);
+      await q.run("UPDATE otr_sessions SET sealed = ? WHERE user_id = ? AND network_id = ? AND nick = ?", [newSealer.seal("otr-session", binding, plain), ...binding]);
       count++;
     }
     const newCanary = newSealer.sealString("canary", CANARY_BINDING, CANARY_PLAINTEXT);
@@ -459,6 +466,34 @@ export class SqlStore implements Store {
   async listCryptoDevices(): Promise<Array<{ ownerUserId: string; deviceId: string }>> {
     const rows = await this.db.all("SELECT owner_user_id, device_id FROM crypto_state");
     return rows.map((r) => ({ ownerUserId: str(r.owner_user_id), deviceId: str(r.device_id) })).sort(byKeys("ownerUserId", "deviceId"));
+  }
+
+  async getOtrSession(userId: string, networkId: string, foldedNick: string): Promise<Uint8Array | null> {
+    const binding = [v.checkId("userId", userId), v.checkId("networkId", networkId), v.checkId("foldedNick", foldedNick)];
+    const rows = await this.db.all("SELECT sealed FROM otr_sessions WHERE user_id = ? AND network_id = ? AND nick = ?", binding);
+    const sealed = bytes(rows[0], "sealed");
+    return sealed ? this.openSealed(() => this.sealer.open("otr-session", binding, sealed)) : null;
+  }
+
+  async putOtrSession(userId: string, networkId: string, foldedNick: string, state: Uint8Array): Promise<void> {
+    const binding = [v.checkId("userId", userId), v.checkId("networkId", networkId), v.checkId("foldedNick", foldedNick)];
+    const sealed = this.sealer.seal("otr-session", binding, v.checkOtrSession(state));
+    await this.db.tx(async (q) => {
+      await this.assertCanary(q);
+      await q.run(
+        `INSERT INTO otr_sessions (user_id, network_id, nick, sealed, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (user_id, network_id, nick) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at`,
+        [...binding, sealed, Date.now()],
+      );
+    });
+    // The previous state held DH keys OTR has now forgotten: get its bytes out of the files too.
+    this.db.eraseSoon?.();
+  }
+
+  async deleteOtrSession(userId: string, networkId: string, foldedNick: string): Promise<void> {
+    const binding = [v.checkId("userId", userId), v.checkId("networkId", networkId), v.checkId("foldedNick", foldedNick)];
+    const n = await this.db.run("DELETE FROM otr_sessions WHERE user_id = ? AND network_id = ? AND nick = ?", binding);
+    if (n > 0) this.db.eraseSoon?.();
   }
 
   async getPeerPolicy(userId: string, networkId: string, foldedNick: string): Promise<OtrPolicyName | null> {

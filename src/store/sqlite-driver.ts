@@ -29,12 +29,16 @@ function fromRow(row: Row): Row {
   return row;
 }
 
+/** How long a replaced OTR session state may stay in the WAL before a checkpoint erases it. */
+export const ERASE_DELAY_MS = 250;
+
 export class SqliteDriver implements SqlDriver {
   readonly dialect = "sqlite" as const;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Statement>();
   private readonly mutex: { tail: Promise<void> };
   private closed = false;
+  private eraseTimer: NodeJS.Timeout | null = null;
 
   constructor(path: string) {
     if (path !== ":memory:") {
@@ -49,6 +53,10 @@ export class SqliteDriver implements SqlDriver {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = FULL");
     this.db.pragma("foreign_keys = ON");
+    // Freed space in the main file is zeroed, so a replaced OTR session state (DH keys OTR has forgotten) does not
+    // linger in a free page or cell. The WAL still holds old page images until a checkpoint: see eraseSoon.
+    this.db.pragma("secure_delete = ON");
+    if (path !== ":memory:") this.checkpoint(); // what a crash left in the WAL
     let mutex = path === ":memory:" ? undefined : fileMutexes.get(path);
     if (!mutex) {
       mutex = { tail: Promise.resolve() };
@@ -124,8 +132,33 @@ export class SqliteDriver implements SqlDriver {
     });
   }
 
+  /**
+   * A TRUNCATE checkpoint within ERASE_DELAY_MS: the WAL's pages go into the main file (where secure_delete has
+   * zeroed what was freed) and the WAL is cut to zero bytes, so old row versions are no longer in any file of the
+   * database. Batched, since a busy bridge replaces session states many times a second.
+   */
+  eraseSoon(): void {
+    if (this.eraseTimer !== null || this.closed) return;
+    this.eraseTimer = setTimeout(() => {
+      this.eraseTimer = null;
+      void this.locked(async () => this.checkpoint()).catch(() => undefined);
+    }, ERASE_DELAY_MS);
+    this.eraseTimer.unref();
+  }
+
+  private checkpoint(): void {
+    try {
+      this.db.pragma("wal_checkpoint(TRUNCATE)");
+    } catch {
+      // Busy (another process reads): the next write tries again, and close() does too.
+    }
+  }
+
   async close(): Promise<void> {
+    if (this.eraseTimer !== null) clearTimeout(this.eraseTimer);
+    this.eraseTimer = null;
     await this.locked(async () => {
+      this.checkpoint();
       this.closed = true;
       this.db.close();
     }).catch((e) => {

@@ -151,6 +151,16 @@ export interface Store {
   /** Owner and device ids of every stored crypto state, ordered by owner then device (no state is unsealed). */
   listCryptoDevices(): Promise<Array<{ ownerUserId: string; deviceId: string }>>;
 
+  /**
+   * The saved state of an established OTR conversation with one peer (src/otr/snapshot.ts, opaque here): sealed
+   * and bound to (user, network, folded peer nick). It holds private DH keys, so replacing or deleting it also
+   * erases the previous value from the database files where the engine allows (docs/store.md "OTR sessions").
+   */
+  getOtrSession(userId: string, networkId: string, foldedNick: string): Promise<Uint8Array | null>;
+  /** Replaces the saved state; durable when the promise resolves (the caller sends only after that). */
+  putOtrSession(userId: string, networkId: string, foldedNick: string, state: Uint8Array): Promise<void>;
+  deleteOtrSession(userId: string, networkId: string, foldedNick: string): Promise<void>;
+
   /** Small key/value state for whatever the bridge needs to resume (not for secrets: values are not sealed). */
   getState(key: string): Promise<string | null>;
   putState(key: string, value: string): Promise<void>;

@@ -158,6 +158,15 @@ export function checkDeviceId(v: unknown): string {
 }
 
 /** An empty state is refused: no crypto library serializes a device to nothing, so it can only be a caller's bug. */
+/** A saved OTR conversation is a few KB (at most 9 sessions of 4 key pairs); more is a caller bug. */
+export const MAX_OTR_SESSION_BYTES = 64 * 1024;
+
+export function checkOtrSession(v: unknown): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length === 0) throw invalid("OTR session state must be a non-empty Uint8Array");
+  if (v.length > MAX_OTR_SESSION_BYTES) throw invalid(`OTR session state must be at most ${MAX_OTR_SESSION_BYTES} bytes`);
+  return v;
+}
+
 export function checkCryptoState(v: unknown): Uint8Array {
   if (!(v instanceof Uint8Array) || v.length === 0) throw invalid("crypto state must be a non-empty Uint8Array");
   if (v.length > MAX_CRYPTO_STATE_BYTES) throw invalid(`crypto state must be at most ${MAX_CRYPTO_STATE_BYTES} bytes (16 MiB)`);

@@ -40,7 +40,7 @@ function config(hsUrl: string): string {
 appservice: { url: "http://127.0.0.1:${asPort}", port: ${asPort}, bot_localpart: ircotr }
 networks: [{ id: local, name: Local, host: ${tap.host}, port: ${tap.port}, tls: false, quit_message: "${QUIT_MESSAGE}" }]
 permissions: { "@alice:localhost": user }
-otr: { default_policy: opportunistic }
+otr: { default_policy: opportunistic, persist_sessions: false }
 store: { sqlite_path: ${dir}/bridge.db, master_key_file: ${dir}/master.key }
 metrics: { port: ${metricsPort} }
 encryption: { allow: false }

@@ -52,7 +52,12 @@ export class OtrWorld {
 
   /** `network`: extra settings for network "local" (e.g. an idle timeout). */
   /** `encryption`: run with end-to-bridge encryption (Synapse with the appservice E2EE flags); off by default. */
-  constructor(readonly name: string, readonly options: { defaultPolicy?: string; network?: Record<string, unknown>; encryption?: boolean; moreUsers?: string[] } = {}) {
+  /**
+   * `persistSessions`: otr.persist_sessions, off unless asked for: these worlds test what a restart does without
+   * saved sessions (a new AKE after it); test/e2e/otr-kill.test.ts tests the default, on. `moreUsers`: localparts
+   * allowed to use the bridge besides alice.
+   */
+  constructor(readonly name: string, readonly options: { defaultPolicy?: string; network?: Record<string, unknown>; encryption?: boolean; persistSessions?: boolean; moreUsers?: string[] } = {}) {
     this.dir = tempDir(`otr-${name}`);
     this.logPath = join(logRoot(), `bridge-${name}-${process.pid}.log`);
   }
@@ -68,7 +73,7 @@ export class OtrWorld {
       networks: [{ id: "local", name: "Local ngIRCd", host: this.tap.host, port: this.tap.port, tls: false, ...this.options.network }],
       permissions: Object.fromEntries([`@alice:${this.domain}`, ...(this.options.moreUsers ?? []).map((u) => `@${u}:${this.domain}`)]
         .map((u) => [u, "user"])),
-      otr: { default_policy: this.options.defaultPolicy ?? "opportunistic" },
+      otr: { default_policy: this.options.defaultPolicy ?? "opportunistic", persist_sessions: this.options.persistSessions ?? false },
       store: { engine: "sqlite", sqlite_path: join(this.dir, "bridge.db"), master_key_file: join(this.dir, "master.key") },
       metrics: { enabled: false },
       logging: { level: "debug", format: "json" },

@@ -19,6 +19,10 @@ export interface PostgresServer {
   dataDir: string;
   /** Creates an empty database and returns its connection string. */
   newDatabase(): Promise<string>;
+  /** Stops the server as a crash would (immediate: no checkpoint, connections cut), keeping its data. */
+  down(): void;
+  /** Starts it again on the same data and port. */
+  up(): void;
   stop(): Promise<void>;
 }
 
@@ -90,6 +94,12 @@ export async function startPostgres(): Promise<PostgresServer> {
         await c.end();
       }
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
+    },
+    down() {
+      runAsPg(user, "pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
+    },
+    up() {
+      runAsPg(user, "pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "120", "-o", opts, "start"]);
     },
     async stop() {
       process.removeListener("exit", stopSync);

@@ -147,3 +147,42 @@ it("no file of the PostgreSQL cluster (tables, WAL) contains the private key, pa
     for (const b of blobs) assert.equal(b.indexOf(needle), -1, `found ${what} in the cluster's files`);
   }
 });
+
+/** Every 16-byte window (step 8) of a sealed value: a leftover copy of any part of it shows. */
+function windows(b: Uint8Array): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i + 16 <= b.length; i += 8) out.push(Buffer.from(b.subarray(i, i + 16)));
+  return out;
+}
+
+it("a replaced or deleted OTR session state leaves no trace in the SQLite file or its WAL, even sealed (secure_delete, WAL checkpoint)", async () => {
+  const path = join(dir, "otr-sessions.db");
+  const cfg: StoreConfig = { engine: "sqlite", sqlite_path: path };
+  const s = await openStore(cfg, new Uint8Array(randomBytes(32)));
+  const sealedOf = async (nick: string): Promise<Uint8Array> => {
+    const { default: Database } = await import("better-sqlite3");
+    const db = new Database(path, { readonly: true });
+    try {
+      return (db.prepare("SELECT sealed FROM otr_sessions WHERE nick = ?").get(nick) as { sealed: Uint8Array }).sealed;
+    } finally { db.close(); }
+  };
+  // Sealed, the old state is as good as the old keys to anyone who also has the master key: it must go.
+  const carol: Uint8Array[] = [];
+  for (let i = 0; i < 20; i++) {
+    await s.putOtrSession("@alice:example.org", "libera", "carol", new Uint8Array(randomBytes(1500 + i)));
+    carol.push(await sealedOf("carol"));
+  }
+  await s.putOtrSession("@alice:example.org", "libera", "dave", new Uint8Array(randomBytes(1500)));
+  const dave = await sealedOf("dave");
+  await s.deleteOtrSession("@alice:example.org", "libera", "dave");
+  const current = carol.pop()!;
+  const gone = [...carol, dave];
+  // Within ERASE_DELAY_MS the store checkpoints; wait a little longer than that.
+  await new Promise((r) => setTimeout(r, 600));
+  const blobs = files(path);
+  assert.ok(blobs.some((b) => windows(current).every((w) => b.includes(w))), "the current state is in the files, so the search works");
+  let found = 0;
+  for (const g of gone) for (const w of windows(g)) for (const b of blobs) if (b.includes(w)) found++;
+  assert.equal(found, 0, "windows of replaced or deleted sealed states found in the database files");
+  await s.close();
+});

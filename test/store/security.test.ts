@@ -223,6 +223,44 @@ for (const [name, makeCfg] of engines()) {
       await w.close();
     });
 
+    it("an OTR session state is bound to (user, network, peer): a row moved to another peer, user or table is refused; rotation re-seals it", async () => {
+      const cfg = await makeCfg();
+      const key = newKey();
+      await seed(cfg, key);
+      const carol = new Uint8Array(randomBytes(1500));
+      const dave = new Uint8Array(randomBytes(1400));
+      let s = await openStore(cfg, key);
+      await s.putOtrSession(U1, NET, "carol", carol);
+      await s.putOtrSession(U1, NET, "dave", dave);
+      await s.putOtrSession(U2, NET, "carol", dave);
+      await s.close();
+      const row = async (u: string, nick: string) => (await rawAll(cfg, "SELECT sealed FROM otr_sessions WHERE user_id = ? AND nick = ?", [u, nick]))[0]!.sealed as Uint8Array;
+      const sealedCarol = await row(U1, "carol");
+      assert.ok(!Buffer.from(sealedCarol).includes(Buffer.from(carol.subarray(0, 16))), "sealed, not stored as is");
+      await rawRun(cfg, "UPDATE otr_sessions SET sealed = ? WHERE user_id = ? AND nick = ?", [sealedCarol, U1, "dave"]);
+      await rawRun(cfg, "UPDATE otr_sessions SET sealed = ? WHERE user_id = ? AND nick = ?", [sealedCarol, U2, "carol"]);
+      s = await openStore(cfg, key);
+      await rejectsCode(s.getOtrSession(U1, NET, "dave"), "sealed-data-corrupt");
+      await rejectsCode(s.getOtrSession(U2, NET, "carol"), "sealed-data-corrupt");
+      assert.deepEqual(await s.getOtrSession(U1, NET, "carol"), carol);
+      await s.deleteOtrSession(U1, NET, "dave");
+      await s.deleteOtrSession(U2, NET, "carol");
+      await s.close();
+      await rawRun(cfg, "UPDATE crypto_state SET sealed = ? WHERE owner_user_id = ? AND device_id = ?", [sealedCarol, GHOST, "GHOSTB"]);
+      s = await openStore(cfg, key);
+      await rejectsCode(s.getCryptoState(GHOST, "GHOSTB"), "sealed-data-corrupt");
+      await s.deleteCryptoState(GHOST, "GHOSTB");
+      await s.close();
+      const next = newKey();
+      assert.deepEqual(await rotateMasterKey(cfg, key, next), { resealed: 10 }, "2 keys, 2 passwords, 3 channel keys, 2 crypto states, 1 OTR session");
+      const old = new Sealer(key);
+      const resealed = await row(U1, "carol");
+      assert.throws(() => old.open("otr-session", [U1, NET, "carol"], resealed), { code: "sealed-data-corrupt" });
+      s = await openStore(cfg, next);
+      assert.deepEqual(await s.getOtrSession(U1, NET, "carol"), carol);
+      await s.close();
+    });
+
     it("refuses to open with a wrong master key (master-key-wrong) and changes nothing", async () => {
       const cfg = await makeCfg();
       await seed(cfg, newKey());

@@ -381,6 +381,41 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
       assert.equal(await s.getIrcPassword(BOT, "BOTDEVICE"), null);
     });
 
+    it("keeps an OTR session state per (user, network, peer), replaces and deletes it, and copies it in and out", async () => {
+      const s = await make();
+      assert.equal(await s.getOtrSession(U1, NET, "carol"), null);
+      const a = cryptoBlob(1800, 1), b = cryptoBlob(1700, 2), c = cryptoBlob(900, 3);
+      await s.putOtrSession(U1, NET, "carol", a);
+      await s.putOtrSession(U1, NET, "dave", b);
+      await s.putOtrSession(U1, NET2, "carol", c);
+      await s.putOtrSession(U2, NET, "carol", c);
+      assert.deepEqual(await s.getOtrSession(U1, NET, "carol"), a);
+      assert.deepEqual(await s.getOtrSession(U1, NET, "dave"), b);
+      assert.deepEqual(await s.getOtrSession(U1, NET2, "carol"), c);
+      assert.equal(await s.getOtrSession(U1, NET, "Carol"), null, "nicks are compared exactly (the caller folds)");
+      const input = Buffer.from(cryptoBlob(500, 4));
+      await s.putOtrSession(U1, NET, "carol", input);
+      input.fill(0);
+      const out = await s.getOtrSession(U1, NET, "carol");
+      assert.deepEqual(out, cryptoBlob(500, 4), "replaced whole, and the caller's buffer is copied");
+      out!.fill(9);
+      assert.deepEqual(await s.getOtrSession(U1, NET, "carol"), cryptoBlob(500, 4), "what get returned is a copy");
+      await s.deleteOtrSession(U1, NET, "carol");
+      await s.deleteOtrSession(U1, NET, "carol");
+      assert.equal(await s.getOtrSession(U1, NET, "carol"), null);
+      assert.deepEqual(await s.getOtrSession(U1, NET, "dave"), b, "other peers untouched");
+      assert.deepEqual(await s.getOtrSession(U2, NET, "carol"), c, "other users untouched");
+      await rejectsCode(s.putOtrSession(U1, NET, "carol", new Uint8Array(0)), "invalid-argument");
+      await rejectsCode(s.putOtrSession(U1, NET, "carol", new Uint8Array(64 * 1024 + 1)), "invalid-argument");
+      await rejectsCode(s.putOtrSession(U1, NET, "a\u0000b", a), "invalid-argument");
+      assert.equal(await s.getOtrSession(U1, NET, "carol"), null, "nothing was stored by a refused put");
+      if (engine.reopen) {
+        const t = await engine.reopen(s);
+        open.push(t);
+        assert.deepEqual(await t.getOtrSession(U1, NET, "dave"), b, "durable");
+      }
+    });
+
     it("copies crypto state in and out: neither the caller's buffer nor the returned one aliases the store", async () => {
       const s = await make();
       const original = cryptoBlob(256, 7);

@@ -54,7 +54,7 @@ test("a minimal config gets every documented default", () => {
   assert.equal(c.appservice.ghost_localpart_template, "irc_{network}_{nick}");
   assert.equal(c.appservice.bind_address, "127.0.0.1");
   assert.deepEqual(c.permissions, {});
-  assert.deepEqual(c.otr, { default_policy: "opportunistic", trust_on_first_use: false });
+  assert.deepEqual(c.otr, { default_policy: "opportunistic", trust_on_first_use: false, persist_sessions: true });
   assert.equal(c.store.engine, "sqlite");
   assert.equal(c.store.sqlite_path, "./data/bridge.db");
   assert.equal(c.store.master_key_file, "./data/master.key");

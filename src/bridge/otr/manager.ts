@@ -4,6 +4,11 @@
 // it wants on the wire (toSend) goes to the contact through the puppet, in order. The library never sees the
 // network and this file never sees a key byte or logs a word of plaintext.
 //
+// Saved sessions (otr.persist_sessions): an established conversation is written to the store (sealed) whenever
+// the library says later traffic depends on the change, before any line the change produced goes to IRC (write
+// before send), and is resumed from the store when the peer's conversation is next needed after a restart. A line
+// whose state could not be saved is never sent. A planned shutdown then keeps sessions instead of ending them.
+//
 // Work for one peer runs in one queue (IRC lines, Matrix messages, commands, the poll timer, shutdown), so the
 // conversation sees its inputs in order and the events reach Matrix in order.
 import { defaultEnv, OtrAccount, OtrConversation, POLICY, type OtrEnv, type OtrEvent, type OtrResult } from "../../otr/index.js";
@@ -47,6 +52,8 @@ export interface OtrPipelineOptions {
   otrEvents?(events: readonly OtrEvent[]): void;
   /** 0 disables the timer (tests call pollAll themselves). */
   pollIntervalMs?: number;
+  /** Config otr.persist_sessions (default true): keep established conversations across restarts. */
+  persistSessions?: boolean;
 }
 
 export class OtrPipeline implements DmPipeline {
@@ -140,11 +147,26 @@ export class OtrPipeline implements DmPipeline {
     if (oldKey === newKey) return Promise.resolve();
     return this.queue.run(oldKey, () => this.queue.run(newKey, async () => {
       const peer = this.peers.get(oldKey);
+      if (this.persistSessions && !this.peers.has(newKey)) await this.moveSaved(oldFoldedNick, ctx, peer);
       if (!peer || this.peers.has(newKey)) return;
       this.peers.delete(oldKey);
       peer.ctx = ctx;
       this.peers.set(newKey, peer);
     }));
+  }
+
+  /** The saved session follows the contact to the new nick (as the live one does); failures only cost a new AKE. */
+  private async moveSaved(oldFoldedNick: string, ctx: DmContext, peer: Peer | undefined): Promise<void> {
+    const store = this.o.store;
+    try {
+      const bytes = peer?.conv ? peer.conv.exportState() : await store.getOtrSession(ctx.userId, ctx.networkId, oldFoldedNick);
+      if (bytes !== null && (await store.getOtrSession(ctx.userId, ctx.networkId, ctx.foldedNick)) === null) {
+        await store.putOtrSession(ctx.userId, ctx.networkId, ctx.foldedNick, bytes);
+      }
+      await store.deleteOtrSession(ctx.userId, ctx.networkId, oldFoldedNick);
+    } catch (err) {
+      this.o.logger.warn("could not move a saved OTR session to the new nick", { networkId: ctx.networkId, code: codeOf(err) });
+    }
   }
 
   /** Expires held messages and stale fragments of every conversation (the timer calls this). */
@@ -167,6 +189,8 @@ export class OtrPipeline implements DmPipeline {
       this.queue.run(peer.key, async () => {
         if (peer.held.length > 0) await returnHeld(this, peer, "shutdown", "the bridge is shutting down before the private conversation was set up");
         if (peer.conv?.status().state !== "encrypted") return;
+        // Saved sessions outlive the process: the contact's client stays private and the next start resumes.
+        if (this.persistSessions && (await this.save(peer))) return;
         await this.apply(peer, peer.conv.end());
       }).catch((err) => this.o.logger.warn("ending an OTR session at shutdown failed", { code: codeOf(err) }))));
   }
@@ -190,13 +214,66 @@ export class OtrPipeline implements DmPipeline {
     peer.policyName = name;
     if (name === "never") return null;
     const account = await this.account(peer);
-    peer.conv = new OtrConversation(account, ctx.foldedNick, {
+    const conv = new OtrConversation(account, ctx.foldedNick, {
       policy: presetFor(name),
       // The account is one per (user, network) but the line budget depends on the target's nick and on our own
       // current nick and host: the conversation reads it each time it builds a line.
       maxFragmentSize: () => peer.fragmentSize(),
     });
-    return peer.conv;
+    await this.resume(peer, conv);
+    peer.conv = conv;
+    return conv;
+  }
+
+  /** Resumes the conversation saved before a restart, if any (a store failure propagates: nothing is guessed). */
+  private async resume(peer: Peer, conv: OtrConversation): Promise<void> {
+    const { ctx } = peer;
+    if (!this.persistSessions) {
+      // Saved by an earlier run with persistence on: keys at rest are what the operator turned off.
+      await this.o.store.deleteOtrSession(ctx.userId, ctx.networkId, ctx.foldedNick);
+      return;
+    }
+    const bytes = await this.o.store.getOtrSession(ctx.userId, ctx.networkId, ctx.foldedNick);
+    if (bytes === null) return;
+    const r = conv.importState(bytes);
+    if (!r.ok) {
+      this.o.logger.warn("a saved OTR session could not be resumed", { networkId: ctx.networkId, code: r.code });
+      await this.o.store.deleteOtrSession(ctx.userId, ctx.networkId, ctx.foldedNick);
+      await this.notice(ctx, "resume-failed", `The private conversation with ${ctx.peerNick} could not be resumed after the restart (${r.code}); a new one starts when either of you asks.`);
+      return;
+    }
+    const s = conv.status();
+    peer.fingerprint = s.theirFingerprint;
+    if (s.state === "encrypted" && s.theirFingerprint) {
+      peer.verifiedBy = await this.trust.verifiedBy(ctx.userId, ctx.networkId, s.theirFingerprint);
+      peer.verified = peer.verifiedBy !== null;
+    }
+    this.o.logger.debug("OTR session resumed", { networkId: ctx.networkId, state: s.state });
+    if (r.smpDropped) await this.notice(ctx, "smp-abort", `The verification with ${ctx.peerNick} that was under way was interrupted by a bridge restart; start it again with \`!otr smp <secret>\`.`);
+  }
+
+  /**
+   * Writes the conversation's state when it changed in a way later traffic depends on; true when nothing needs
+   * saving or it is durable now. False (logged, stays dirty, retried with the next operation): send nothing.
+   */
+  async save(peer: Peer): Promise<boolean> {
+    const conv = peer.conv;
+    if (!this.persistSessions || !conv || !conv.stateDirty) return true;
+    const { ctx } = peer;
+    try {
+      const bytes = conv.exportState();
+      if (bytes === null) await this.o.store.deleteOtrSession(ctx.userId, ctx.networkId, ctx.foldedNick);
+      else await this.o.store.putOtrSession(ctx.userId, ctx.networkId, ctx.foldedNick, bytes);
+      conv.markSaved();
+      return true;
+    } catch (err) {
+      this.o.logger.error("could not save an OTR session; nothing it produced is sent", { networkId: ctx.networkId, code: codeOf(err) });
+      return false;
+    }
+  }
+
+  get persistSessions(): boolean {
+    return this.o.persistSessions ?? true;
   }
 
   async policyOf(peer: Peer): Promise<OtrPolicyName> {
@@ -226,6 +303,15 @@ export class OtrPipeline implements DmPipeline {
   /** Sends the result's lines to the peer in order, then shows its events; returns the IRC lines written. */
   async apply(peer: Peer, r: OtrResult, sending?: string): Promise<number> {
     let lines = 0;
+    // Write before send: a data message leaves only once the state that produced it (its counter, the key it
+    // announces) is durable, so a crash at any point can never make the resumed session repeat a counter.
+    if (!(await this.save(peer))) {
+      if (r.toSend.length > 0) {
+        await this.notice(peer.ctx, "not-saved", `Not sent: the private conversation's state could not be saved (the bridge's store failed), and nothing is sent that a restart could not continue.${sending === undefined ? "" : `\n${quote(sending)}`}`);
+      }
+      await this.handleEvents(peer, r.events, sending);
+      return 0;
+    }
     for (const line of r.toSend) lines += peer.ctx.toIrc("text", line);
     await this.handleEvents(peer, r.events, sending);
     return lines;

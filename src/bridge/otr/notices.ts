@@ -26,7 +26,9 @@ export type NoticeCode =
   | "error-received"
   | "policy"
   | "command"
-  | "key-generating";
+  | "key-generating"
+  | "resume-failed"
+  | "not-saved";
 
 export interface OtrStatusContent {
   state: "plaintext" | "encrypted" | "finished";

@@ -368,7 +368,7 @@ export interface FakeBridge {
  * A MatrixCrypto for the users `@<prefix>*` (its bot is `@<prefix>bot`), fed by the fake homeserver's
  * transactions. `store` is any CryptoStore (MemoryStore, or the SQL store for durability tests and the bench).
  */
-export async function fakeBridge(hs: FakeCryptoHomeserver, prefix: string, store: CryptoStore, opts: { keepOwn?: boolean } = {}): Promise<FakeBridge> {
+export async function fakeBridge(hs: FakeCryptoHomeserver, prefix: string, store: CryptoStore, opts: { keepOwn?: boolean; onTransaction?: (ms: number, body: Record<string, unknown>) => void } = {}): Promise<FakeBridge> {
   const isOurs = (u: string) => u.startsWith(`@${prefix}`) && u.endsWith(`:${hs.domain}`);
   const asToken = `as-${prefix}-${Math.random().toString(36).slice(2)}`;
   const bot = `@${prefix}bot:${hs.domain}`;
@@ -381,7 +381,9 @@ export async function fakeBridge(hs: FakeCryptoHomeserver, prefix: string, store
     async deliver(body) {
       // Transactions wait until the crypto is up (as the adapter's do).
       if (!crypto) await new Promise<void>((r) => early.push(r));
+      const t0 = performance.now();
       const out = await crypto!.transaction(body);
+      opts.onTransaction?.(performance.now() - t0, body);
       for (const ev of out) if (opts.keepOwn || !isOurs(String(ev.sender))) received.push(ev);
     },
   });

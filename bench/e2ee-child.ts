@@ -20,6 +20,19 @@ if (!gc) throw new Error("bench child needs --expose-gc");
 const isGhost = (u: string) => u.startsWith("@irc_") && u.endsWith(`:${domain}`);
 const bot = `@irc_bot:${domain}`;
 
+// The wasm module's linear memory, for the report (crypto-wasm instantiates it on first use, after this).
+// (The project compiles without the DOM library, so WebAssembly is reached through globalThis.)
+interface WasmInstance { exports: Record<string, { buffer?: ArrayBuffer } | undefined> }
+const WA = (globalThis as unknown as { WebAssembly: { instantiate: (...a: unknown[]) => Promise<unknown> } }).WebAssembly;
+let wasmInstance: WasmInstance | null = null;
+const instantiate = WA.instantiate.bind(WA);
+WA.instantiate = async (...a: unknown[]) => {
+  const r = (await instantiate(...a)) as { instance?: WasmInstance };
+  wasmInstance = r.instance ?? (r as unknown as WasmInstance);
+  return r;
+};
+const wasmBytes = () => wasmInstance?.exports["memory"]?.buffer?.byteLength ?? 0;
+
 const store = await openStore({ engine: "sqlite", sqlite_path: join(dir, "bridge.db") }, generateMasterKey());
 const crypto = mode === "e2ee" ? await MatrixCrypto.start({
   homeserverUrl: hsUrl, asToken, botUserId: bot, isOurUser: (u) => isGhost(u) && u !== bot, store,
@@ -70,7 +83,7 @@ process.on("message", (m: Cmd) => void (async () => {
     case "measure": {
       await chain;
       for (let i = 0; i < 4; i++) { gc(); await new Promise((r) => setTimeout(r, 100)); }
-      process.send!({ done: "measure", memory: process.memoryUsage(), received, undecryptable });
+      process.send!({ done: "measure", memory: { ...process.memoryUsage(), wasm: wasmBytes() }, received, undecryptable });
       return;
     }
     case "exit":

@@ -154,7 +154,7 @@ async function ratesAndLatency() {
 
 // ---------------------------------------------------------------- memory (child processes)
 
-interface ChildReport { memory: NodeJS.MemoryUsage; received: number; undecryptable: number; seconds: number }
+interface ChildReport { memory: NodeJS.MemoryUsage & { wasm: number }; received: number; undecryptable: number; seconds: number }
 
 async function memory(mode: "e2ee" | "plain", n: number): Promise<ChildReport> {
   const hs = await FakeCryptoHomeserver.start(D);
@@ -212,7 +212,7 @@ async function memory(mode: "e2ee" | "plain", n: number): Promise<ChildReport> {
     const seconds = (performance.now() - started) / 1000;
     const m = await ask({ cmd: "measure" });
     await ask({ cmd: "exit" });
-    return { memory: m["memory"] as NodeJS.MemoryUsage, received: Number(m["received"]), undecryptable: Number(m["undecryptable"]), seconds };
+    return { memory: m["memory"] as ChildReport["memory"], received: Number(m["received"]), undecryptable: Number(m["undecryptable"]), seconds };
   } finally {
     child.kill();
     await users?.stop();
@@ -244,14 +244,13 @@ try {
   log("");
   log(`Megolm 200 B, one core: encrypt ${r.encPerS.toFixed(0)}/s, decrypt ${r.decPerS.toFixed(0)}/s, encrypt+decrypt ${r.pairPerS.toFixed(0)} msgs/s`);
   log(`store writes: ${r.writesPerEnc.toFixed(2)} per encrypt, ${r.writesPerDec.toFixed(2)} per decrypt, ${(r.bytesPerWrite / 1024).toFixed(1)} KiB each`);
-  const mem = (c: ChildReport) => `RSS ${(c.memory.rss / MB).toFixed(1)} MB (heap ${(c.memory.heapUsed / MB).toFixed(1)}, external ${(c.memory.external / MB).toFixed(1)}), setup ${c.seconds.toFixed(0)} s`;
+  const mem = (c: ChildReport) => `RSS ${(c.memory.rss / MB).toFixed(1)} MB (V8 heap ${(c.memory.heapUsed / MB).toFixed(1)} used of ${(c.memory.heapTotal / MB).toFixed(1)}, external ${(c.memory.external / MB).toFixed(1)}, wasm memory ${(c.memory.wasm / MB).toFixed(1)}), setup ${c.seconds.toFixed(0)} s`;
   log(`${USERS} users x 1 DM, plain:     ${mem(plain)}`);
   log(`${USERS} users x 1 DM, encrypted: ${mem(e2ee)}`);
   log("");
   const p99 = Math.max(r.out.p99, r.in.p99);
-  const perThousand = addedRss * (1000 / USERS);
   log(`target: encryption adds < ${TARGET_P99_MS} ms p99 per message (steady, worse direction): ${p99.toFixed(2)} ms  ${p99 < TARGET_P99_MS ? "met" : "NOT met"}`);
-  log(`target: 1,000 users x 1 encrypted DM < ${TARGET_RSS_MB} MB more RSS: +${addedRss.toFixed(1)} MB for ${USERS}${USERS === 1000 ? "" : ` (${perThousand.toFixed(1)} MB per 1,000)`}  ${perThousand < TARGET_RSS_MB ? "met" : "NOT met"}`);
+  log(`target: 1,000 users x 1 encrypted DM < ${TARGET_RSS_MB} MB more RSS: +${addedRss.toFixed(1)} MB for ${USERS}  ${USERS < 1000 ? "(not judged: run with --users=1000)" : addedRss < TARGET_RSS_MB ? "met" : "NOT met"}`);
   if (jsonArg) {
     const json = JSON.stringify({ ...r, rss: { plain: plain.memory, e2ee: e2ee.memory, added_mb: addedRss, users: USERS }, node: process.version }, null, 2);
     if (jsonArg === "--json") process.stdout.write(json + "\n");

@@ -2,9 +2,16 @@
 // its durability. Every operation on a device runs one at a time (the OlmMachine's outgoing-request loop and
 // Megolm session sharing must not interleave), and every operation that changes crypto state ends with a snapshot
 // written to the store before it returns, so a SIGKILL right after never loses an Olm session, a one-time key the
-// server handed out, or a Megolm index we already used.
+// server handed out, or a device key.
+//
+// One exception, for speed: a Megolm encrypt that changed nothing but the outbound session (its ratchet index, the
+// steady state of a conversation) is not written. The index is still never used twice: every snapshot written
+// while the device is open says its outbound sessions may lag (SnapshotFlags), and a device reopened from such a
+// snapshot — after a SIGKILL — starts with no outbound session, so its next message opens a new Megolm session
+// (shared with the room's devices first, as for any new session). A clean close writes the state as it is and
+// says it does not lag, so after an ordinary restart the sessions continue.
 import type { OlmMachine, OutgoingRequest as WasmRequest } from "@matrix-org/matrix-sdk-crypto-wasm";
-import { drop, restore, snapshot, type IdbFactory } from "./idb-snapshot.js";
+import { Snapshotter, type IdbFactory } from "./idb-snapshot.js";
 import { HomeserverError, type Homeserver } from "./homeserver.js";
 import type { Wasm } from "./wasm.js";
 
@@ -45,13 +52,20 @@ function storeName(userId: string, deviceId: string): string {
   return `motr/${userId}/${deviceId}`;
 }
 
+/** crypto-wasm's IndexedDB object store of outbound Megolm sessions (matrix-sdk-indexeddb). */
+const OUTBOUND_STORE = "outbound_group_sessions";
+
 export class BridgeDevice {
   private chain: Promise<unknown> = Promise.resolve();
   /** Last one-time-key counts the server told us: passing none would read as "the server has 0" (recipe pitfall 2). */
   private otkCounts: Record<string, number> | null = null;
   private closed = false;
+  /** Whether the snapshot last stored says its outbound sessions may lag (see the module header). */
+  private storedLagging: boolean;
 
-  private constructor(private readonly o: DeviceOptions, private readonly m: OlmMachine) {}
+  private constructor(private readonly o: DeviceOptions, private readonly m: OlmMachine, private readonly snap: Snapshotter, storedLagging: boolean) {
+    this.storedLagging = storedLagging;
+  }
 
   get userId(): string { return this.o.userId; }
   get deviceId(): string { return this.o.deviceId; }
@@ -66,12 +80,14 @@ export class BridgeDevice {
   static async open(o: DeviceOptions): Promise<BridgeDevice> {
     const prefix = storeName(o.userId, o.deviceId);
     const stored = await o.store.getCryptoState(o.userId, o.deviceId);
-    await drop(o.idb, prefix);
-    if (stored) await restore(o.idb, prefix, stored);
+    const snap = new Snapshotter(o.idb, prefix);
+    await snap.drop();
+    // After a SIGKILL the stored outbound sessions may be behind the indexes already sent: start without them.
+    const flags = stored ? await snap.restore(stored, { emptyWhenLagging: [OUTBOUND_STORE] }) : { outboundMayLag: false };
     const machine = await o.W.OlmMachine.initialize(new o.W.UserId(o.userId), new o.W.DeviceId(o.deviceId), prefix);
     // Missing room keys are asked for from the sender's other devices (m.room_key_request), answered or not.
     machine.roomKeyRequestsEnabled = true;
-    const d = new BridgeDevice(o, machine);
+    const d = new BridgeDevice(o, machine, snap, flags.outboundMayLag);
     if (!stored) await d.run(() => d.create());
     else await d.run(async () => { if (await d.flush()) await d.persist(); });
     return d;
@@ -166,7 +182,8 @@ export class BridgeDevice {
       settings.historyVisibility = { joined: W.HistoryVisibility.Joined, shared: W.HistoryVisibility.Shared, invited: W.HistoryVisibility.Invited, world_readable: W.HistoryVisibility.WorldReadable }[historyVisibility];
       for (const r of await this.m.shareRoomKey(new W.RoomId(roomId), users(), settings)) await this.send(r as unknown as WasmRequest);
       const encrypted = await this.m.encryptRoomEvent(new W.RoomId(roomId), type, JSON.stringify(content));
-      await this.persist();
+      // Only the ratchet moved: not written (the module header says why the index is still never reused).
+      if (!(this.storedLagging && this.snap.changedStores().every((s) => s.endsWith(`/${OUTBOUND_STORE}`)))) await this.persist();
       return encrypted;
     });
   }
@@ -187,10 +204,14 @@ export class BridgeDevice {
     });
   }
 
+  /** Stores the state as it is (saying it does not lag), closes the machine and frees its databases. */
   async close(): Promise<void> {
-    await this.run(async () => undefined).catch(() => undefined);
+    await this.run(async () => {
+      if (this.snap.changed() || this.storedLagging) await this.write(false);
+    }).catch(() => undefined); // not written: the stored snapshot still says it may lag, so nothing is reused
     this.closed = true;
     this.m.close();
+    await this.snap.drop().catch(() => undefined);
   }
 
   private async flushAndPersist(): Promise<void> {
@@ -198,9 +219,15 @@ export class BridgeDevice {
     await this.persist();
   }
 
+  /** Writes the state if anything changed since the last write. */
   private async persist(): Promise<void> {
-    const blob = await snapshot(this.o.idb, storeName(this.o.userId, this.o.deviceId));
+    if (this.snap.changed()) await this.write(true);
+  }
+
+  private async write(outboundMayLag: boolean): Promise<void> {
+    const blob = await this.snap.snapshot({ outboundMayLag });
     await this.o.store.putCryptoState(this.o.userId, this.o.deviceId, blob);
+    this.storedLagging = outboundMayLag;
   }
 
   /** Sends what the machine asks for; returns how many requests went out. */

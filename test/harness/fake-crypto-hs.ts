@@ -7,7 +7,7 @@
 // e2e tests against the real Synapse stay the proof that the crypto works.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { MatrixCrypto, type CryptoStore, type Undecryptable } from "../../src/matrix/crypto/matrix-crypto.js";
+import { MatrixCrypto, type CryptoStore, type MatrixCryptoOptions, type Undecryptable } from "../../src/matrix/crypto/matrix-crypto.js";
 import type { RawEvent } from "../../src/matrix/crypto/rooms.js";
 
 type Json = Record<string, unknown>;
@@ -368,7 +368,7 @@ export interface FakeBridge {
  * A MatrixCrypto for the users `@<prefix>*` (its bot is `@<prefix>bot`), fed by the fake homeserver's
  * transactions. `store` is any CryptoStore (MemoryStore, or the SQL store for durability tests and the bench).
  */
-export async function fakeBridge(hs: FakeCryptoHomeserver, prefix: string, store: CryptoStore, opts: { keepOwn?: boolean; onTransaction?: (ms: number, body: Record<string, unknown>) => void } = {}): Promise<FakeBridge> {
+export async function fakeBridge(hs: FakeCryptoHomeserver, prefix: string, store: CryptoStore, opts: { keepOwn?: boolean; onTransaction?: (ms: number, body: Record<string, unknown>) => void; crypto?: Pick<MatrixCryptoOptions, "maxLoadedDevices" | "deviceIdleMs"> } = {}): Promise<FakeBridge> {
   const isOurs = (u: string) => u.startsWith(`@${prefix}`) && u.endsWith(`:${hs.domain}`);
   const asToken = `as-${prefix}-${Math.random().toString(36).slice(2)}`;
   const bot = `@${prefix}bot:${hs.domain}`;
@@ -392,6 +392,7 @@ export async function fakeBridge(hs: FakeCryptoHomeserver, prefix: string, store
     deviceDisplayName: `fake ${prefix}`,
     onUndecryptable: (u) => undecryptable.push(u),
     log: () => undefined,
+    ...opts.crypto,
   });
   for (const f of early.splice(0)) f();
   return { crypto, bot, received, undecryptable, stop: async () => { hs.removeAppservice(asToken); await crypto!.stop(); } };

@@ -129,3 +129,35 @@ test("after a clean stop the outbound Megolm session continues at a later index"
   assert.deepEqual(sent[3], { session: sent[0]!.session, index: 3 });
   await a2.stop(); await b.stop();
 });
+
+test("devices beyond maxLoadedDevices, and idle ones, are closed and reopened from the store when needed", async () => {
+  const a = await fakeBridge(hs, "t6a_", new MapCryptoStore(), { crypto: { maxLoadedDevices: 2, deviceIdleMs: 300 } });
+  const b = await fakeBridge(hs, "t6b_", new MapCryptoStore());
+  const ghosts = [1, 2, 3].map((i) => `@t6a_ghost${i}:${D}`);
+  const ub = `@t6b_user:${D}`;
+  await b.crypto.device(ub);
+  const rooms: string[] = [];
+  for (const g of ghosts) {
+    await a.crypto.device(g);
+    rooms.push(hs.createRoom([g, ub]));
+  }
+  await hs.settle();
+  assert.ok(a.crypto.loadedDevices <= 2, `${a.crypto.loadedDevices} devices open`);
+  // Each ghost in turn, both ways, twice: every turn needs a device that the last ones pushed out.
+  for (let round = 0; round < 2; round++) {
+    for (const [i, g] of ghosts.entries()) {
+      await say(a, rooms[i]!, g, `from ${i} r${round}`);
+      await say(b, rooms[i]!, ub, `to ${i} r${round}`);
+      assert.ok(a.crypto.loadedDevices <= 2, `${a.crypto.loadedDevices} devices open`);
+    }
+  }
+  assert.deepEqual(messages(a).sort(), ghosts.flatMap((_, i) => [`to ${i} r0`, `to ${i} r1`]).sort());
+  assert.deepEqual(messages(b).sort(), ghosts.flatMap((_, i) => [`from ${i} r0`, `from ${i} r1`]).sort());
+  // Idle: all but the bot's close; the next message still reaches its ghost.
+  await new Promise((r) => setTimeout(r, 900));
+  assert.equal(a.crypto.loadedDevices, 1);
+  await say(b, rooms[0]!, ub, "after idle");
+  assert.ok(messages(a).includes("after idle"));
+  assert.deepEqual([...a.undecryptable, ...b.undecryptable], []);
+  await a.stop(); await b.stop();
+});

@@ -14,7 +14,7 @@ type Cmd =
   | { cmd: "measure" }
   | { cmd: "exit" };
 
-const [mode, hsUrl, asToken, domain, dir] = process.argv.slice(2) as ["e2ee" | "plain", string, string, string, string];
+const [mode, hsUrl, asToken, domain, dir, maxLoaded] = process.argv.slice(2) as ["e2ee" | "plain", string, string, string, string, string?];
 const gc = globalThis.gc as (() => void) | undefined;
 if (!gc) throw new Error("bench child needs --expose-gc");
 const isGhost = (u: string) => u.startsWith("@irc_") && u.endsWith(`:${domain}`);
@@ -37,6 +37,7 @@ const store = await openStore({ engine: "sqlite", sqlite_path: join(dir, "bridge
 const crypto = mode === "e2ee" ? await MatrixCrypto.start({
   homeserverUrl: hsUrl, asToken, botUserId: bot, isOurUser: (u) => isGhost(u) && u !== bot, store,
   deviceDisplayName: "bench", onUndecryptable: () => { undecryptable++; }, log: () => undefined,
+  ...(maxLoaded ? { maxLoadedDevices: Number(maxLoaded) } : {}),
 }) : null;
 
 let received = 0, undecryptable = 0;
@@ -83,7 +84,7 @@ process.on("message", (m: Cmd) => void (async () => {
     case "measure": {
       await chain;
       for (let i = 0; i < 4; i++) { gc(); await new Promise((r) => setTimeout(r, 100)); }
-      process.send!({ done: "measure", memory: { ...process.memoryUsage(), wasm: wasmBytes() }, received, undecryptable });
+      process.send!({ done: "measure", memory: { ...process.memoryUsage(), wasm: wasmBytes() }, received, undecryptable, loaded: crypto ? (crypto as { loadedDevices?: number }).loadedDevices ?? -1 : 0 });
       return;
     }
     case "exit":

@@ -156,6 +156,10 @@ test("devices beyond maxLoadedDevices, and idle ones, are closed and reopened fr
   // Idle: all but the bot's close; the next message still reaches its ghost.
   await new Promise((r) => setTimeout(r, 900));
   assert.equal(a.crypto.loadedDevices, 1);
+  // A closed device's in-memory databases are gone too (they are what costs memory).
+  const idb = (globalThis as unknown as { indexedDB: { databases(): Promise<Array<{ name?: string }>> } }).indexedDB;
+  const open = (await idb.databases()).map((d) => d.name ?? "").filter((n) => n.includes("@t6a_ghost"));
+  assert.deepEqual(open, []);
   await say(b, rooms[0]!, ub, "after idle");
   assert.ok(messages(a).includes("after idle"));
   assert.deepEqual([...a.undecryptable, ...b.undecryptable], []);

@@ -230,9 +230,14 @@ export class Snapshotter {
       throw Object.assign(new Error(`stored crypto state has an unknown layout (${String(parsed?.v)})`), { code: "crypto-state-unreadable" });
     }
     let dbs: DbDumpV1[];
+    /** Layout 2 brings each store's serialized dump: kept as the cache, so a reopen serializes nothing. */
+    const raw = new Map<StoreDump, Uint8Array>();
     try {
       dbs = parsed.v === 1 ? parsed.dbs as DbDumpV1[]
-        : (parsed.dbs as DbDumpV2[]).map((d) => ({ name: d.name, version: d.version, stores: d.stores.map((b) => deserialize(b) as StoreDump) }));
+        : (parsed.dbs as DbDumpV2[]).map((d) => ({
+          name: d.name, version: d.version,
+          stores: d.stores.map((b) => { const st = deserialize(b) as StoreDump; raw.set(st, new Uint8Array(b)); return st; }),
+        }));
     } catch (err) {
       throw Object.assign(new Error("stored crypto state is not a snapshot"), { code: "crypto-state-unreadable", cause: err });
     }
@@ -271,7 +276,7 @@ export class Snapshotter {
       takeWritten(d.name);
       const skipped = d.stores.filter(skipStores).map((s) => s.name);
       const cached: CachedDb = { version: d.version, stores: new Map() };
-      for (const s of d.stores) if (!skipped.includes(s.name)) cached.stores.set(s.name, new Uint8Array(serialize(s)));
+      for (const s of d.stores) if (!skipped.includes(s.name)) cached.stores.set(s.name, raw.get(s) ?? new Uint8Array(serialize(s)));
       this.cache.set(d.name, cached);
     }
     return flags;

@@ -165,3 +165,20 @@ test("devices beyond maxLoadedDevices, and idle ones, are closed and reopened fr
   assert.deepEqual([...a.undecryptable, ...b.undecryptable], []);
   await a.stop(); await b.stop();
 });
+
+test("a device-list change reaches the device that follows that user: a new device of the other side reads the next message", async () => {
+  const p = await pair("t7");
+  await say(p.a, p.room, p.ua, "to the first device");
+  assert.deepEqual(messages(p.b), ["to the first device"]);
+  // The other side's user gets a new device (its state is gone); the old device stays on the homeserver.
+  await p.b.stop();
+  const b2 = await fakeBridge(hs, "t7b_", new MapCryptoStore());
+  await b2.crypto.device(p.ub);
+  await b2.crypto.noteMembership(p.room, p.ub, true); // its store is new: it learns the room as the adapter would
+  await hs.settle();
+  assert.equal(hs.devices.get(p.ub)?.size, 2);
+  await say(p.a, p.room, p.ua, "to the new device");
+  assert.deepEqual(messages(b2), ["to the new device"]);
+  assert.deepEqual(b2.undecryptable, []);
+  await p.a.stop(); await b2.stop();
+});

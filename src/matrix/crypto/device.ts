@@ -60,6 +60,8 @@ export class BridgeDevice {
   /** Last one-time-key counts the server told us: passing none would read as "the server has 0" (recipe pitfall 2). */
   private otkCounts: Record<string, number> | null = null;
   private closed = false;
+  /** The users whose device lists the machine follows: a device-list change for anyone else is not its business. */
+  private tracked = new Set<string>();
   /** Whether the snapshot last stored says its outbound sessions may lag (see the module header). */
   private storedLagging: boolean;
 
@@ -71,6 +73,15 @@ export class BridgeDevice {
   get deviceId(): string { return this.o.deviceId; }
   get curve25519(): string { return this.m.identityKeys.curve25519.toBase64(); }
   get ed25519(): string { return this.m.identityKeys.ed25519.toBase64(); }
+
+  /** Whether the device follows the device list of any of these users. */
+  tracks(users: readonly string[]): boolean {
+    return users.some((u) => this.tracked.has(u));
+  }
+
+  private async refreshTracked(): Promise<void> {
+    this.tracked = new Set([...(await this.m.trackedUsers())].map((u) => u.toString()));
+  }
 
   /**
    * Opens the device from its stored state, or creates it: registers the user when needed, creates the device on
@@ -90,6 +101,7 @@ export class BridgeDevice {
     const d = new BridgeDevice(o, machine, snap, flags.outboundMayLag);
     if (!stored) await d.run(() => d.create());
     else await d.run(async () => { if (await d.flush()) await d.persist(); });
+    await d.run(() => d.refreshTracked());
     return d;
   }
 
@@ -147,6 +159,7 @@ export class BridgeDevice {
       }
       const changed = input.events.length > 0 || input.unusedFallbackKeys !== undefined || input.changed.length > 0;
       await (changed ? this.flushAndPersist() : this.flush());
+      if (input.events.length) await this.refreshTracked(); // an Olm message from someone new may add a user
       return keys;
     });
   }
@@ -175,6 +188,7 @@ export class BridgeDevice {
       const { W } = this.o;
       const users = () => members.map((u) => new W.UserId(u)); // wasm consumes the arrays it is given (pitfall 1)
       await this.m.updateTrackedUsers(users());
+      if (!members.every((u) => this.tracked.has(u))) await this.refreshTracked();
       await this.flush();
       const claim = await this.m.getMissingSessions(users());
       if (claim) await this.send(claim as unknown as WasmRequest);

@@ -70,6 +70,8 @@ export type HistoryVisibility = "joined" | "shared" | "invited" | "world_readabl
 
 export class MatrixCrypto {
   private readonly devices = new Map<string, Promise<BridgeDevice>>();
+  /** The devices of `devices` that have finished opening. */
+  private readonly opened = new Map<string, BridgeDevice>();
   private readonly deviceIds = new Map<string, string>();
   private readonly rooms: RoomTracker;
   private readonly replays = new ReplayGuard();
@@ -130,7 +132,11 @@ export class MatrixCrypto {
     });
     this.devices.set(userId, opened);
     opened.catch(() => { if (this.devices.get(userId) === opened) this.devices.delete(userId); });
-    void opened.then(() => { this.o.observer?.devices?.(this.devices.size); this.evict(); }, () => undefined);
+    void opened.then((dev) => {
+      if (this.devices.get(userId) === opened) this.opened.set(userId, dev);
+      this.o.observer?.devices?.(this.devices.size);
+      this.evict();
+    }, () => undefined);
     return opened;
   }
 
@@ -157,6 +163,7 @@ export class MatrixCrypto {
       excess--;
       const d = this.devices.get(u)!;
       this.devices.delete(u);
+      this.opened.delete(u);
       const closed: Promise<void> = d.then((dev) => dev.close(), () => undefined)
         .finally(() => { if (this.closing.get(u) === closed) this.closing.delete(u); });
       this.closing.set(u, closed);
@@ -203,8 +210,15 @@ export class MatrixCrypto {
     }
     const users = new Set<string>([...byDevice.keys()]);
     for (const u of [...Object.keys(otk), ...Object.keys(fallback)]) if (this.deviceIds.has(u)) users.add(u);
-    // Loaded devices follow device-list changes; a transaction without any is not every device's business.
-    if (changed.length || left.length) for (const u of this.devices.keys()) users.add(u);
+    // Device-list changes go to the loaded devices that follow one of those users (and to those still opening);
+    // the others would ignore them, and closed ones re-query what they track when they reopen.
+    if (changed.length || left.length) {
+      const who = [...changed, ...left];
+      for (const u of this.devices.keys()) {
+        const dev = this.opened.get(u);
+        if (!dev || dev.tracks(who)) users.add(u);
+      }
+    }
     const keys: Array<{ roomId: string; sessionId: string }> = [];
     await Promise.all([...users].map(async (u) => {
       const id = this.deviceIds.get(u);
@@ -303,6 +317,7 @@ export class MatrixCrypto {
     this.sweep = null;
     const devs = await Promise.allSettled([...this.devices.values()]);
     this.devices.clear();
+    this.opened.clear();
     for (const d of devs) if (d.status === "fulfilled") await d.value.close();
     await Promise.allSettled([...this.closing.values()]);
   }

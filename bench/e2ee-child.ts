@@ -83,7 +83,8 @@ process.on("message", (m: Cmd) => void (async () => {
       break;
     case "measure": {
       await chain;
-      for (let i = 0; i < 4; i++) { gc(); await new Promise((r) => setTimeout(r, 100)); }
+      // Full collections with pauses between them, so V8's memory reducer can hand back what the setup left.
+      for (let i = 0; i < 6; i++) { gc(); await new Promise((r) => setTimeout(r, 500)); }
       process.send!({ done: "measure", memory: { ...process.memoryUsage(), wasm: wasmBytes() }, received, undecryptable, loaded: crypto ? (crypto as { loadedDevices?: number }).loadedDevices ?? -1 : 0 });
       return;
     }

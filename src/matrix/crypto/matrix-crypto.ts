@@ -53,7 +53,7 @@ export interface MatrixCryptoOptions {
   deviceIdleMs?: number;
 }
 
-export const DEFAULT_MAX_LOADED_DEVICES = 200;
+export const DEFAULT_MAX_LOADED_DEVICES = 50;
 export const DEFAULT_DEVICE_IDLE_MS = 10 * 60_000;
 
 /** The to-device event type of the start-up probe (plain, not encrypted: it only carries a nonce). */

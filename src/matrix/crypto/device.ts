@@ -13,6 +13,7 @@
 import type { OlmMachine, OutgoingRequest as WasmRequest } from "@matrix-org/matrix-sdk-crypto-wasm";
 import { Snapshotter, type IdbFactory } from "./idb-snapshot.js";
 import { HomeserverError, type Homeserver } from "./homeserver.js";
+import { megolmIndex } from "./megolm.js";
 import type { Wasm } from "./wasm.js";
 
 export interface CryptoStatePort {
@@ -52,6 +53,18 @@ function storeName(userId: string, deviceId: string): string {
   return `motr/${userId}/${deviceId}`;
 }
 
+/**
+ * A room's outbound session after a full encrypt (tracked users updated, Olm sessions claimed, room key shared):
+ * while none of that can have changed, the next message of the conversation is only encrypted (`encrypt`).
+ */
+interface SharedRoom { key: string; epoch: number; sessionId: string; index: number; at: number }
+
+/** crypto-wasm's defaults for rotating an outbound session, which only the full path applies. */
+const ROTATION_MESSAGES = 100;
+/** The short path is taken well inside them: the full path runs again before a session could expire. */
+const SHORT_PATH_MAX_INDEX = ROTATION_MESSAGES - 10;
+const SHORT_PATH_MAX_AGE_MS = 3600_000;
+
 /** crypto-wasm's IndexedDB object store of outbound Megolm sessions (matrix-sdk-indexeddb). */
 const OUTBOUND_STORE = "outbound_group_sessions";
 
@@ -60,6 +73,9 @@ export class BridgeDevice {
   /** Last one-time-key counts the server told us: passing none would read as "the server has 0" (recipe pitfall 2). */
   private otkCounts: Record<string, number> | null = null;
   private closed = false;
+  /** Rooms whose outbound session was shared at `epoch`, and anything that may change who gets the key bumps it. */
+  private readonly shared = new Map<string, SharedRoom>();
+  private epoch = 0;
   /** The users whose device lists the machine follows: a device-list change for anyone else is not its business. */
   private tracked = new Set<string>();
   /** Whether the snapshot last stored says its outbound sessions may lag (see the module header). */
@@ -158,6 +174,7 @@ export class BridgeDevice {
         } catch { /* not JSON: nothing to retry on */ }
       }
       const changed = input.events.length > 0 || input.unusedFallbackKeys !== undefined || input.changed.length > 0;
+      if (input.events.length || input.changed.length || input.left.length) this.epoch++;
       await (changed ? this.flushAndPersist() : this.flush());
       if (input.events.length) await this.refreshTracked(); // an Olm message from someone new may add a user
       return keys;
@@ -180,24 +197,38 @@ export class BridgeDevice {
 
   /**
    * Encrypts `content` for every device of `members` (tracking their device lists, claiming one-time keys and
-   * sharing the room key first) and returns the m.room.encrypted content. The new Megolm index is durable before
-   * the caller can send the event.
+   * sharing the room key first, unless nothing can have changed since the last message: SharedRoom) and returns
+   * the m.room.encrypted content. Its Megolm index is never used again, even after a SIGKILL (module header).
    */
   encrypt(roomId: string, members: readonly string[], type: string, content: object, historyVisibility: "joined" | "shared" | "invited" | "world_readable"): Promise<string> {
     return this.run(async () => {
       const { W } = this.o;
-      const users = () => members.map((u) => new W.UserId(u)); // wasm consumes the arrays it is given (pitfall 1)
-      await this.m.updateTrackedUsers(users());
-      if (!members.every((u) => this.tracked.has(u))) await this.refreshTracked();
-      await this.flush();
-      const claim = await this.m.getMissingSessions(users());
-      if (claim) await this.send(claim as unknown as WasmRequest);
-      const settings = new W.EncryptionSettings();
-      settings.historyVisibility = { joined: W.HistoryVisibility.Joined, shared: W.HistoryVisibility.Shared, invited: W.HistoryVisibility.Invited, world_readable: W.HistoryVisibility.WorldReadable }[historyVisibility];
-      for (const r of await this.m.shareRoomKey(new W.RoomId(roomId), users(), settings)) await this.send(r as unknown as WasmRequest);
+      const key = `${historyVisibility}\u0000${[...members].sort().join("\u0000")}`;
+      const s = this.shared.get(roomId);
+      // Short path (the steady state of a conversation): same members, no device-list change, no to-device event
+      // and no request since the key was last shared, and the session far from rotation: only encrypt.
+      const short = s !== undefined && s.key === key && s.epoch === this.epoch && s.index < SHORT_PATH_MAX_INDEX && Date.now() - s.at < SHORT_PATH_MAX_AGE_MS;
+      if (!short) {
+        this.shared.delete(roomId);
+        const users = () => members.map((u) => new W.UserId(u)); // wasm consumes the arrays it is given (pitfall 1)
+        await this.m.updateTrackedUsers(users());
+        if (!members.every((u) => this.tracked.has(u))) await this.refreshTracked();
+        await this.flush();
+        const claim = await this.m.getMissingSessions(users());
+        if (claim) await this.send(claim as unknown as WasmRequest);
+        const settings = new W.EncryptionSettings();
+        settings.historyVisibility = { joined: W.HistoryVisibility.Joined, shared: W.HistoryVisibility.Shared, invited: W.HistoryVisibility.Invited, world_readable: W.HistoryVisibility.WorldReadable }[historyVisibility];
+        settings.rotationPeriodMessages = BigInt(ROTATION_MESSAGES);
+        for (const r of await this.m.shareRoomKey(new W.RoomId(roomId), users(), settings)) await this.send(r as unknown as WasmRequest);
+      }
       const encrypted = await this.m.encryptRoomEvent(new W.RoomId(roomId), type, JSON.stringify(content));
+      const c = JSON.parse(encrypted) as { session_id?: unknown; ciphertext?: unknown };
+      const index = typeof c.ciphertext === "string" ? megolmIndex(c.ciphertext) : null;
+      if (typeof c.session_id === "string" && index !== null && (!short || c.session_id === s!.sessionId)) {
+        this.shared.set(roomId, { key, epoch: short ? s!.epoch : this.epoch, sessionId: c.session_id, index, at: short ? s!.at : Date.now() });
+      }
       // Only the ratchet moved: not written (the module header says why the index is still never reused).
-      if (!(this.storedLagging && this.snap.changedStores().every((s) => s.endsWith(`/${OUTBOUND_STORE}`)))) await this.persist();
+      if (!(this.storedLagging && this.snap.changedStores().every((st) => st.endsWith(`/${OUTBOUND_STORE}`)))) await this.persist();
       return encrypted;
     });
   }
@@ -205,6 +236,7 @@ export class BridgeDevice {
   /** Device lists changed while this device was not loaded: have every tracked user's devices queried again. */
   refreshTrackedUsers(): Promise<void> {
     return this.run(async () => {
+      this.epoch++;
       await this.m.markAllTrackedUsersAsDirty();
       await this.flush();
     });
@@ -253,6 +285,7 @@ export class BridgeDevice {
       if (!reqs.length) break;
       for (const r of reqs) await this.send(r as WasmRequest);
       sent += reqs.length;
+      this.epoch++; // a key query or upload may have changed whose devices get room keys
     }
     return sent;
   }

@@ -1,6 +1,6 @@
 // Matrix end-to-bridge encryption benchmark (issue 14, "Speed"): what src/matrix/crypto adds per bridged message
 // and per encrypted DM held.
-//   npm run bench:e2ee [-- --seconds=N] [--decrypts=N] [--first=N] [--users=N] [--json[=file]]
+//   npm run bench:e2ee [-- --seconds=N] [--decrypts=N] [--first=N] [--users=N (0: no memory runs)] [--all-open-users=N] [--json[=file]]
 // Everything goes through the bridge's own crypto room (MatrixCrypto and its BridgeDevices, as the adapter uses
 // them) with the real store: SQLite (WAL, synchronous=FULL) in a temp dir, so every state snapshot written per
 // message is counted. The homeserver is the in-process fake (test/harness/fake-crypto-hs.ts); the Matrix users
@@ -254,23 +254,9 @@ async function memory(mode: "e2ee" | "plain", n: number, maxLoaded?: number): Pr
   }
 }
 
-// ---------------------------------------------------------------- run
 
-try {
-  log(`Matrix E2EE bench: ${SECONDS}s of encrypts, ${DECRYPTS} decrypts, ${FIRST} first messages each way, ${USERS} users x 1 DM for RSS`);
-  log(`(crypto-wasm OlmMachine per device, SQLite store synchronous=FULL in ${tmpdir()}, fake homeserver in process; machine is shared: figures are noisy)`);
-  log(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(" ")} on this machine's ${(await import("node:os")).availableParallelism()} cores`);
-  const r = await ratesAndLatency();
-  const plain = await memory("plain", USERS);
-  const e2ee = await memory("e2ee", USERS);
-  const allOpen = await memory("e2ee", ALL_OPEN_USERS, ALL_OPEN_USERS + 10);
-  const plainSmall = ALL_OPEN_USERS === USERS ? plain : await memory("plain", ALL_OPEN_USERS);
-  for (const [name, c] of [["plain", plain], ["encrypted", e2ee], ["encrypted, all open", allOpen]] as const) {
-    const n = c === allOpen ? ALL_OPEN_USERS : USERS;
-    if (c.received !== n || c.undecryptable) throw new Error(`bench: memory run (${name}) lost messages: ${c.received}/${n}, ${c.undecryptable} undecryptable`);
-  }
-  const MB = 1024 * 1024;
-  const added = (c: ChildReport, base = plain) => (c.memory.rss - base.memory.rss) / MB;
+type Rates = Awaited<ReturnType<typeof ratesAndLatency>>;
+function printRates(r: Rates): void {
   const ms = (x: number) => `${x.toFixed(2)} ms`.padStart(10);
   const row = (label: string, l: Lat) => log(`${label.padEnd(50)}${ms(l.p50)}${ms(l.p99)}${ms(l.max)}${String(l.n).padStart(7)}`);
   log("");
@@ -285,6 +271,22 @@ try {
   log(`Megolm 200 B, one core: encrypt ${r.encPerS.toFixed(0)}/s, decrypt ${r.decPerS.toFixed(0)}/s, encrypt+decrypt ${r.pairPerS.toFixed(0)} msgs/s`);
   log(`CPU time of this process: ${r.encCpuMs.toFixed(2)} ms per encrypt, ${r.decCpuMs.toFixed(2)} ms per decrypt (all threads; wall time above waits for the CPU when the machine is loaded)`);
   log(`store writes: ${r.writesPerEnc.toFixed(2)} per encrypt, ${r.writesPerDec.toFixed(2)} per decrypt, ${(r.bytesPerWrite / 1024).toFixed(1)} KiB each`);
+  const p99 = Math.max(r.out.p99, r.in.p99);
+  log(`target: encryption adds < ${TARGET_P99_MS} ms p99 per message (steady, worse direction): ${p99.toFixed(2)} ms  ${p99 < TARGET_P99_MS ? "met" : "NOT met"}`);
+}
+
+async function memoryReport(r: Rates): Promise<void> {
+  const plain = await memory("plain", USERS);
+  const e2ee = await memory("e2ee", USERS);
+  const allOpen = await memory("e2ee", ALL_OPEN_USERS, ALL_OPEN_USERS + 10);
+  const plainSmall = ALL_OPEN_USERS === USERS ? plain : await memory("plain", ALL_OPEN_USERS);
+  for (const [name, c] of [["plain", plain], ["encrypted", e2ee], ["encrypted, all open", allOpen]] as const) {
+    const n = c === allOpen ? ALL_OPEN_USERS : USERS;
+    if (c.received !== n || c.undecryptable) throw new Error(`bench: memory run (${name}) lost messages: ${c.received}/${n}, ${c.undecryptable} undecryptable`);
+  }
+  const MB = 1024 * 1024;
+  const added = (c: ChildReport, base = plain) => (c.memory.rss - base.memory.rss) / MB;
+  printRates(r);
   const mem = (c: ChildReport) => `RSS ${(c.memory.rss / MB).toFixed(1)} MB (V8 heap ${(c.memory.heapUsed / MB).toFixed(1)} used of ${(c.memory.heapTotal / MB).toFixed(1)}, external ${(c.memory.external / MB).toFixed(1)}, wasm memory ${(c.memory.wasm / MB).toFixed(1)}), ${c.loaded >= 0 ? `${c.loaded} devices open, ` : ""}setup ${c.seconds.toFixed(0)} s`;
   log(`${USERS} users x 1 DM, plain:               ${mem(plain)}`);
   log(`${USERS} users x 1 DM, encrypted (default): ${mem(e2ee)}`);
@@ -292,9 +294,7 @@ try {
   log(`${ALL_OPEN_USERS} users x 1 DM, encrypted, all open: ${mem(allOpen)}`);
   log("");
   log(`load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
-  const p99 = Math.max(r.out.p99, r.in.p99);
   const rssVerdict = (mb: number) => USERS < 1000 ? "(not judged: run with --users=1000)" : mb < TARGET_RSS_MB ? "met" : "NOT met";
-  log(`target: encryption adds < ${TARGET_P99_MS} ms p99 per message (steady, worse direction): ${p99.toFixed(2)} ms  ${p99 < TARGET_P99_MS ? "met" : "NOT met"}`);
   log(`target: 1,000 users x 1 encrypted DM < ${TARGET_RSS_MB} MB more RSS: +${added(e2ee).toFixed(1)} MB for ${USERS} (default config)  ${rssVerdict(added(e2ee))}`);
   const perDevice = (added(allOpen, plainSmall) - added(e2ee)) / Math.max(1, allOpen.loaded - e2ee.loaded);
   log(`        with every device kept open: +${added(allOpen, plainSmall).toFixed(1)} MB for ${ALL_OPEN_USERS}${ALL_OPEN_USERS === USERS ? `  ${rssVerdict(added(allOpen))}` : ""}; about ${perDevice.toFixed(2)} MB per open device beyond the default's ${e2ee.loaded}`);
@@ -303,6 +303,17 @@ try {
     if (jsonArg === "--json") process.stdout.write(json + "\n");
     else writeFileSync(jsonArg.slice("--json=".length), json + "\n");
   }
+}
+
+// ---------------------------------------------------------------- run
+
+try {
+  log(`Matrix E2EE bench: ${SECONDS}s of encrypts, ${DECRYPTS} decrypts, ${FIRST} first messages each way, ${USERS} users x 1 DM for RSS`);
+  log(`(crypto-wasm OlmMachine per device, SQLite store synchronous=FULL in ${tmpdir()}, fake homeserver in process; machine is shared: figures are noisy)`);
+  log(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(" ")} on this machine's ${(await import("node:os")).availableParallelism()} cores`);
+  const r = await ratesAndLatency();
+  if (USERS === 0) printRates(r);
+  else await memoryReport(r);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

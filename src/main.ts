@@ -70,6 +70,8 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
           probeTimeoutMs: config.encryption.probe_timeout_seconds * 1000,
           encryptNewRooms: config.encryption.default,
           deviceDisplayName: config.encryption.device_display_name,
+          maxLoadedDevices: config.encryption.max_loaded_devices,
+          deviceIdleMs: config.encryption.device_idle_minutes * 60_000,
           dmRetentionMs: config.encryption.dm_retention_days ? config.encryption.dm_retention_days * 86_400_000 : null,
           ...(o.metrics ? { observer: e2eeObserver(o.metrics) } : {}),
           log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => logger[level](msg, fields ?? {}),

@@ -233,6 +233,12 @@ const encryption = obj({
   probe_timeout_seconds: int(1, 300)
     .describe("How long the start-up check waits for the homeserver to deliver a to-device message to the bridge.")
     .default(15),
+  max_loaded_devices: int(2, 1_000_000)
+    .describe("Devices (the bot's and the ghosts') kept open in memory at once; beyond this the least recently used are closed, their state stored, and reopened from the store when next needed (tens of milliseconds). Each open device holds its own crypto machine and in-memory database, about 0.5 MB of RSS (npm run bench:e2ee).")
+    .default(50),
+  device_idle_minutes: int(1, 10_080)
+    .describe("A ghost's device unused this long is closed (reopened from the store when next needed).")
+    .default(10),
 }).orEmpty().describe("End-to-bridge encryption of the Matrix leg (docs/encryption.md).");
 
 const store = obj({

@@ -49,6 +49,9 @@ export interface AdapterEncryption {
   /** Rooms the bridge creates (DM rooms) get m.room.encryption. */
   encryptNewRooms: boolean;
   deviceDisplayName: string;
+  /** Devices kept open at once, and how long an unused one stays open (see MatrixCryptoOptions). */
+  maxLoadedDevices?: number;
+  deviceIdleMs?: number;
   /** m.room.retention max_lifetime for DM rooms the bridge creates, in ms; null = none. */
   dmRetentionMs: number | null;
   observer?: CryptoObserver;
@@ -236,6 +239,8 @@ export class MatrixAdapter {
       isOurUser: (u) => this.naming.parse(u, this.opts.networkIds) !== null,
       store: enc.store,
       deviceDisplayName: enc.deviceDisplayName,
+      ...(enc.maxLoadedDevices ? { maxLoadedDevices: enc.maxLoadedDevices } : {}),
+      ...(enc.deviceIdleMs ? { deviceIdleMs: enc.deviceIdleMs } : {}),
       ...(enc.observer ? { observer: enc.observer } : {}),
       onUndecryptable: (u) => this.tellUndecryptable(u),
       log: enc.log,

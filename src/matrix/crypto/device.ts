@@ -2,10 +2,18 @@
 // its durability. Every operation on a device runs one at a time (the OlmMachine's outgoing-request loop and
 // Megolm session sharing must not interleave), and every operation that changes crypto state ends with a snapshot
 // written to the store before it returns, so a SIGKILL right after never loses an Olm session, a one-time key the
-// server handed out, or a Megolm index we already used.
+// server handed out, or a device key.
+//
+// One exception, for speed: a Megolm encrypt that changed nothing but the outbound session (its ratchet index, the
+// steady state of a conversation) is not written. The index is still never used twice: every snapshot written
+// while the device is open says its outbound sessions may lag (SnapshotFlags), and a device reopened from such a
+// snapshot — after a SIGKILL — starts with no outbound session, so its next message opens a new Megolm session
+// (shared with the room's devices first, as for any new session). A clean close writes the state as it is and
+// says it does not lag, so after an ordinary restart the sessions continue.
 import type { OlmMachine, OutgoingRequest as WasmRequest } from "@matrix-org/matrix-sdk-crypto-wasm";
-import { drop, restore, snapshot, type IdbFactory } from "./idb-snapshot.js";
+import { Snapshotter, type IdbFactory } from "./idb-snapshot.js";
 import { HomeserverError, type Homeserver } from "./homeserver.js";
+import { megolmIndex } from "./megolm.js";
 import type { Wasm } from "./wasm.js";
 
 export interface CryptoStatePort {
@@ -45,18 +53,51 @@ function storeName(userId: string, deviceId: string): string {
   return `motr/${userId}/${deviceId}`;
 }
 
+/**
+ * A room's outbound session after a full encrypt (tracked users updated, Olm sessions claimed, room key shared):
+ * while none of that can have changed, the next message of the conversation is only encrypted (`encrypt`).
+ */
+interface SharedRoom { key: string; epoch: number; sessionId: string; index: number; at: number }
+
+/** crypto-wasm's defaults for rotating an outbound session, which only the full path applies. */
+const ROTATION_MESSAGES = 100;
+/** The short path is taken well inside them: the full path runs again before a session could expire. */
+const SHORT_PATH_MAX_INDEX = ROTATION_MESSAGES - 10;
+const SHORT_PATH_MAX_AGE_MS = 3600_000;
+
+/** crypto-wasm's IndexedDB object store of outbound Megolm sessions (matrix-sdk-indexeddb). */
+const OUTBOUND_STORE = "outbound_group_sessions";
+
 export class BridgeDevice {
   private chain: Promise<unknown> = Promise.resolve();
   /** Last one-time-key counts the server told us: passing none would read as "the server has 0" (recipe pitfall 2). */
   private otkCounts: Record<string, number> | null = null;
   private closed = false;
+  /** Rooms whose outbound session was shared at `epoch`, and anything that may change who gets the key bumps it. */
+  private readonly shared = new Map<string, SharedRoom>();
+  private epoch = 0;
+  /** The users whose device lists the machine follows: a device-list change for anyone else is not its business. */
+  private tracked = new Set<string>();
+  /** Whether the snapshot last stored says its outbound sessions may lag (see the module header). */
+  private storedLagging: boolean;
 
-  private constructor(private readonly o: DeviceOptions, private readonly m: OlmMachine) {}
+  private constructor(private readonly o: DeviceOptions, private readonly m: OlmMachine, private readonly snap: Snapshotter, storedLagging: boolean) {
+    this.storedLagging = storedLagging;
+  }
 
   get userId(): string { return this.o.userId; }
   get deviceId(): string { return this.o.deviceId; }
   get curve25519(): string { return this.m.identityKeys.curve25519.toBase64(); }
   get ed25519(): string { return this.m.identityKeys.ed25519.toBase64(); }
+
+  /** Whether the device follows the device list of any of these users. */
+  tracks(users: readonly string[]): boolean {
+    return users.some((u) => this.tracked.has(u));
+  }
+
+  private async refreshTracked(): Promise<void> {
+    this.tracked = new Set([...(await this.m.trackedUsers())].map((u) => u.toString()));
+  }
 
   /**
    * Opens the device from its stored state, or creates it: registers the user when needed, creates the device on
@@ -66,14 +107,17 @@ export class BridgeDevice {
   static async open(o: DeviceOptions): Promise<BridgeDevice> {
     const prefix = storeName(o.userId, o.deviceId);
     const stored = await o.store.getCryptoState(o.userId, o.deviceId);
-    await drop(o.idb, prefix);
-    if (stored) await restore(o.idb, prefix, stored);
+    const snap = new Snapshotter(o.idb, prefix);
+    await snap.drop();
+    // After a SIGKILL the stored outbound sessions may be behind the indexes already sent: start without them.
+    const flags = stored ? await snap.restore(stored, { emptyWhenLagging: [OUTBOUND_STORE] }) : { outboundMayLag: false };
     const machine = await o.W.OlmMachine.initialize(new o.W.UserId(o.userId), new o.W.DeviceId(o.deviceId), prefix);
     // Missing room keys are asked for from the sender's other devices (m.room_key_request), answered or not.
     machine.roomKeyRequestsEnabled = true;
-    const d = new BridgeDevice(o, machine);
+    const d = new BridgeDevice(o, machine, snap, flags.outboundMayLag);
     if (!stored) await d.run(() => d.create());
     else await d.run(async () => { if (await d.flush()) await d.persist(); });
+    await d.run(() => d.refreshTracked());
     return d;
   }
 
@@ -130,7 +174,9 @@ export class BridgeDevice {
         } catch { /* not JSON: nothing to retry on */ }
       }
       const changed = input.events.length > 0 || input.unusedFallbackKeys !== undefined || input.changed.length > 0;
+      if (input.events.length || input.changed.length || input.left.length) this.epoch++;
       await (changed ? this.flushAndPersist() : this.flush());
+      if (input.events.length) await this.refreshTracked(); // an Olm message from someone new may add a user
       return keys;
     });
   }
@@ -151,25 +197,41 @@ export class BridgeDevice {
 
   /**
    * Encrypts `content` for every device of `members` (tracking their device lists, claiming one-time keys and
-   * sharing the room key first) and returns the m.room.encrypted content. The new Megolm index is durable before
-   * the caller can send the event. `requeryDevices`: device lists may be stale (changes not delivered yet), so
-   * query them all again before sharing.
+   * sharing the room key first, unless nothing can have changed since the last message: SharedRoom) and returns
+   * the m.room.encrypted content. Its Megolm index is never used again, even after a SIGKILL (module header).
+   * `requeryDevices`: device lists may be stale (changes not delivered yet), so query them all again first.
    */
   encrypt(roomId: string, members: readonly string[], type: string, content: object,
     historyVisibility: "joined" | "shared" | "invited" | "world_readable", requeryDevices = false): Promise<string> {
     return this.run(async () => {
       const { W } = this.o;
-      const users = () => members.map((u) => new W.UserId(u)); // wasm consumes the arrays it is given (pitfall 1)
-      await this.m.updateTrackedUsers(users());
-      if (requeryDevices) await this.m.markAllTrackedUsersAsDirty();
-      await this.flush();
-      const claim = await this.m.getMissingSessions(users());
-      if (claim) await this.send(claim as unknown as WasmRequest);
-      const settings = new W.EncryptionSettings();
-      settings.historyVisibility = { joined: W.HistoryVisibility.Joined, shared: W.HistoryVisibility.Shared, invited: W.HistoryVisibility.Invited, world_readable: W.HistoryVisibility.WorldReadable }[historyVisibility];
-      for (const r of await this.m.shareRoomKey(new W.RoomId(roomId), users(), settings)) await this.send(r as unknown as WasmRequest);
+      const key = `${historyVisibility}\u0000${[...members].sort().join("\u0000")}`;
+      const s = this.shared.get(roomId);
+      // Short path (the steady state of a conversation): same members, no device-list change, no to-device event
+      // and no request since the key was last shared, and the session far from rotation: only encrypt.
+      const short = !requeryDevices && s !== undefined && s.key === key && s.epoch === this.epoch && s.index < SHORT_PATH_MAX_INDEX && Date.now() - s.at < SHORT_PATH_MAX_AGE_MS;
+      if (!short) {
+        this.shared.delete(roomId);
+        const users = () => members.map((u) => new W.UserId(u)); // wasm consumes the arrays it is given (pitfall 1)
+        await this.m.updateTrackedUsers(users());
+        if (requeryDevices) await this.m.markAllTrackedUsersAsDirty();
+        if (!members.every((u) => this.tracked.has(u))) await this.refreshTracked();
+        await this.flush();
+        const claim = await this.m.getMissingSessions(users());
+        if (claim) await this.send(claim as unknown as WasmRequest);
+        const settings = new W.EncryptionSettings();
+        settings.historyVisibility = { joined: W.HistoryVisibility.Joined, shared: W.HistoryVisibility.Shared, invited: W.HistoryVisibility.Invited, world_readable: W.HistoryVisibility.WorldReadable }[historyVisibility];
+        settings.rotationPeriodMessages = BigInt(ROTATION_MESSAGES);
+        for (const r of await this.m.shareRoomKey(new W.RoomId(roomId), users(), settings)) await this.send(r as unknown as WasmRequest);
+      }
       const encrypted = await this.m.encryptRoomEvent(new W.RoomId(roomId), type, JSON.stringify(content));
-      await this.persist();
+      const c = JSON.parse(encrypted) as { session_id?: unknown; ciphertext?: unknown };
+      const index = typeof c.ciphertext === "string" ? megolmIndex(c.ciphertext) : null;
+      if (typeof c.session_id === "string" && index !== null && (!short || c.session_id === s!.sessionId)) {
+        this.shared.set(roomId, { key, epoch: short ? s!.epoch : this.epoch, sessionId: c.session_id, index, at: short ? s!.at : Date.now() });
+      }
+      // Only the ratchet moved: not written (the module header says why the index is still never reused).
+      if (!(this.storedLagging && this.snap.changedStores().every((st) => st.endsWith(`/${OUTBOUND_STORE}`)))) await this.persist();
       return encrypted;
     });
   }
@@ -177,6 +239,7 @@ export class BridgeDevice {
   /** Device lists changed while this device was not loaded: have every tracked user's devices queried again. */
   refreshTrackedUsers(): Promise<void> {
     return this.run(async () => {
+      this.epoch++;
       await this.m.markAllTrackedUsersAsDirty();
       await this.flush();
     });
@@ -190,10 +253,14 @@ export class BridgeDevice {
     });
   }
 
+  /** Stores the state as it is (saying it does not lag), closes the machine and frees its databases. */
   async close(): Promise<void> {
-    await this.run(async () => undefined).catch(() => undefined);
+    await this.run(async () => {
+      if (this.snap.changed() || this.storedLagging) await this.write(false);
+    }).catch(() => undefined); // not written: the stored snapshot still says it may lag, so nothing is reused
     this.closed = true;
     this.m.close();
+    await this.snap.drop().catch(() => undefined);
   }
 
   private async flushAndPersist(): Promise<void> {
@@ -201,9 +268,15 @@ export class BridgeDevice {
     await this.persist();
   }
 
+  /** Writes the state if anything changed since the last write. */
   private async persist(): Promise<void> {
-    const blob = await snapshot(this.o.idb, storeName(this.o.userId, this.o.deviceId));
+    if (this.snap.changed()) await this.write(true);
+  }
+
+  private async write(outboundMayLag: boolean): Promise<void> {
+    const blob = await this.snap.snapshot({ outboundMayLag });
     await this.o.store.putCryptoState(this.o.userId, this.o.deviceId, blob);
+    this.storedLagging = outboundMayLag;
   }
 
   /** Sends what the machine asks for; returns how many requests went out. */
@@ -215,6 +288,7 @@ export class BridgeDevice {
       if (!reqs.length) break;
       for (const r of reqs) await this.send(r as WasmRequest);
       sent += reqs.length;
+      this.epoch++; // a key query or upload may have changed whose devices get room keys
     }
     return sent;
   }

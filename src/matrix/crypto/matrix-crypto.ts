@@ -4,6 +4,9 @@
 // ghost needs a /sync loop. The adapter hands whole transactions here first and gets back the room events with
 // m.room.encrypted replaced by their clear events; it hands outgoing messages here and gets them encrypted. The
 // rest of the bridge never sees Olm.
+// Devices are opened on demand and closed again (their state stored first) when idle or when more than
+// `maxLoadedDevices` are open, least recently used first: an open device costs an OlmMachine and its in-memory
+// database, and a bridge with thousands of DMs has only a few conversations going at any time.
 import { randomBytes } from "node:crypto";
 import { BridgeDevice, type CryptoStatePort, type DeviceObserver } from "./device.js";
 import { Homeserver, HomeserverError, type CryptoHttpObserver } from "./homeserver.js";
@@ -44,7 +47,14 @@ export interface MatrixCryptoOptions {
   /** A message that could not be decrypted (the adapter tells the sender); called at most once per event. */
   onUndecryptable(u: Undecryptable): void;
   log(level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>): void;
+  /** Devices kept open at once; beyond this the least recently used are closed (reopened from the store on use). */
+  maxLoadedDevices?: number;
+  /** A device unused this long is closed. */
+  deviceIdleMs?: number;
 }
+
+export const DEFAULT_MAX_LOADED_DEVICES = 50;
+export const DEFAULT_DEVICE_IDLE_MS = 10 * 60_000;
 
 /** The to-device event type of the start-up probe (plain, not encrypted: it only carries a nonce). */
 const PROBE_TYPE = "org.matrix_otr_irc.probe";
@@ -61,6 +71,8 @@ export type HistoryVisibility = "joined" | "shared" | "invited" | "world_readabl
 
 export class MatrixCrypto {
   private readonly devices = new Map<string, Promise<BridgeDevice>>();
+  /** The devices of `devices` that have finished opening. */
+  private readonly opened = new Map<string, BridgeDevice>();
   private readonly deviceIds = new Map<string, string>();
   private readonly rooms: RoomTracker;
   private readonly replays: ReplayGuard;
@@ -76,6 +88,12 @@ export class MatrixCrypto {
    * first re-queries the devices of everyone the sending device tracks.
    */
   private caughtUp = false;
+  /** Operations running on each device (a busy device is never closed), and when each was last used. */
+  private readonly busy = new Map<string, number>();
+  private readonly lastUsed = new Map<string, number>();
+  /** Devices being closed: reopening one waits until its state is stored and its databases are gone. */
+  private readonly closing = new Map<string, Promise<void>>();
+  private sweep: ReturnType<typeof setInterval> | null = null;
 
   private constructor(private readonly o: MatrixCryptoOptions, private readonly W: Wasm, private readonly idb: IdbFactory) {
     this.hs = new Homeserver(o.homeserverUrl, o.asToken, o.observer);
@@ -88,29 +106,83 @@ export class MatrixCrypto {
     const c = new MatrixCrypto(o, W, idb);
     for (const d of await o.store.listCryptoDevices()) c.deviceIds.set(d.ownerUserId, d.deviceId);
     await c.device(o.botUserId);
+    c.sweep = setInterval(() => c.evict(), Math.min(c.idleMs, 60_000));
+    c.sweep.unref();
     return c;
   }
 
-  /** The device of one of our users, opened from the store or created on the homeserver. */
+  private get idleMs(): number { return this.o.deviceIdleMs ?? DEFAULT_DEVICE_IDLE_MS; }
+
+  /**
+   * The device of one of our users, opened from the store or created on the homeserver. A caller that keeps the
+   * device past its own use may find it closed later (crypto-device-closed): MatrixCrypto's own calls go through
+   * `use`, which keeps it open while they run.
+   */
   device(userId: string): Promise<BridgeDevice> {
+    this.lastUsed.set(userId, Date.now());
     let d = this.devices.get(userId);
-    if (!d) {
-      const known = this.deviceIds.get(userId);
-      const deviceId = known ?? newDeviceId();
-      d = BridgeDevice.open({
-        W: this.W, idb: this.idb, hs: this.hs, store: this.o.store, userId, deviceId,
-        displayName: this.o.deviceDisplayName, ...(this.o.observer ? { observer: this.o.observer } : {}),
-      }).then(async (dev) => {
-        this.deviceIds.set(userId, deviceId);
-        // While it was not loaded, device-list changes went only to loaded devices: re-query what it tracks.
-        if (known) await dev.refreshTrackedUsers();
-        return dev;
-      });
+    if (d) {
+      // Most recently used last: eviction walks the map from its start.
+      this.devices.delete(userId);
       this.devices.set(userId, d);
-      d.catch(() => this.devices.delete(userId));
-      void d.then(() => this.o.observer?.devices?.(this.devices.size), () => undefined);
+      return d;
     }
-    return d;
+    const known = this.deviceIds.get(userId);
+    const deviceId = known ?? newDeviceId();
+    const closing = this.closing.get(userId) ?? Promise.resolve();
+    const opened: Promise<BridgeDevice> = closing.then(() => BridgeDevice.open({
+      W: this.W, idb: this.idb, hs: this.hs, store: this.o.store, userId, deviceId,
+      displayName: this.o.deviceDisplayName, ...(this.o.observer ? { observer: this.o.observer } : {}),
+    })).then(async (dev) => {
+      this.deviceIds.set(userId, deviceId);
+      // While it was not loaded, device-list changes went only to loaded devices: re-query what it tracks.
+      if (known) await dev.refreshTrackedUsers();
+      return dev;
+    });
+    this.devices.set(userId, opened);
+    opened.catch(() => { if (this.devices.get(userId) === opened) this.devices.delete(userId); });
+    void opened.then((dev) => {
+      if (this.devices.get(userId) === opened) this.opened.set(userId, dev);
+      this.o.observer?.devices?.(this.devices.size);
+      this.evict();
+    }, () => undefined);
+    return opened;
+  }
+
+  /** Runs `fn` on the user's device, which stays open while it runs. */
+  private async use<T>(userId: string, fn: (dev: BridgeDevice) => Promise<T>): Promise<T> {
+    this.busy.set(userId, (this.busy.get(userId) ?? 0) + 1);
+    try {
+      return await fn(await this.device(userId));
+    } finally {
+      const n = (this.busy.get(userId) ?? 1) - 1;
+      if (n) this.busy.set(userId, n);
+      else this.busy.delete(userId);
+      this.lastUsed.set(userId, Date.now());
+    }
+  }
+
+  /** Closes devices idle for `deviceIdleMs`, and the least recently used beyond `maxLoadedDevices` (never the bot's). */
+  private evict(now = Date.now()): void {
+    let excess = this.devices.size - (this.o.maxLoadedDevices ?? DEFAULT_MAX_LOADED_DEVICES);
+    for (const u of [...this.devices.keys()]) {
+      if (u === this.o.botUserId || this.busy.has(u)) continue;
+      const idle = now - (this.lastUsed.get(u) ?? 0) >= this.idleMs;
+      if (!idle && excess <= 0) continue;
+      excess--;
+      const d = this.devices.get(u)!;
+      this.devices.delete(u);
+      this.opened.delete(u);
+      const closed: Promise<void> = d.then((dev) => dev.close(), () => undefined)
+        .finally(() => { if (this.closing.get(u) === closed) this.closing.delete(u); });
+      this.closing.set(u, closed);
+    }
+    this.o.observer?.devices?.(this.devices.size);
+  }
+
+  /** How many devices are open now (for tests and the bench). */
+  get loadedDevices(): number {
+    return this.devices.size;
   }
 
   deviceIdOf(userId: string): string | undefined {
@@ -147,20 +219,26 @@ export class MatrixCrypto {
     }
     const users = new Set<string>([...byDevice.keys()]);
     for (const u of [...Object.keys(otk), ...Object.keys(fallback)]) if (this.deviceIds.has(u)) users.add(u);
-    // Loaded devices follow device-list changes; a transaction without any is not every device's business.
-    if (changed.length || left.length) for (const u of this.devices.keys()) users.add(u);
+    // Device-list changes go to the loaded devices that follow one of those users (and to those still opening);
+    // the others would ignore them, and closed ones re-query what they track when they reopen.
+    if (changed.length || left.length) {
+      const who = [...changed, ...left];
+      for (const u of this.devices.keys()) {
+        const dev = this.opened.get(u);
+        if (!dev || dev.tracks(who)) users.add(u);
+      }
+    }
     const keys: Array<{ roomId: string; sessionId: string }> = [];
     await Promise.all([...users].map(async (u) => {
       const id = this.deviceIds.get(u);
       if (!id) return;
-      const dev = await this.device(u);
       const counts = otk[u]?.[id];
       const fb = fallback[u]?.[id];
       try {
-        keys.push(...(await dev.receive({
+        keys.push(...(await this.use(u, (dev) => dev.receive({
           events: byDevice.get(u) ?? [], changed, left,
           ...(counts ? { otkCounts: counts } : {}), ...(Array.isArray(fb) ? { unusedFallbackKeys: fb } : {}),
-        })));
+        }))));
       } catch (err) {
         this.o.log("error", "a device could not take a transaction's to-device events", { code: codeOf(err) });
         throw err; // the homeserver retries the transaction: nothing is lost
@@ -247,20 +325,25 @@ export class MatrixCrypto {
 
   /** Encrypts an event for the room's members as `from` and sends it; returns the event id. */
   async send(roomId: string, from: string, type: string, content: object, history: HistoryVisibility = "shared"): Promise<string> {
-    const dev = await this.device(from);
-    const members = await this.members(roomId, from);
-    const encrypted = await dev.encrypt(roomId, members, type, content, history, !this.caughtUp);
+    const { encrypted, deviceId } = await this.use(from, async (dev) => {
+      const members = await this.members(roomId, from);
+      return { encrypted: await dev.encrypt(roomId, members, type, content, history, !this.caughtUp), deviceId: dev.deviceId };
+    });
     this.o.observer?.roomEvent?.("encrypted");
     const txn = `motr.${Date.now()}.${randomBytes(6).toString("hex")}`;
-    const res = await this.hs.call("room_send", "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.encrypted/${txn}`, encrypted, from, dev.deviceId);
+    const res = await this.hs.call("room_send", "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.encrypted/${txn}`, encrypted, from, deviceId);
     await this.rooms.setOurs(roomId, from, true);
     return String((JSON.parse(res) as { event_id?: unknown }).event_id ?? "");
   }
 
   async stop(): Promise<void> {
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = null;
     const devs = await Promise.allSettled([...this.devices.values()]);
     this.devices.clear();
+    this.opened.clear();
     for (const d of devs) if (d.status === "fulfilled") await d.value.close();
+    await Promise.allSettled([...this.closing.values()]);
   }
 
   private async members(roomId: string, asUser: string): Promise<string[]> {
@@ -297,8 +380,11 @@ export class MatrixCrypto {
     return null;
   }
 
-  private async tryDecrypt(ev: RawEvent, roomId: string, userId: string, sessionId: string, index: number): Promise<{ event: RawEvent } | { reason: UndecryptableReason }> {
-    const dev = await this.device(userId);
+  private tryDecrypt(ev: RawEvent, roomId: string, userId: string, sessionId: string, index: number): Promise<{ event: RawEvent } | { reason: UndecryptableReason }> {
+    return this.use(userId, (dev) => this.tryDecryptOn(dev, ev, roomId, sessionId, index));
+  }
+
+  private async tryDecryptOn(dev: BridgeDevice, ev: RawEvent, roomId: string, sessionId: string, index: number): Promise<{ event: RawEvent } | { reason: UndecryptableReason }> {
     try {
       const { clear } = await dev.decrypt(ev, roomId);
       if (await this.replays.isReplay(sessionId, index, ev.event_id!)) return { reason: "replayed" };

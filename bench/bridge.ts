@@ -1,6 +1,6 @@
 // Bridge benchmark: matrix-otr-irc and Heisenbridge side by side, same Synapse, same IRC server, same users, one run.
 //   npm run bench:bridge [-- --users=N] [--seconds=N] [--rates=50,200] [--postgres] [--json[=file]] [--no-heisenbridge]
-//                           [--synapse-db=postgres|sqlite] [--max-minutes=N] [--node-args="--cpu-prof ..."] [--metrics-out=file] [--libotr=N]
+//                           [--synapse-db=postgres|sqlite] [--max-minutes=N] [--node-args="--cpu-prof ..."] [--metrics-out=file] [--libotr=N] [--heap-snapshot]
 // Starts its own Synapse (sid chroot, rate limits off), ngIRCd (no per-IP connection limit, no flood penalties), the
 // bench's Matrix users (an appservice owning @bench_*), U IRC contacts (half of them OTR: this project's OTR library
 // in this process for the bulk, libotr for a sample), then runs the workload (bench/bridge-workload.ts) against our
@@ -9,7 +9,7 @@
 // Bounded: every phase has a time bound, the whole run a deadline (--max-minutes, default 45), and everything it
 // started is stopped at the end or on SIGINT/SIGTERM. Needs `npm run build` (it runs dist/, as operators do).
 // This is a measurement, not a test: nothing here asserts a timing.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execFileSync } from "node:child_process";
@@ -38,6 +38,8 @@ export interface BenchOptions {
   /** How many of the OTR contacts are libotr (the rest use src/otr). */
   libotrSample: number;
   nodeArgs: string[];
+  /** SIGUSR2 to our bridge after connect (give --node-args="--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=DIR"). */
+  heapSnapshot: boolean;
   /** Where the bridge's metrics scrapes of the run go (Prometheus text with timestamps); null: not kept. */
   metricsOut: string | null;
   log: (s: string) => void;
@@ -62,6 +64,7 @@ export function parseArgs(args: string[]): BenchOptions & { json: string | null 
     maxMinutes: num("max-minutes", 45),
     libotrSample: num("libotr", Math.min(5, Math.floor(users / 2))),
     nodeArgs: (val("node-args") ?? "").split(" ").filter(Boolean),
+    heapSnapshot: args.includes("--heap-snapshot"),
     metricsOut: val("metrics-out") ?? join(tmpdir(), `bench-bridge-metrics-${users}-${process.pid}.prom`),
     json,
     log: (s: string) => (json === "-" ? process.stderr : process.stdout).write(`${new Date().toISOString().slice(11, 19)} ${s}\n`),
@@ -137,7 +140,7 @@ export async function runBench(o: BenchOptions): Promise<Report> {
     stops.push(() => ours.stop());
     o.log(`matrix-otr-irc started (pid ${ours.pid}, log ${ours.logPath})`);
     const oursFig = await runWorkload(ours, world, { users: ids, localparts, contacts, otrContacts: kinds.filter((k) => k !== "plain").length, rates: o.rates, seconds: o.seconds,
-      phaseTimeoutMs: phaseTimeoutMs(), log: o.log });
+      phaseTimeoutMs: phaseTimeoutMs(), heapSnapshot: o.heapSnapshot, log: o.log });
     await ours.stop();
     stops.pop();
     if (o.metricsOut) {
@@ -178,9 +181,17 @@ export async function runBench(o: BenchOptions): Promise<Report> {
   }
 }
 
-/** Synapse's pid, from the pid_file its config names (it writes it once it runs). */
+/** Synapse's pid: the process whose command line names this instance's homeserver.yaml (inside the chroot). */
 function homeserverPid(hs: SynapseInstance): number | null {
-  try { return Number(readFileSync(join(hs.hostDir, "homeserver.pid"), "utf8").trim()) || null; } catch { return null; }
+  const conf = `/srv/${hs.hostDir.split("/").at(-1)}/homeserver.yaml`;
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0");
+      if (argv.includes(conf) && argv.some((a) => a.includes("python"))) return Number(d);
+    } catch { /* gone */ }
+  }
+  return null;
 }
 
 /** A contact that always sends plaintext (for a bridge that has no OTR), sharing the connection. */

@@ -135,12 +135,14 @@ export async function runBench(o: BenchOptions): Promise<Report> {
     o.log(`${o.users} IRC contacts connected in ${((performance.now() - t) / 1000).toFixed(1)} s ` +
       `(${kinds.filter((k) => k === "otr").length} src/otr, ${kinds.filter((k) => k === "libotr").length} libotr, ${kinds.filter((k) => k === "plain").length} plaintext)`);
 
-    const phaseTimeoutMs = () => Math.min(remaining() / 4, 30 * 60_000);
+    // Four bounded setup phases per bridge; with Heisenbridge to come, ours gets half of the time left, so the
+    // run's deadline leaves Heisenbridge as much as ours had.
+    const phaseTimeoutMs = (share: number) => Math.min((remaining() * share) / 4, 30 * 60_000);
     await ours.start();
     stops.push(() => ours.stop());
     o.log(`matrix-otr-irc started (pid ${ours.pid}, log ${ours.logPath})`);
     const oursFig = await runWorkload(ours, world, { users: ids, localparts, contacts, otrContacts: kinds.filter((k) => k !== "plain").length, rates: o.rates, seconds: o.seconds,
-      phaseTimeoutMs: phaseTimeoutMs(), heapSnapshot: o.heapSnapshot, log: o.log });
+      phaseTimeoutMs: phaseTimeoutMs(hb ? 0.5 : 1), heapSnapshot: o.heapSnapshot, log: o.log });
     await ours.stop();
     stops.pop();
     if (o.metricsOut) {
@@ -161,7 +163,7 @@ export async function runBench(o: BenchOptions): Promise<Report> {
           o.log(`Heisenbridge started (pid ${hb.pid}, log ${hb.logPath})`);
           for (const c of contacts) c.peer = ""; // fresh conversations; Heisenbridge's DMs are plaintext
           theirs = await runWorkload(hb, world, { users: ids, localparts, contacts: contacts.map(asPlain), otrContacts: kinds.filter((k) => k !== "plain").length, rates: o.rates,
-            seconds: o.seconds, phaseTimeoutMs: phaseTimeoutMs(), log: o.log });
+            seconds: o.seconds, phaseTimeoutMs: phaseTimeoutMs(1), log: o.log });
         } catch (e) {
           theirsNote = `Heisenbridge failed: ${(e as Error).message} (log ${hb.logPath})`;
         }

@@ -44,6 +44,8 @@ if ((${#missing[@]})); then
 fi
 
 bash scripts/setup-synapse-chroot.sh
+# Heisenbridge, measured beside the bridge by npm run bench:bridge, runs on sid packages in the same chroot.
+bash scripts/setup-heisenbridge-deps.sh
 
 # Node.js 24 LTS. Debian 12's nodejs is 18 and this machine image's is 20, both end of life, so unless a
 # Node >= 24.11 is already first on PATH, the official Node 24 binary, which the npm registry ships as the

@@ -3,7 +3,7 @@
 // the users who were connected before a restart. Nothing else connects until a user asks.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { BridgedTracker, e2eeObserver, watchConnectQueue, instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, instrumentStore, observeBridgeLatency, safeLabel, timeKeyGeneration, watchOtrSessions, type Metrics } from "./metrics/index.js";
+import { BridgedTracker, e2eeObserver, watchConnectQueue, instrumentMatrixHandlers, instrumentMatrixPort, instrumentPuppetFactory, instrumentStore, observeBridgeLatency, observeBridgeHandoff, safeLabel, timeKeyGeneration, watchOtrSessions, type Metrics } from "./metrics/index.js";
 import type { Config, NetworkConfig } from "./config/definition.js";
 import { permissionFor } from "./config/permissions.js";
 import { openConfiguredStore } from "./store/index.js";
@@ -198,7 +198,10 @@ function bridgeMetrics(m: Metrics): BridgeMetrics {
     messageBridged: (direction, _networkId, encrypted, kind = "dm") => {
       m.messagesBridged.inc({ direction, kind, otr: String(encrypted) });
       observeBridgeLatency(m, direction);
+      // Towards IRC, delivery is the line written to (or queued for) the local socket: nothing remote to exclude.
+      if (direction === "matrix_to_irc") observeBridgeHandoff(m, direction);
     },
+    messageHandedOff: (direction) => observeBridgeHandoff(m, direction),
     messageFailed: (direction, reason) => m.messagesFailed.inc({ direction, reason: safeLabel(reason) }),
     connectionState: (network, from, to) => {
       if (from) m.ircConnections.dec({ network, state: from });

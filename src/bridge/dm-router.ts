@@ -196,6 +196,7 @@ export class DmRouter {
       roomId,
       ircTextBudget: () => this.o.connections.get(userId, networkId)?.textBudget(peerNick) ?? 0,
       toMatrix: async (kind, body, extra) => {
+        this.o.metrics.messageHandedOff?.("irc_to_matrix");
         await this.o.matrix.send(roomId, ghost, kind, body, extra);
         const otr = extra?.["org.matrix_otr_irc.otr"] as { encrypted?: unknown } | undefined;
         this.o.metrics.messageBridged("irc_to_matrix", networkId, otr?.encrypted === true);

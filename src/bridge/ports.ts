@@ -176,6 +176,11 @@ export interface BridgeMetrics {
   /** `kind` defaults to "dm"; channel portals say "channel". */
   messageBridged(direction: Direction, networkId: string, encrypted: boolean, kind?: "dm" | "channel"): void;
   messageFailed(direction: Direction, reason: string): void;
+  /**
+   * A DM message is about to be sent to the homeserver: the bridge's own share of the IRC->Matrix latency ends here,
+   * before the homeserver's round trip (towards IRC, messageBridged already marks the line written locally).
+   */
+  messageHandedOff?(direction: Direction): void;
   /** A connection moved between states (`from` null when it is new, `to` null when it is gone). */
   connectionState(networkId: string, from: ConnectionState | null, to: ConnectionState | null): void;
 }

@@ -184,6 +184,12 @@ export function observeBridgeLatency(metrics: Pick<Metrics, "messageLatency">, d
   if (started !== undefined) metrics.messageLatency.observe({ direction }, (Date.now() - started) / 1000);
 }
 
+/** message_bridge_handoff_seconds: the same clock, stopped when the message is handed to the other side. */
+export function observeBridgeHandoff(metrics: Pick<Metrics, "messageHandoff">, direction: Direction): void {
+  const started = currentRequest()?.startedAt;
+  if (started !== undefined) metrics.messageHandoff.observe({ direction }, (Date.now() - started) / 1000);
+}
+
 /** What the OTR pipeline says about each conversation it holds: no names, only the state. */
 export interface OtrSessionSummary {
   state: "plaintext" | "encrypted" | "finished";

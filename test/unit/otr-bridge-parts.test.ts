@@ -2,7 +2,7 @@
 // policy names, and the fragment size a peer's conversation sees.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { generateKeyInWorker } from "../../src/bridge/otr/keygen.js";
+import { generateKeyInWorker, keygenPool } from "../../src/bridge/otr/keygen.js";
 import { renderPeerText } from "../../src/bridge/otr/html.js";
 import { carriesSecret, otrCommandArgs, parseOtrCommand } from "../../src/bridge/otr/command.js";
 import { presetFor } from "../../src/bridge/otr/policy.js";
@@ -28,6 +28,15 @@ test("key generation runs in a worker: the event loop keeps ticking meanwhile, a
   const env = new TestEnv("sig");
   const h = new Uint8Array(32).fill(7);
   assert.ok(dsaVerify(dsaPublicKey(key), h, dsaSign(key, h, env)));
+});
+
+test("key generation pool: more requests than workers are all served, in turn, each with its own valid key", { timeout: 120_000 }, async () => {
+  const generate = keygenPool(1);
+  const keys = await Promise.all([generate(), generate(), generate()]);
+  assert.equal(new Set(keys.map((k) => k.x.toString(16))).size, 3, "three different keys from one reused worker");
+  const env = new TestEnv("pool");
+  const h = new Uint8Array(32).fill(9);
+  for (const k of keys) assert.ok(dsaVerify(dsaPublicKey(k), h, dsaSign(k, h, env)));
 });
 
 test("peer HTML: whitelisted tags kept, everything else escaped or dropped; plain text untouched", () => {

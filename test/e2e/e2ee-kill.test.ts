@@ -62,6 +62,19 @@ async function startDaemon(): Promise<void> {
   assert.fail(`the bridge did not become ready:\n${log.slice(-4000)}`);
 }
 
+/** Waits until Alice's puppet is back on IRC (ISON lists it): a line to a nick not yet reconnected is refused by the server. */
+async function puppetOnIrc(c: IrcClient, nick = "alice"): Promise<void> {
+  const deadline = Date.now() + LONG;
+  for (;;) {
+    const at = c.mark();
+    c.send(`ISON ${nick}`);
+    const ison = await c.waitFor((m) => m.command === "303", LONG, at);
+    if ((ison.params.at(-1) ?? "").toLowerCase().split(" ").includes(nick)) return;
+    if (Date.now() > deadline) throw new Error(`${nick} never came back on IRC`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 async function killDaemon(): Promise<void> {
   const c = child!;
   const exited = new Promise((r) => c.once("exit", r));
@@ -112,6 +125,7 @@ test("SIGKILL between encrypted messages, three times: every message decrypts bo
   assert.equal(ghostDevices.length, 1);
 
   const exchange = async (tag: string) => {
+    await puppetOnIrc(d);
     const fromDave = `Dave ${tag} ✓`;
     d.privmsg("alice", fromDave);
     const m = await a.waitForMessage(room, fromDave, LONG);
@@ -141,6 +155,7 @@ test("SIGKILL between encrypted messages, three times: every message decrypts bo
   await startDaemon();
   const phone = await E2eeUser.login(hs, "alice", "alice-pw", { deviceName: "alice-phone" });
   try {
+    await puppetOnIrc(d);
     const toPhone = "Dave, to the device Alice just added";
     d.privmsg("alice", toPhone);
     const m = await phone.waitForMessage(room, toPhone, LONG);

@@ -46,19 +46,49 @@ describe("ReplayGuard", () => {
     const kv = memoryKv();
     const before = new ReplayGuard(kv);
     assert.equal(await before.isReplay("s1", 7, "$orig"), false);
-    assert.equal(kv.writes, 1, "recorded before the event is let through");
+    assert.equal(await before.isReplay("s1", 8, "$next"), false);
+    assert.equal(kv.writes, 0, "written in a batch, not per message");
+    await before.flush();
+    assert.equal(kv.writes, 1, "one write for the session's new records");
     const after = new ReplayGuard(kv);
     assert.equal(await after.isReplay("s1", 7, "$replayed"), true);
     assert.equal(await after.isReplay("s1", 7, "$orig"), false);
     assert.ok(![...kv.data.values()].some((v) => v.includes("$orig")), "event ids are kept only as short hashes");
   });
 
-  it("a session forgotten from memory is read back from the store", async () => {
-    const g = new ReplayGuard(memoryKv(), 2);
+  it("writes by itself shortly after, without a flush", async () => {
+    const kv = memoryKv();
+    const g = new ReplayGuard(kv, 10, 20);
+    await g.isReplay("s1", 0, "$1");
+    await new Promise((r) => setTimeout(r, 80));
+    assert.equal(kv.writes, 1);
+    assert.equal(await new ReplayGuard(kv).isReplay("s1", 0, "$2"), true);
+  });
+
+  it("a session forgotten from memory is read back from the store; one not yet written is kept until it is", async () => {
+    const kv = memoryKv();
+    const g = new ReplayGuard(kv, 2);
     await g.isReplay("s1", 0, "$1");
     await g.isReplay("s2", 0, "$2");
     await g.isReplay("s3", 0, "$3");
-    assert.equal(await g.isReplay("s1", 0, "$x"), true);
+    assert.equal(await g.isReplay("s1", 0, "$x"), true, "unwritten, so still in memory");
+    await g.flush();
+    await g.isReplay("s4", 0, "$4");
+    await g.isReplay("s5", 0, "$5");
+    assert.equal(await g.isReplay("s1", 0, "$x"), true, "read back from the store");
+  });
+
+  it("a failed write stays pending and goes with the next flush", async () => {
+    const kv = memoryKv();
+    let fail = true;
+    const put = kv.putState;
+    kv.putState = async (k, v) => { if (fail) throw Object.assign(new Error("disk full"), { code: "database-error" }); return put(k, v); };
+    const g = new ReplayGuard(kv);
+    await g.isReplay("s1", 0, "$1");
+    await assert.rejects(g.flush());
+    fail = false;
+    await g.flush();
+    assert.equal(await new ReplayGuard(kv).isReplay("s1", 0, "$2"), true);
   });
 
   it("a damaged record weakens only its own session and never throws", async () => {

@@ -339,6 +339,7 @@ export class MatrixCrypto {
   async stop(): Promise<void> {
     if (this.sweep) clearInterval(this.sweep);
     this.sweep = null;
+    await this.replays.flush().catch((err: unknown) => this.o.log("warn", "the Megolm replay records could not be stored", { code: (err as { code?: string })?.code ?? "error" }));
     const devs = await Promise.allSettled([...this.devices.values()]);
     this.devices.clear();
     this.opened.clear();

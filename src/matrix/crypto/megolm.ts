@@ -35,13 +35,19 @@ function tag(eventId: string): string {
 }
 
 /**
- * Remembers which event each (session, index) first came in, durably: the record for a session is written before
- * the event is let through, so a ciphertext replayed after a restart is still refused. Sessions are read back
- * from the store when they are not in memory (the oldest are forgotten from memory first, never from the store).
+ * Remembers which event each (session, index) first came in, durably: a ciphertext replayed after a restart is
+ * still refused. Records are written in batches, at most `flushDelayMs` after they were made and at stop (a
+ * write per decrypted message cost more than the decryption itself), so a SIGKILL forgets at most the records of
+ * that last moment. Sessions are read back from the store when they are not in memory (the oldest are forgotten
+ * from memory first, never from the store).
  */
 export class ReplayGuard {
   private readonly sessions = new Map<string, Map<number, string>>();
-  constructor(private readonly kv: ReplayKv, private readonly maxSessionsInMemory = 10_000) {}
+  private readonly dirty = new Set<string>();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly kv: ReplayKv, private readonly maxSessionsInMemory = 10_000, private readonly flushDelayMs = 500) {}
 
   /** True when the same (session, index) already came in another event; otherwise records it and returns false. */
   async isReplay(sessionId: string, index: number, eventId: string): Promise<boolean> {
@@ -50,8 +56,29 @@ export class ReplayGuard {
     const first = seen.get(index);
     if (first !== undefined) return first !== t;
     seen.set(index, t);
-    await this.kv.putState(KEY(sessionId), JSON.stringify([...seen]));
+    this.dirty.add(sessionId);
+    this.timer ??= setTimeout(() => { this.timer = null; void this.flush().catch(() => undefined); }, this.flushDelayMs);
+    this.timer.unref?.();
     return false;
+  }
+
+  /** Writes every record not yet in the store; a failed write stays pending for the next flush. */
+  flush(): Promise<void> {
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    this.flushing = this.flushing.catch(() => undefined).then(async () => {
+      for (const id of [...this.dirty]) {
+        const seen = this.sessions.get(id);
+        this.dirty.delete(id);
+        if (!seen) continue;
+        try {
+          await this.kv.putState(KEY(id), JSON.stringify([...seen]));
+        } catch (err) {
+          this.dirty.add(id);
+          throw err;
+        }
+      }
+    });
+    return this.flushing;
   }
 
   private async session(sessionId: string): Promise<Map<number, string>> {
@@ -61,8 +88,12 @@ export class ReplayGuard {
     } else {
       seen = parse(await this.kv.getState(KEY(sessionId)));
       if (this.sessions.size >= this.maxSessionsInMemory) {
-        const oldest = this.sessions.keys().next().value;
-        if (oldest !== undefined) this.sessions.delete(oldest);
+        // A session still to be written stays in memory until it is.
+        for (const oldest of this.sessions.keys()) {
+          if (this.dirty.has(oldest)) continue;
+          this.sessions.delete(oldest);
+          break;
+        }
       }
     }
     this.sessions.set(sessionId, seen);

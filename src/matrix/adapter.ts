@@ -142,18 +142,19 @@ export class MatrixAdapter {
     this.bridge = bridge;
     await bridge.initialise();
     const enc = this.opts.encryption;
+    // With encryption, listen before creating any device: creating the bot's device makes Synapse push a
+    // transaction at once, and one it cannot deliver puts the appservice into its retry backoff. Transactions
+    // wait (unanswered) until crypto is up.
+    let cryptoUp: (c: MatrixCrypto | null) => void = () => undefined;
+    const ready = new Promise<MatrixCrypto | null>((r) => (cryptoUp = r));
+    const hooked = enc && new HookedAppService(String(this.opts.registration["hs_token"]), async (body) => {
+      const c = (await ready) && this.crypto;
+      return c ? c.transaction(body) : (Array.isArray(body["events"]) ? (body["events"] as RawEvent[]) : []);
+    });
+    await (hooked ? bridge.listen(port, bindAddress, 10, hooked) : bridge.listen(port, bindAddress));
+    addPingRoute(bridge.appService.expressApp, String(this.opts.registration["hs_token"]));
+    const pinged = await this.pingFromHomeserver();
     if (enc) {
-      // Listen first: creating the bot's device makes Synapse push a transaction at once, and one it cannot
-      // deliver puts the appservice into its retry backoff. Transactions wait (unanswered) until crypto is up.
-      let cryptoUp!: (c: MatrixCrypto | null) => void;
-      const ready = new Promise<MatrixCrypto | null>((r) => (cryptoUp = r));
-      const hooked = new HookedAppService(String(this.opts.registration["hs_token"]), async (body) => {
-        const c = (await ready) && this.crypto;
-        return c ? c.transaction(body) : (Array.isArray(body["events"]) ? (body["events"] as RawEvent[]) : []);
-      });
-      addPingRoute(hooked.expressApp, String(this.opts.registration["hs_token"]));
-      await bridge.listen(port, bindAddress, 10, hooked);
-      const pinged = await this.pingFromHomeserver();
       try {
         this.crypto = await this.startCrypto(enc);
       } catch (err) {
@@ -178,10 +179,6 @@ export class MatrixAdapter {
       } else if (crypto) {
         enc.log("info", "end-to-bridge encryption is on", { device: crypto.deviceIdOf(this.botUserId) });
       }
-    } else {
-      await bridge.listen(port, bindAddress);
-      addPingRoute(bridge.appService.expressApp, String(this.opts.registration["hs_token"]));
-      await this.pingFromHomeserver();
     }
     // Shutdown closes the listener first (stopListening) and the rest later (stop), and Bridge.close() closes it
     // again: make the appservice's close idempotent, tolerating a listener that is already closed.

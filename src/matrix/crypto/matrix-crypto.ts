@@ -268,34 +268,33 @@ export class MatrixCrypto {
     const bot = this.o.botUserId;
     const dev = await this.device(bot);
     const sentAt = Date.now();
-    let settle!: (v: boolean) => void;
-    const arrived = new Promise<boolean>((r) => (settle = r));
-    let onTime = true;
-    const deadline = setTimeout(() => { onTime = false; settle(false); }, timeoutMs);
-    const back = () => {
-      clearTimeout(deadline);
-      for (const n of nonces) this.probes.delete(n);
-      if (!this.caughtUp && !onTime) this.o.log("info", "the start-up check came back late: the homeserver delivers transactions again", { after_seconds: Math.round((Date.now() - sentAt) / 1000) });
-      this.caughtUp = true;
-      settle(true);
-    };
+    const deadline = sentAt + timeoutMs;
     const nonces: string[] = [];
+    let back!: () => void;
+    const arrived = new Promise<void>((r) => (back = r));
+    const onBack = () => {
+      for (const n of nonces) this.probes.delete(n);
+      if (!this.caughtUp && Date.now() > deadline) this.o.log("info", "the start-up check came back late: the homeserver delivers transactions again", { after_seconds: Math.round((Date.now() - sentAt) / 1000) });
+      this.caughtUp = true;
+      back();
+    };
     // Synapse does not hand a device its own to-device messages back: the probe goes to a second, keyless
     // device of the bot, made for this.
     await this.hs.call("device_create", "PUT", `/_matrix/client/v3/devices/${PROBE_DEVICE}`, { display_name: "matrix-otr-irc start-up check" }, bot);
     // Synapse drops a transaction that has only to-device messages while it is still replaying what it held for
     // an appservice that was down: a probe sent during that replay never comes. So probe again every few seconds
-    // until one comes back or time is up; a late one still ends the re-querying of device lists.
-    for (let done = false; !done;) {
+    // until one comes back or time is up; a late one (its nonce stays known) still ends the re-querying of device
+    // lists.
+    while (!this.caughtUp && Date.now() < deadline) {
       const nonce = randomBytes(12).toString("hex");
       nonces.push(nonce);
-      this.probes.set(nonce, back);
+      this.probes.set(nonce, onBack);
       await this.hs.call("to_device", "PUT", `/_matrix/client/v3/sendToDevice/${PROBE_TYPE}/${nonce}`, { messages: { [bot]: { [PROBE_DEVICE]: { nonce } } } }, bot, dev.deviceId);
-      const settled = arrived.then(() => true);
-      done = await Promise.race([settled, new Promise<boolean>((r) => setTimeout(() => r(false), PROBE_REPEAT_MS).unref())]);
-      if (!onTime) break;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([arrived, new Promise<void>((r) => (timer = setTimeout(r, Math.min(PROBE_REPEAT_MS, Math.max(0, deadline - Date.now())))))]);
+      clearTimeout(timer);
     }
-    return arrived;
+    return this.caughtUp;
   }
 
   /** Whether the room is encrypted, asked of the homeserver as `asUser` the first time. */

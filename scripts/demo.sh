@@ -56,7 +56,12 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then
+      log "process $pid did not stop within 10 s of SIGTERM; killing it"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    # A killed process keeps its ports until it is reaped: the next demo (or a test) must find them free.
+    wait "$pid" 2>/dev/null || true
   done
   if ((MOUNTED)); then
     umount "$CHROOT$HS_IN_CHROOT" 2>/dev/null || umount -l "$CHROOT$HS_IN_CHROOT" 2>/dev/null || true

@@ -3,7 +3,7 @@
 // state dir keep it apart from a real demo; a second run reuses the state (same user, same registration).
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
@@ -32,6 +32,13 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
+/** Which process listens on a port, for the failure message. */
+function holder(port: number): string {
+  const r = spawnSync("ss", ["-Hltnp", `sport = :${port}`], { encoding: "utf8" });
+  if (r.error) return `(ss not available: ${r.error.message})`;
+  return (r.stdout || r.stderr || "").trim() || "(no listener found by ss)";
+}
+
 describe("scripts/demo.sh", { timeout: 600_000 }, () => {
   const dir = tempDir("demo");
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,7 +53,9 @@ describe("scripts/demo.sh", { timeout: 600_000 }, () => {
     assert.equal(first.code, 0, first.out);
     assert.match(first.out, /demo smoke: OK/);
     assert.match(first.out, /user\s+@demo:localhost/);
-    for (const p of Object.values(ports)) assert.equal(await listening(p), false, `port ${p} still open after the demo`);
+    for (const p of Object.values(ports)) {
+      if (await listening(p)) assert.fail(`port ${p} still open after the demo: ${holder(p)}\n${first.out.slice(-2000)}`);
+    }
     const registration = readFileSync(join(dir, "bridge/registration.yaml"), "utf8");
     const password = readFileSync(join(dir, "bridge/demo-user-password"), "utf8");
 

@@ -186,6 +186,7 @@ export class E2eeUser {
     private readonly password: string,
     readonly logPath: string,
     private readonly closeLog: () => void,
+    private readonly logger: Logger,
   ) {
     client.on(RoomEvent.Timeline, (ev, room, toStartOfTimeline) => {
       if (toStartOfTimeline || !room || ev.status !== null) return; // back-pagination and our own local echoes
@@ -196,6 +197,11 @@ export class E2eeUser {
     });
     // A failed event that the key later arrives for is decrypted again in place; failures count live.
     client.on(MatrixEventEvent.Decrypted, () => this.wake());
+    // Membership as this client sees it, for a wait that times out on it (CI once saw a joined room stop
+    // being "join" on the client).
+    client.on(RoomEvent.MyMembership, (room, membership, prev) => {
+      this.logger.info(`harness: my membership in ${room.roomId}: ${prev ?? "none"} -> ${membership}`);
+    });
   }
 
   /**
@@ -222,7 +228,7 @@ export class E2eeUser {
       // identity change: the test user plays someone who simply talks to whoever is in the room.
       crypto.setDeviceIsolationMode(new AllDevicesIsolationMode(false));
       crypto.globalBlacklistUnverifiedDevices = false;
-      const u = new E2eeUser(client, crypto, creds.userId, creds.deviceId, creds.accessToken, password, logPath, close);
+      const u = new E2eeUser(client, crypto, creds.userId, creds.deviceId, creds.accessToken, password, logPath, close, logger);
       // Sync errors are retried by the js-sdk itself; the timeout bounds the wait.
       const prepared = new Promise<void>((resolve) => {
         const onSync = (state: SyncState) => {
@@ -349,8 +355,24 @@ export class E2eeUser {
 
   private async waitForJoinedRoom(roomId: string, encrypted: boolean, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    await this.waitFor(() => this.client.getRoom(roomId)?.getMyMembership() === "join" ? true : undefined,
-      timeoutMs, `${this.userId} joined ${roomId}`);
+    // The client's view is what sends use; the server's view, asked every 2 s, says whether a lagging or wrong
+    // client view is the problem (logged, and the wait goes on with the server's answer).
+    let serverSaysJoin = false;
+    let lastAsked = Date.now();
+    const ask = async () => {
+      const ev = await this.client.getStateEvent(roomId, "m.room.member", this.userId).catch(() => null);
+      serverSaysJoin = (ev as { membership?: string } | null)?.membership === "join";
+    };
+    await this.waitFor(() => {
+      const mine = this.client.getRoom(roomId)?.getMyMembership();
+      if (mine === "join") return true;
+      if (serverSaysJoin && this.client.getRoom(roomId)) {
+        this.logger.warn(`harness: the server says ${this.userId} joined ${roomId}; the client says ${mine}`);
+        return true;
+      }
+      if (Date.now() - lastAsked > 2_000) { lastAsked = Date.now(); void ask().then(() => this.wake()); }
+      return undefined;
+    }, timeoutMs, `${this.userId} joined ${roomId}`);
     if (!encrypted) return;
     while (!(await this.crypto.isEncryptionEnabledInRoom(roomId))) {
       if (Date.now() > deadline) throw new Error(`${this.userId}: ${roomId} joined but encryption not enabled`);

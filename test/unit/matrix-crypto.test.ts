@@ -130,6 +130,26 @@ test("after a clean stop the outbound Megolm session continues at a later index"
   await a2.stop(); await b.stop();
 });
 
+test("a session near its rotation is replaced in the background: the next message finds the new key already shared", async () => {
+  const p = await pair("t9");
+  const sent: Array<{ session: string; index: number }> = [];
+  const mark = (ev: RawEvent) => sent.push({ session: String(ev.content!["session_id"]), index: megolmIndex(String(ev.content!["ciphertext"]))! });
+  for (let i = 0; i <= 80; i++) mark(await say(p.a, p.room, p.ua, `m${i}`));
+  assert.equal(sent.at(-1)!.index, 80);
+  assert.ok(sent.every((s) => s.session === sent[0]!.session), "one session up to index 80");
+  // The replacement was queued behind the 81st message: once the device is idle, the new key is out.
+  await (await p.a.crypto.device(p.ua)).run(async () => undefined);
+  const toDevice = hs.calls.get("to_device") ?? 0;
+  mark(await say(p.a, p.room, p.ua, "first of the new session"));
+  assert.notEqual(sent.at(-1)!.session, sent[0]!.session, "a new session");
+  assert.equal(sent.at(-1)!.index, 0);
+  assert.equal(hs.calls.get("to_device") ?? 0, toDevice, "no key sharing on the message itself");
+  assert.equal(messages(p.b).length, 82);
+  assert.equal(messages(p.b).at(-1), "first of the new session");
+  assert.deepEqual(p.b.undecryptable, []);
+  await p.a.stop(); await p.b.stop();
+});
+
 test("devices beyond maxLoadedDevices, and idle ones, are closed and reopened from the store when needed", async () => {
   const a = await fakeBridge(hs, "t6a_", new MapCryptoStore(), { crypto: { maxLoadedDevices: 2, deviceIdleMs: 300 } });
   const b = await fakeBridge(hs, "t6b_", new MapCryptoStore());

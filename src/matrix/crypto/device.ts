@@ -57,13 +57,20 @@ function storeName(userId: string, deviceId: string): string {
  * A room's outbound session after a full encrypt (tracked users updated, Olm sessions claimed, room key shared):
  * while none of that can have changed, the next message of the conversation is only encrypted (`encrypt`).
  */
-interface SharedRoom { key: string; epoch: number; sessionId: string; index: number; at: number }
+interface SharedRoom { key: string; epoch: number; sessionId: string | null; index: number; at: number }
 
 /** crypto-wasm's defaults for rotating an outbound session, which only the full path applies. */
 const ROTATION_MESSAGES = 100;
 /** The short path is taken well inside them: the full path runs again before a session could expire. */
 const SHORT_PATH_MAX_INDEX = ROTATION_MESSAGES - 10;
 const SHORT_PATH_MAX_AGE_MS = 3600_000;
+/**
+ * From this index on, the session is replaced in the background, right after the message that reached it: a new
+ * session shared with the room's devices (Olm to each) and the state written, which costs tens of milliseconds.
+ * Done inline by the message that found the session used up, it made every hundredth message that slow; ahead of
+ * time, a conversation's next message finds a fresh session already shared and only encrypts.
+ */
+const ROTATE_AHEAD_INDEX = ROTATION_MESSAGES - 20;
 
 /** crypto-wasm's IndexedDB object store of outbound Megolm sessions (matrix-sdk-indexeddb). */
 const OUTBOUND_STORE = "outbound_group_sessions";
@@ -76,6 +83,8 @@ export class BridgeDevice {
   /** Rooms whose outbound session was shared at `epoch`, and anything that may change who gets the key bumps it. */
   private readonly shared = new Map<string, SharedRoom>();
   private epoch = 0;
+  /** Rooms whose session is being replaced ahead of time (ROTATE_AHEAD_INDEX). */
+  private readonly rotating = new Set<string>();
   /** The users whose device lists the machine follows: a device-list change for anyone else is not its business. */
   private tracked = new Set<string>();
   /** Whether the snapshot last stored says its outbound sessions may lag (see the module header). */
@@ -212,28 +221,57 @@ export class BridgeDevice {
       const short = !requeryDevices && s !== undefined && s.key === key && s.epoch === this.epoch && s.index < SHORT_PATH_MAX_INDEX && Date.now() - s.at < SHORT_PATH_MAX_AGE_MS;
       if (!short) {
         this.shared.delete(roomId);
-        const users = () => members.map((u) => new W.UserId(u)); // wasm consumes the arrays it is given (pitfall 1)
-        await this.m.updateTrackedUsers(users());
-        if (requeryDevices) await this.m.markAllTrackedUsersAsDirty();
-        if (!members.every((u) => this.tracked.has(u))) await this.refreshTracked();
-        await this.flush();
-        const claim = await this.m.getMissingSessions(users());
-        if (claim) await this.send(claim as unknown as WasmRequest);
-        const settings = new W.EncryptionSettings();
-        settings.historyVisibility = { joined: W.HistoryVisibility.Joined, shared: W.HistoryVisibility.Shared, invited: W.HistoryVisibility.Invited, world_readable: W.HistoryVisibility.WorldReadable }[historyVisibility];
-        settings.rotationPeriodMessages = BigInt(ROTATION_MESSAGES);
-        for (const r of await this.m.shareRoomKey(new W.RoomId(roomId), users(), settings)) await this.send(r as unknown as WasmRequest);
+        await this.shareKey(roomId, members, historyVisibility, requeryDevices);
       }
       const encrypted = await this.m.encryptRoomEvent(new W.RoomId(roomId), type, JSON.stringify(content));
       const c = JSON.parse(encrypted) as { session_id?: unknown; ciphertext?: unknown };
       const index = typeof c.ciphertext === "string" ? megolmIndex(c.ciphertext) : null;
-      if (typeof c.session_id === "string" && index !== null && (!short || c.session_id === s!.sessionId)) {
+      // A session replaced ahead of time has no id here yet: its first message tells it.
+      if (typeof c.session_id === "string" && index !== null && (!short || s!.sessionId === null || c.session_id === s!.sessionId)) {
         this.shared.set(roomId, { key, epoch: short ? s!.epoch : this.epoch, sessionId: c.session_id, index, at: short ? s!.at : Date.now() });
+        if (index >= ROTATE_AHEAD_INDEX) this.rotateAhead(roomId, members, historyVisibility, key);
       }
       // Only the ratchet moved: not written (the module header says why the index is still never reused).
       if (!(this.storedLagging && this.snap.changedStores().every((st) => st.endsWith(`/${OUTBOUND_STORE}`)))) await this.persist();
       return encrypted;
     });
+  }
+
+  /** Tracks the members' devices, opens Olm sessions to new ones and shares the room's session (a new one if due). */
+  private async shareKey(roomId: string, members: readonly string[], historyVisibility: "joined" | "shared" | "invited" | "world_readable",
+    requeryDevices: boolean): Promise<void> {
+    const { W } = this.o;
+    const users = () => members.map((u) => new W.UserId(u)); // wasm consumes the arrays it is given (pitfall 1)
+    await this.m.updateTrackedUsers(users());
+    if (requeryDevices) await this.m.markAllTrackedUsersAsDirty();
+    if (!members.every((u) => this.tracked.has(u))) await this.refreshTracked();
+    await this.flush();
+    const claim = await this.m.getMissingSessions(users());
+    if (claim) await this.send(claim as unknown as WasmRequest);
+    const settings = new W.EncryptionSettings();
+    settings.historyVisibility = { joined: W.HistoryVisibility.Joined, shared: W.HistoryVisibility.Shared, invited: W.HistoryVisibility.Invited, world_readable: W.HistoryVisibility.WorldReadable }[historyVisibility];
+    settings.rotationPeriodMessages = BigInt(ROTATION_MESSAGES);
+    for (const r of await this.m.shareRoomKey(new W.RoomId(roomId), users(), settings)) await this.send(r as unknown as WasmRequest);
+  }
+
+  /**
+   * Queues the replacement of a room's session behind the current operation (ROTATE_AHEAD_INDEX). A failure only
+   * means the replacement happens inline later, as it did before: the old session stays shared and usable.
+   */
+  private rotateAhead(roomId: string, members: readonly string[], historyVisibility: "joined" | "shared" | "invited" | "world_readable", key: string): void {
+    if (this.rotating.has(roomId)) return;
+    this.rotating.add(roomId);
+    void this.run(async () => {
+      const before = this.shared.get(roomId);
+      // Something else changed the room's sharing meanwhile (members, device lists): its next message takes the full path.
+      if (!before || before.key !== key || before.epoch !== this.epoch) return;
+      const { W } = this.o;
+      this.shared.delete(roomId);
+      await this.m.invalidateGroupSession(new W.RoomId(roomId));
+      await this.shareKey(roomId, members, historyVisibility, false);
+      this.shared.set(roomId, { key, epoch: this.epoch, sessionId: null, index: -1, at: Date.now() });
+      await this.persist();
+    }).catch(() => undefined).finally(() => this.rotating.delete(roomId));
   }
 
   /** Device lists changed while this device was not loaded: have every tracked user's devices queried again. */

@@ -1,6 +1,9 @@
-// better-sqlite3 behind the async SqlDriver surface. better-sqlite3 is synchronous, but a Store transaction awaits
-// between statements, so every operation goes through one FIFO lock: no statement from another caller can slip
-// into an open transaction. The lock is shared by every connection of this process to the same file: otherwise a
+// better-sqlite3 behind the async SqlDriver surface, in a worker thread of its own. better-sqlite3 is synchronous:
+// on the main thread every commit's fsync (synchronous=FULL, below) and every WAL checkpoint stalled the event
+// loop, so each store write delayed every bridged message of every user meanwhile (bench:e2ee: the replay records'
+// batched write alone put Matrix->IRC p99 at 15 ms). The worker owns the connection and runs one request at a
+// time, in order. A Store transaction awaits between statements, so every operation goes through one FIFO lock:
+// no statement from another caller can slip into an open transaction. The lock is shared by every connection of this process to the same file: otherwise a
 // second connection's synchronous BEGIN would block the event loop on SQLite's busy timeout while the first
 // connection, unable to run, holds the write lock (a self-deadlock ending in SQLITE_BUSY).
 //
@@ -8,19 +11,55 @@
 // NORMAL may drop the last commits on power loss, and the bridge hands a private key to the OTR engine as soon as
 // putOtrPrivateKeyIfAbsent resolves; FULL makes "resolved" mean "on disk". Writes are rare, so the extra fsync per
 // commit costs nothing that matters.
-import Database from "better-sqlite3";
+import { createRequire } from "node:module";
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
+import { Worker } from "node:worker_threads";
 import { dbError, type Row, type SqlDriver, type SqlQueries, type SqlValue } from "./driver.js";
 import { StoreError } from "./types.js";
 
-type Statement = Database.Statement<unknown[], unknown>;
+// An inline CommonJS script (no loader, no compiled file to find: the same under tsx and from dist/); the module
+// path comes from here, so it resolves wherever the bridge runs from.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.module);
+let db = null, openError = null;
+const statements = new Map();
+const prepare = (sql) => { let s = statements.get(sql); if (!s) { s = db.prepare(sql); statements.set(sql, s); } return s; };
+const param = (v) => v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v;
+try { db = new Database(workerData.path); } catch (e) { openError = e; }
+parentPort.on("message", (m) => {
+  try {
+    if (openError) throw openError;
+    let r = null;
+    switch (m.op) {
+      case "pragma": r = db.pragma(m.sql); break;
+      case "exec": db.exec(m.sql); break;
+      case "all": r = prepare(m.sql).all(...m.params.map(param)); break;
+      case "run": r = prepare(m.sql).run(...m.params.map(param)).changes; break;
+      case "rollback": if (db.inTransaction) db.exec("ROLLBACK"); break;
+      case "close": db.close(); break;
+    }
+    parentPort.postMessage({ id: m.id, r });
+  } catch (e) {
+    parentPort.postMessage({ id: m.id, e: { message: String((e && e.message) || e), code: e && e.code } });
+  }
+});
+`;
+
+const BETTER_SQLITE3 = createRequire(import.meta.url).resolve("better-sqlite3");
+
+type Op = "pragma" | "exec" | "all" | "run" | "rollback" | "close";
+
+/** The error the worker sent back, with the engine's code (SQLITE_CONSTRAINT_UNIQUE...) where isUniqueViolation looks. */
+class SqliteEngineError extends Error {
+  constructor(message: string, readonly code: string | undefined) {
+    super(message);
+    this.name = "SqliteError";
+  }
+}
 
 const fileMutexes = new Map<string, { tail: Promise<void> }>();
-
-function toParam(v: SqlValue): unknown {
-  return v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v;
-}
 
 function fromRow(row: Row): Row {
   for (const [k, val] of Object.entries(row)) {
@@ -34,8 +73,9 @@ export const ERASE_DELAY_MS = 250;
 
 export class SqliteDriver implements SqlDriver {
   readonly dialect = "sqlite" as const;
-  private readonly db: Database.Database;
-  private readonly statements = new Map<string, Statement>();
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: (r: unknown) => void; reject: (e: Error) => void }>();
+  private nextId = 0;
   private readonly mutex: { tail: Promise<void> };
   private closed = false;
   private eraseTimer: NodeJS.Timeout | null = null;
@@ -47,16 +87,28 @@ export class SqliteDriver implements SqlDriver {
       // database file's permissions. What stays readable in it (ids, rooms, fingerprints) is not for other users.
       closeSync(openSync(path, "a", 0o600));
     }
-    this.db = new Database(path);
+    // execArgv [] keeps the parent's --import hooks (tsx) out of a worker that needs none of them.
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { module: BETTER_SQLITE3, path } });
+    this.worker.unref(); // referenced only while a request is out (call): an idle store keeps no process alive
+    this.worker.on("message", (m: { id: number; r?: unknown; e?: { message: string; code?: string } }) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (this.pending.size === 0) this.worker.unref();
+      if (m.e) p.reject(new SqliteEngineError(m.e.message, m.e.code));
+      else p.resolve(m.r);
+    });
+    this.worker.on("error", (e) => this.failAll(e));
+    this.worker.on("exit", () => this.failAll(new Error("the SQLite worker exited")));
+    // Queued before any statement (the worker runs requests in order); a failure fails the first query, at open.
     // Other processes (the CLI during a key rotation) may hold the write lock briefly: wait rather than fail.
-    this.db.pragma("busy_timeout = 10000");
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = FULL");
-    this.db.pragma("foreign_keys = ON");
-    // Freed space in the main file is zeroed, so a replaced OTR session state (DH keys OTR has forgotten) does not
-    // linger in a free page or cell. The WAL still holds old page images until a checkpoint: see eraseSoon.
-    this.db.pragma("secure_delete = ON");
-    if (path !== ":memory:") this.checkpoint(); // what a crash left in the WAL
+    for (const pragma of ["busy_timeout = 10000", "journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON",
+      // Freed space in the main file is zeroed, so a replaced OTR session state (DH keys OTR has forgotten) does
+      // not linger in a free page or cell. The WAL still holds old page images until a checkpoint: see eraseSoon.
+      "secure_delete = ON"]) {
+      this.call("pragma", pragma).catch(() => undefined);
+    }
+    if (path !== ":memory:") void this.checkpoint(); // what a crash left in the WAL
     let mutex = path === ":memory:" ? undefined : fileMutexes.get(path);
     if (!mutex) {
       mutex = { tail: Promise.resolve() };
@@ -65,27 +117,33 @@ export class SqliteDriver implements SqlDriver {
     this.mutex = mutex;
   }
 
-  private prepare(sql: string): Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
+  /** One request to the worker; resolves with its answer. */
+  private call(op: Op, sql = "", params: readonly SqlValue[] = []): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      if (this.pending.size === 0) this.worker.ref();
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, sql, params });
+    });
+  }
+
+  private failAll(e: Error): void {
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
   }
 
   private direct: SqlQueries = {
     dialect: "sqlite",
     all: async (sql, params = []) => {
       try {
-        return (this.prepare(sql).all(...params.map(toParam)) as Row[]).map(fromRow);
+        return ((await this.call("all", sql, params)) as Row[]).map(fromRow);
       } catch (e) {
         throw dbError(e);
       }
     },
     run: async (sql, params = []) => {
       try {
-        return this.prepare(sql).run(...params.map(toParam)).changes;
+        return (await this.call("run", sql, params)) as number;
       } catch (e) {
         throw dbError(e);
       }
@@ -117,16 +175,16 @@ export class SqliteDriver implements SqlDriver {
   tx<T>(fn: (q: SqlQueries) => Promise<T>): Promise<T> {
     return this.locked(async () => {
       try {
-        this.db.exec("BEGIN IMMEDIATE");
+        await this.call("exec", "BEGIN IMMEDIATE");
       } catch (e) {
         throw dbError(e);
       }
       try {
         const result = await fn(this.direct);
-        this.db.exec("COMMIT");
+        await this.call("exec", "COMMIT");
         return result;
       } catch (e) {
-        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+        await this.call("rollback").catch(() => undefined);
         throw dbError(e);
       }
     });
@@ -141,26 +199,24 @@ export class SqliteDriver implements SqlDriver {
     if (this.eraseTimer !== null || this.closed) return;
     this.eraseTimer = setTimeout(() => {
       this.eraseTimer = null;
-      void this.locked(async () => this.checkpoint()).catch(() => undefined);
+      void this.locked(() => this.checkpoint()).catch(() => undefined);
     }, ERASE_DELAY_MS);
     this.eraseTimer.unref();
   }
 
-  private checkpoint(): void {
-    try {
-      this.db.pragma("wal_checkpoint(TRUNCATE)");
-    } catch {
-      // Busy (another process reads): the next write tries again, and close() does too.
-    }
+  private async checkpoint(): Promise<void> {
+    // Busy (another process reads): the next write tries again, and close() does too.
+    await this.call("pragma", "wal_checkpoint(TRUNCATE)").catch(() => undefined);
   }
 
   async close(): Promise<void> {
     if (this.eraseTimer !== null) clearTimeout(this.eraseTimer);
     this.eraseTimer = null;
     await this.locked(async () => {
-      this.checkpoint();
+      await this.checkpoint();
       this.closed = true;
-      this.db.close();
+      await this.call("close").catch(() => undefined);
+      await this.worker.terminate();
     }).catch((e) => {
       if ((e as StoreError).code !== "store-closed") throw e;
     });

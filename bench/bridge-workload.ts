@@ -72,8 +72,25 @@ const SETTLE_TIMEOUT_MS = 300_000;
 const GRACE_MS = 30_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * RSS once the process has been quiet long enough for its allocator to hand back what the phase before freed:
+ * V8 keeps freed heap pages resident in a pool until its memory reducer runs, some 8 s into quiet (bench:e2ee
+ * measured +160 MB of pooled pages right after a setup). Both bridges get the same wait: at least 12 s, then
+ * until RSS stops falling, at most 60 s.
+ */
+async function settledRss(pid: number): Promise<number> {
+  const start = Date.now();
+  let last = rssBytes(pid);
+  for (;;) {
+    await sleep(2_000);
+    const rss = rssBytes(pid);
+    if ((Date.now() - start >= 12_000 && last - rss < 1024 * 1024) || Date.now() - start > 60_000) return rss;
+    last = rss;
+  }
+}
+
 async function memory(s: Subject): Promise<Mem> {
-  const rss = rssBytes(s.pid);
+  const rss = await settledRss(s.pid);
   if (!s.metricsUrl) return { rss, heap: null };
   return { rss, heap: metric(await scrape(s.metricsUrl), "nodejs_heap_size_used_bytes") };
 }

@@ -29,6 +29,8 @@ export class ConnectionManager {
   /** Marks a connection gone in the metrics, whatever state it was in (idempotent). */
   private readonly gone = new Map<string, () => void>();
   private persistChain: Promise<void> = Promise.resolve();
+  private readonly lists = new Map<string, Promise<[string, string][]>>();
+  private readonly writers = new Map<string, { running: Promise<void> | null; next: Promise<void> | null }>();
   /** Last Matrix activity per connection (connect counts), for the idle policy. */
   private readonly lastActive = new Map<string, number>();
   private idleTimer: NodeJS.Timeout | null = null;
@@ -196,14 +198,25 @@ export class ConnectionManager {
       await p.disconnect(reason(k.slice(0, k.indexOf("\u0000"))));
       done?.();
     }));
-    await this.persistChain;
+    await this.writesDone();
   }
 
   private load(): Promise<[string, string][]> {
     return this.loadList(CONNECTIONS_STATE_KEY);
   }
 
-  private async loadList(stateKey: string): Promise<[string, string][]> {
+  /** The list as last written or about to be (read from the store once, then kept here: it changes only here). */
+  private loadList(stateKey: string): Promise<[string, string][]> {
+    let p = this.lists.get(stateKey);
+    if (!p) {
+      p = this.readList(stateKey);
+      this.lists.set(stateKey, p);
+      p.catch(() => this.lists.delete(stateKey)); // a failed read is tried again next time
+    }
+    return p;
+  }
+
+  private async readList(stateKey: string): Promise<[string, string][]> {
     const raw = await this.o.store.getState(stateKey);
     if (!raw) return [];
     try {
@@ -219,15 +232,49 @@ export class ConnectionManager {
     return this.persistList(CONNECTIONS_STATE_KEY, update);
   }
 
+  /**
+   * Applies `update` to the list and resolves once a write holding the change is durable. Changes made while a
+   * write is out are written together by one next write: a mass connect (thousands of users at a start) used to
+   * read, parse and rewrite the whole list once per user, O(U^2) bytes with an fsync each.
+   */
   private persistList(stateKey: string, update: (list: [string, string][]) => [string, string][]): Promise<void> {
     // Serialised: two users connecting at once must not overwrite each other's entry.
     const run = async () => {
       const before = await this.loadList(stateKey);
       const next = update(before);
-      if (next !== before && JSON.stringify(next) !== JSON.stringify(before)) await this.o.store.putState(stateKey, JSON.stringify(next));
+      if (next === before || JSON.stringify(next) === JSON.stringify(before)) return null;
+      this.lists.set(stateKey, Promise.resolve(next));
+      // Boxed, so the chain moves on to the next change without waiting for this write.
+      return { written: this.writeSoon(stateKey) };
     };
     const p = this.persistChain.then(run, run);
-    this.persistChain = p.catch(() => undefined);
-    return p;
+    this.persistChain = p.then(() => undefined, () => undefined);
+    return p.then((w) => w?.written);
+  }
+
+  /** Every change made so far is written (or its write failed). */
+  private async writesDone(): Promise<void> {
+    await this.persistChain;
+    for (const w of this.writers.values()) await Promise.allSettled([w.running, w.next]);
+  }
+
+  /** A write of the list's current value: the one out if none started yet after the change, else the next one. */
+  private writeSoon(stateKey: string): Promise<void> {
+    let w = this.writers.get(stateKey);
+    if (!w) { w = { running: null, next: null }; this.writers.set(stateKey, w); }
+    const st = w;
+    if (st.next) return st.next;
+    const start = (): Promise<void> => {
+      const p = (async () => {
+        const list = await this.loadList(stateKey);
+        await this.o.store.putState(stateKey, JSON.stringify(list));
+      })();
+      st.running = p;
+      p.then(() => { if (st.running === p) st.running = null; }, () => { if (st.running === p) st.running = null; });
+      return p;
+    };
+    if (!st.running) return start();
+    st.next = st.running.catch(() => undefined).then(() => { st.next = null; return start(); });
+    return st.next;
   }
 }

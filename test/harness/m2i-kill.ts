@@ -57,7 +57,7 @@ export function m2iKillScenario(o: M2iKillOptions): void {
       console.log(`# m2i-kill seed ${seed} (M2I_KILL_SEED=${seed} replays it)`);
       return () => createHash("sha256").update(`${seed}/${i++}`).digest().readUInt32BE(0) / 2 ** 32;
     })();
-    const figures = { kills: 0, sent: 0, delivered: 0, duplicates: 0, lost: 0, handedOnAgain: 0, killedAt: [] as number[] };
+    const figures = { kills: 0, sent: 0, delivered: 0, duplicates: 0, lost: 0, handedOnAgain: 0, wireLines: 0, killedAt: [] as number[] };
 
     const config = (hsUrl: string) => `homeserver: { url: "${hsUrl}", domain: localhost }
 appservice: { url: "http://127.0.0.1:${asPort}", port: ${asPort}, bot_localpart: ircotr }
@@ -189,7 +189,13 @@ logging: { level: info, format: logfmt }
       figures.duplicates = got.length - seen.size;
       figures.lost = MESSAGES - seen.size;
       figures.handedOnAgain = [...log.matchAll(/handed on again[^\n]*count=(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
-      assert.deepEqual(firsts, Array.from({ length: MESSAGES }, (_, i) => i + 1), "every message, in order");
+      // What the bridge wrote to the IRC server, from the tap: tells a bridge that sent out of order from a line lost on the way.
+      const wire = tap.linesSince(0).flatMap((l) => {
+        const r = /^PRIVMSG bob :m2i (\d{3})$/i.exec(l);
+        return r ? [Number(r[1])] : [];
+      });
+      figures.wireLines = wire.length;
+      assert.deepEqual(firsts, Array.from({ length: MESSAGES }, (_, i) => i + 1), `every message, in order; Bob got ${JSON.stringify(got)}; the bridge wrote ${JSON.stringify(wire)}`);
       assert.ok(figures.duplicates <= figures.kills, `${figures.duplicates} duplicates for ${figures.kills} kills: ${JSON.stringify(got)}`);
       // A duplicate is always the re-sending of a line just before it (the one the server took before the kill).
       for (const [i, n] of got.entries()) {

@@ -45,6 +45,9 @@ export class MatrixInbox implements EventInbox {
     await this.gate;
     if (events.length === 0) return [];
     const fresh = await this.o.store.inboxRecord(events.map((e) => ({ eventId: e.eventId, roomId: e.roomId, event: encoder.encode(JSON.stringify(e.event)) })));
+    // Ids only: the order the homeserver delivered in, for diagnosing order (Synapse can deliver a transaction
+    // late after an appservice outage) without content.
+    for (const [i, e] of events.entries()) if (fresh[i]) this.o.logger.debug("Matrix event recorded", { eventId: e.eventId, roomId: e.roomId });
     const dropped = fresh.filter((f) => !f).length;
     if (dropped > 0) this.o.logger.debug("Matrix events delivered again were dropped by event id", { count: dropped });
     return fresh;

@@ -61,8 +61,11 @@ export class MatrixInbox implements EventInbox {
     let pending: InboxEvent[] = [];
     try {
       pending = await this.o.store.inboxPending();
+    } catch (err) {
+      // A store that cannot open them (sealed-data-corrupt, database-error) must not also stop new events: they
+      // stay pending and are tried again at the next start.
+      this.o.logger.error("Matrix events from before the restart could not be read; they stay pending", { code: (err as { code?: string })?.code ?? "unknown" });
     } finally {
-      // A store that cannot list them must not also stop new events: they are kept and tried at the next start.
       const events = pending.flatMap((p) => this.parse(p));
       for (const ev of events) {
         this.o.logger.debug("Matrix event handed on again", { eventId: ev["event_id"], roomId: ev["room_id"] });

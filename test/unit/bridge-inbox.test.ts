@@ -142,3 +142,19 @@ test("a done mark the store refuses leaves the event pending (a duplicate later,
   store.inboxDone = real;
   assert.deepEqual((await store.inboxPending()).map((e) => e.eventId), ["$m1"]);
 });
+
+test("pending events the store cannot open stay pending, and new events are still taken", async () => {
+  const store = new MemoryStore();
+  await store.inboxRecord([{ eventId: "$old", roomId: "!r:x", event: new TextEncoder().encode("{}") }]);
+  const real = store.inboxPending.bind(store);
+  store.inboxPending = async () => { throw Object.assign(new Error("corrupt"), { code: "sealed-data-corrupt" }); };
+  const errors: string[] = [];
+  const inbox = new MatrixInbox({ store, logger: { ...silentLogger, error: (m: string) => void errors.push(m) } });
+  const handed: unknown[] = [];
+  assert.equal(await inbox.replay((ev) => handed.push(ev)), 0);
+  assert.deepEqual(handed, []);
+  assert.equal(errors.length, 1);
+  assert.deepEqual(await inbox.record([{ eventId: "$new", roomId: "!r:x", event: { type: "m.room.message" } }]), [true]);
+  store.inboxPending = real;
+  assert.deepEqual((await store.inboxPending()).map((e) => e.eventId), ["$old", "$new"]);
+});

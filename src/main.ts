@@ -15,6 +15,7 @@ import { sourceAddressFor } from "./irc/source-address.js";
 import { BridgeCore } from "./bridge/core.js";
 import { CONNECTIONS_STATE_KEY, IDLE_STATE_KEY } from "./bridge/connections.js";
 import { OtrPipeline } from "./bridge/otr/manager.js";
+import { MatrixInbox } from "./bridge/inbox.js";
 import { generateKeyInWorker } from "./bridge/otr/keygen.js";
 import type { BridgeLogger, BridgeMetrics, PuppetFactory } from "./bridge/ports.js";
 
@@ -54,8 +55,10 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
   const opened = o.store ?? (await openConfiguredStore(config.store)).store;
   const store = o.metrics ? instrumentStore(opened, o.metrics) : opened;
   let matrix: MatrixAdapter | null = null;
+  const inbox = new MatrixInbox({ store, logger, ...(o.metrics ? { onReplayed: (n: number) => o.metrics!.matrixReplayedEvents.inc(n) } : {}) });
   try {
     matrix = new MatrixAdapter({
+      inbox,
       homeserverUrl: config.homeserver.url,
       domain: config.homeserver.domain,
       registration,
@@ -126,6 +129,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       },
       logger,
       pipeline,
+      inbox,
       ...(o.metrics ? { metrics: bridgeMetrics(o.metrics) } : {}),
     });
     if (bridged) await bridged.seed(store, await knownUsers(store));
@@ -139,6 +143,10 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
     if (channelsKept) logger.info("channel memberships to restore", { count: channelsKept });
     const restored = await core.connections.restore();
     if (restored) logger.info("reconnecting users connected before the restart", { count: restored });
+    // After restore, so the events handed on again wait for their users' connections; transactions that came in
+    // meanwhile wait (unanswered) until this has queued the old events ahead of theirs.
+    const replaying = matrix;
+    await inbox.replay((ev) => replaying.replay(ev));
     const running = matrix;
     let stopped: Promise<void> | null = null;
     return {
@@ -155,6 +163,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
           // End private conversations with TLV 1 and let those lines leave before the connections quit.
           await pipeline.shutdown().catch((err) => logger.warn("ending OTR sessions failed", { code: codeOf(err) }));
           await drained([...puppets], SHUTDOWN_DRAIN_MS);
+          await inbox.close().catch((err) => logger.warn("writing the last done marks failed", { code: codeOf(err) }));
           await core.connections.stopAll((id) => config.networks.find((n) => n.id === id)?.quit_message ?? "Bridge shutting down");
           await core.idle();
           await running.stop();

@@ -24,6 +24,13 @@ export interface ConnectionManagerOptions {
 
 const key = (userId: string, networkId: string) => `${networkId}\u0000${userId}`;
 
+/**
+ * How long a message handled right after a restart waits for its user's restored connection to come up before it
+ * is handled anyway (then held or refused as usual): replayed and retried events must not be refused for a
+ * connection that is seconds from ready, nor wait forever for one that will not come.
+ */
+export const RESTORE_WAIT_MS = 60_000;
+
 export class ConnectionManager {
   private readonly puppets = new Map<string, PuppetPort>();
   /** Marks a connection gone in the metrics, whatever state it was in (idempotent). */
@@ -34,6 +41,8 @@ export class ConnectionManager {
   /** Last Matrix activity per connection (connect counts), for the idle policy. */
   private readonly lastActive = new Map<string, number>();
   private idleTimer: NodeJS.Timeout | null = null;
+  /** Restored connections that have not reported up or down yet: settled by the first report. */
+  private readonly restoring = new Map<string, { promise: Promise<void>; settle: () => void }>();
 
   constructor(private readonly o: ConnectionManagerOptions) {
     const shortest = Math.min(...o.networks.map((n) => n.idleTimeoutMs || Infinity));
@@ -115,11 +124,13 @@ export class ConnectionManager {
       {
         onMessage: (msg) => this.o.onIrcMessage(userId, networkId, msg),
         onConnected: ({ nick }) => {
+          this.restoring.get(key(userId, networkId))?.settle();
           moveTo("connected");
           log.info("puppet connected", { userId, networkId });
           void this.o.notify(userId, `Connected to ${networkId} as ${nick}.`);
         },
         onDisconnected: ({ reason, willRetry, retryInMs, wasConnected, failed }) => {
+          this.restoring.get(key(userId, networkId))?.settle();
           moveTo(willRetry ? "backoff" : null);
           log.info("puppet disconnected", { userId, networkId, reason, willRetry, failed: failed === true });
           if (failed) {
@@ -181,10 +192,38 @@ export class ConnectionManager {
     for (const [userId, networkId] of list) {
       if (!this.network(networkId)) continue;
       if (idle.some(([u, m]) => u === userId && m === networkId)) continue;
+      this.expectRestore(userId, networkId);
       await this.connect(userId, networkId);
       n += 1;
     }
     return n;
+  }
+
+  private expectRestore(userId: string, networkId: string): void {
+    const k = key(userId, networkId);
+    let settle = () => undefined as void;
+    const promise = new Promise<void>((resolve) => {
+      const t = setTimeout(() => settle(), RESTORE_WAIT_MS);
+      t.unref();
+      settle = () => {
+        clearTimeout(t);
+        if (this.restoring.get(k)?.promise === promise) this.restoring.delete(k);
+        resolve();
+      };
+    });
+    this.restoring.set(k, { promise, settle });
+  }
+
+  /** Resolves once every connection of the user restored at start has come up or gone down (at once otherwise). */
+  async restored(userId: string): Promise<void> {
+    const mine = [...this.restoring.entries()].filter(([k]) => k.slice(k.indexOf("\u0000") + 1) === userId);
+    await Promise.all(mine.map(([, r]) => r.promise));
+  }
+
+  /** Resolves once every line queued so far on any of the user's connections has left (see PuppetPort.whenSent). */
+  async sent(userId: string): Promise<void> {
+    const mine = [...this.puppets.entries()].filter(([k]) => k.slice(k.indexOf("\u0000") + 1) === userId).map(([, p]) => p);
+    await Promise.all(mine.map((p) => new Promise<void>((resolve) => (p.whenSent ? p.whenSent(resolve) : resolve()))));
   }
 
   /** Closes every connection without forgetting who wants to be connected (bridge shutdown). */

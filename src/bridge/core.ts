@@ -2,7 +2,7 @@
 // (one polite refusal per user, not one per message), and DM routing in both directions.
 import type { Store } from "../store/types.js";
 import { NO_METRICS, type BridgeMetrics } from "./ports.js";
-import type { BridgeLogger, MatrixEventHandlers, MatrixInvite, MatrixMembership, MatrixMessage, MatrixPowerLevels, MatrixPort, NetworkInfo, Permission, PuppetFactory } from "./ports.js";
+import type { BridgeLogger, EventInbox, MatrixEventHandlers, MatrixInvite, MatrixMembership, MatrixMessage, MatrixPowerLevels, MatrixPort, NetworkInfo, Permission, PuppetFactory } from "./ports.js";
 import { ConnectionManager } from "./connections.js";
 import { DmRouter } from "./dm-router.js";
 import { PlaintextPipeline, type DmPipeline } from "./dm-pipeline.js";
@@ -31,6 +31,8 @@ export interface BridgeCoreOptions {
   metrics?: BridgeMetrics;
   /** Channel portals (src/bridge/channels); without it the bridge does DMs only. */
   channels?: ChannelSettings;
+  /** Told when each Matrix message is handled through to IRC (at-least-once delivery, src/bridge/inbox.ts). */
+  inbox?: EventInbox;
 }
 
 export class BridgeCore implements MatrixEventHandlers {
@@ -132,7 +134,31 @@ export class BridgeCore implements MatrixEventHandlers {
   }
 
   onMessage(e: MatrixMessage): Promise<void> {
-    return this.roomQueue.run(e.roomId, () => this.handleMessage(e)).catch((err) => this.fail("message", err));
+    return this.roomQueue.run(e.roomId, async () => {
+      let held: Promise<void> | undefined;
+      try {
+        held = (await this.handleMessage(e))?.held;
+      } finally {
+        // Outside the room queue: the next message must not wait for the flood pacing of this one's lines.
+        void this.markDone(e, held);
+      }
+    }).catch((err) => this.fail("message", err));
+  }
+
+  /**
+   * The event is done once a held OTR message was sent or given back, and every line the sender's puppets had
+   * queued by then (this event's among them) was taken by the socket. A failed handling is done too: handing it on
+   * again after a restart would fail again.
+   */
+  private async markDone(e: MatrixMessage, held: Promise<void> | undefined): Promise<void> {
+    const inbox = this.o.inbox;
+    if (!inbox) return;
+    try {
+      await held;
+      await this.connections.sent(e.sender);
+    } finally {
+      inbox.done(e.eventId);
+    }
   }
 
   onMembership(e: MatrixMembership): Promise<void> {
@@ -196,9 +222,16 @@ export class BridgeCore implements MatrixEventHandlers {
     await this.dms.adopt(e.roomId, { userId: e.inviter, networkId: ghost.networkId, foldedNick: ghost.foldedNick });
   }
 
-  private async handleMessage(e: MatrixMessage): Promise<void> {
+  /**
+   * Returns `held` when the message is held for an OTR AKE: it settles once the text was sent or given back
+   * (wrapped: an async function returning the bare promise would wait for it).
+   */
+  private async handleMessage(e: MatrixMessage): Promise<{ held?: Promise<void> } | undefined> {
     const { matrix, store } = this.o;
     if (e.sender === matrix.botUserId || matrix.parseGhost(e.sender)) return;
+    // Right after a restart, the events handed on again and the homeserver's retries wait (in their room's queue,
+    // so order holds) for the sender's restored connections: a puppet seconds from ready must not refuse them.
+    await this.connections.restored(e.sender);
     if (this.channels && (await this.channels.fromMatrix(e))) return;
     if (e.edit) return; // DMs and commands: an edit would repeat the message
     const owner = await store.findManagementRoomOwner(e.roomId);
@@ -211,8 +244,8 @@ export class BridgeCore implements MatrixEventHandlers {
       return;
     }
     if (dm) {
-      await this.dms.fromMatrix(dm, e.roomId, e.kind, e.body, { eventId: e.eventId });
-      return;
+      const r = await this.dms.fromMatrix(dm, e.roomId, e.kind, e.body, { eventId: e.eventId });
+      return r.settled ? { held: r.settled } : undefined;
     }
     if (e.kind === "notice") return; // bots talk in notices; answering them could loop
     const reply = await this.runCommand(e.sender, parseCommand(e.body), { roomId: e.roomId, eventId: e.eventId });

@@ -29,6 +29,8 @@ export interface DmSendResult {
   encrypted: boolean;
   /** The pipeline already told the user what became of the text (held, refused, a command's answer). */
   handled?: boolean;
+  /** Held (OTR policy `always`, waiting for the AKE): resolves once the text was sent or given back to the user. */
+  settled?: Promise<void>;
 }
 
 export interface DmPipeline {

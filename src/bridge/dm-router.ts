@@ -43,10 +43,13 @@ export class DmRouter {
     });
   }
 
-  /** A message the user wrote in a DM room. */
-  async fromMatrix(dm: { userId: string; networkId: string; foldedNick: string }, roomId: string, kind: MessageKind, body: string, origin?: MatrixOrigin): Promise<void> {
+  /**
+   * A message the user wrote in a DM room. Returns `settled` when the message is held (OTR, waiting for the AKE):
+   * it resolves once the text was sent or given back. Wrapped, so awaiting the call never waits for the AKE.
+   */
+  async fromMatrix(dm: { userId: string; networkId: string; foldedNick: string }, roomId: string, kind: MessageKind, body: string, origin?: MatrixOrigin): Promise<{ settled?: Promise<void> }> {
     const k = this.key(dm.userId, dm.networkId, dm.foldedNick);
-    await this.queue.run(k, async () => {
+    return this.queue.run(k, async (): Promise<{ settled?: Promise<void> }> => {
       // Activity for the idle policy; wakes a puppet disconnected for inactivity (the message is then held).
       await this.o.connections.touch(dm.userId, dm.networkId);
       const puppet = this.o.connections.get(dm.userId, dm.networkId);
@@ -55,7 +58,7 @@ export class DmRouter {
       if ((!puppet || !(puppet.canSend ?? puppet.connected)) && !isCommand) {
         this.o.metrics.messageFailed("matrix_to_irc", "not-connected");
         await this.o.matrix.send(roomId, ghost, "notice", `Not delivered: you are not connected to ${dm.networkId}. Send \`connect ${dm.networkId}\` to the bridge bot.`);
-        return;
+        return {};
       }
       const r = await this.o.pipeline.fromMatrix(this.context(dm.userId, dm.networkId, dm.foldedNick, roomId), kind, body, origin);
       if (r.sent) {
@@ -64,6 +67,7 @@ export class DmRouter {
         this.o.metrics.messageFailed("matrix_to_irc", "nothing-sent");
         await this.o.matrix.send(roomId, ghost, "notice", "Not delivered: the message was empty or the connection dropped.");
       }
+      return r.settled ? { settled: r.settled } : {};
     });
   }
 

@@ -130,6 +130,11 @@ export interface PuppetPort {
   identify?(account: string, password: string): boolean;
   /** Bytes of text one PRIVMSG to target can carry once the server prepends its prefix (OTR fragment sizing). */
   textBudget(target: string): number;
+  /**
+   * Calls `done` once every line say/notice/action queued so far has been taken by the socket, or dropped
+   * (disconnect). Absent: lines count as sent when queued.
+   */
+  whenSent?(done: () => void): void;
   /** Channel membership and moderation (channel portals); no-ops while not connected. */
   joinChannel?(channel: string, key?: string): void;
   partChannel?(channel: string, reason?: string): void;
@@ -166,6 +171,15 @@ export interface NetworkInfo {
   nickTemplate: string;
   /** Disconnect a user's puppet after this long without Matrix activity (0 or absent: never). */
   idleTimeoutMs?: number;
+}
+
+/**
+ * The Matrix events the bridge recorded before answering their transaction (src/bridge/inbox.ts): the use cases
+ * say when one is handled, so it is not handed on again after a restart.
+ */
+export interface EventInbox {
+  /** Everything the event caused has left (IRC lines taken by the socket, held OTR messages sent or returned). */
+  done(eventId: string): void;
 }
 
 export type Direction = "irc_to_matrix" | "matrix_to_irc";

@@ -43,7 +43,13 @@ declare module "irc-framework" {
     readonly connected: boolean;
     user: { nick: string; username: string; host: string; gecos: string };
     network: { name: string; options: Record<string, unknown>; supports(name: string): unknown; cap: { isEnabled(name: string): boolean } };
-    connection: { connected: boolean; end(data?: string | null, hadError?: boolean): void; registered: number | false };
+    connection: {
+      connected: boolean;
+      end(data?: string | null, hadError?: boolean): void;
+      registered: number | false;
+      /** The callback runs once the line is in the socket (or at once, next tick, when not connected). */
+      write(data: string, callback?: (err?: Error | null) => void): boolean;
+    };
   }
 
   const irc: { Client: typeof Client };

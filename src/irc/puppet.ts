@@ -105,13 +105,17 @@ export class IrcPuppet {
   /** The user's account login falls back to NickServ on this connection (no SASL offered, or forced). */
   private identifyAfterWelcome = false;
   private readonly queue: SendQueue;
+  /** Queued lines handed to the socket, and how many of them the socket has taken (its write callback ran). */
+  private linesOut = 0;
+  private linesTaken = 0;
+  private readonly takenWaiters: { upTo: number; cb: () => void }[] = [];
   /** Withdraws the pending request for a connect slot, or frees the slot held by the attempt in flight. */
   private releaseSlot: (() => void) | null = null;
 
   constructor(private readonly opts: PuppetOptions, private readonly handlers: PuppetHandlers) {
     checkMiddleParam(opts.nick);
     this.wantedNick = opts.nick;
-    this.queue = new SendQueue((line) => this.client?.raw(line), opts.flood, Date.now, (ms) => this.handlers.onQueueWait?.(ms));
+    this.queue = new SendQueue((line) => this.writeQueued(line), opts.flood, Date.now, (ms) => this.handlers.onQueueWait?.(ms));
   }
 
   get nick(): string {
@@ -201,6 +205,7 @@ export class IrcPuppet {
     this.state = "stopped";
     if (!client || !wasActive) {
       this.client = null;
+      this.settleInFlight();
       return;
     }
     await new Promise<void>((resolve) => {
@@ -212,6 +217,7 @@ export class IrcPuppet {
       client.quit(stripUnsafe(reason));
     });
     this.client = null;
+    this.settleInFlight();
   }
 
   private saslOptions(): Record<string, unknown> {
@@ -290,6 +296,38 @@ export class IrcPuppet {
       target,
       this.opts.maxLineBytes ?? IRC_MAX_LINE_BYTES,
     );
+  }
+
+  /**
+   * Calls `done` once every line say/notice/action queued so far is in the socket's hands (written and its write
+   * callback run), or was dropped (disconnect, refused for good). A line taken by the kernel survives our process
+   * being killed; one still in Node's buffer does not, so "written" alone would not be enough for the inbox.
+   */
+  whenSent(done: () => void): void {
+    this.queue.whenWritten(() => {
+      if (this.linesTaken >= this.linesOut) return done();
+      this.takenWaiters.push({ upTo: this.linesOut, cb: done });
+    });
+  }
+
+  private writeQueued(line: string): void {
+    const client = this.client;
+    if (!client) return;
+    this.linesOut += 1;
+    client.connection.write(line, () => {
+      // A callback from a connection already closed was settled by the close.
+      if (this.client === client) this.lineTaken(1);
+    });
+  }
+
+  private lineTaken(n: number): void {
+    this.linesTaken = Math.min(this.linesOut, this.linesTaken + n);
+    while (this.takenWaiters.length > 0 && this.takenWaiters[0]!.upTo <= this.linesTaken) this.takenWaiters.shift()!.cb();
+  }
+
+  /** The socket is gone: whatever it had not taken never will be; its waiters are settled. */
+  private settleInFlight(): void {
+    this.lineTaken(this.linesOut - this.linesTaken);
   }
 
   /** Lines waiting for the flood budget. */
@@ -419,6 +457,7 @@ export class IrcPuppet {
     client.on("close", () => {
       if (!mine()) return;
       this.client = null;
+      this.settleInFlight();
       this.freeSlot();
       this.queue.pause();
       if (this.state === "stopped") {

@@ -21,8 +21,11 @@ export const DEFAULT_FLOOD_BUDGET: FloodBudget = { burstLines: 5, lineIntervalMs
 export type LinePriority = "message" | "notice";
 
 export class SendQueue {
-  /** Each line with the time it was queued, so the wait can be reported when it is written. */
-  private readonly queues: Record<LinePriority, { line: string; at: number }[]> = { message: [], notice: [] };
+  /** Each line with the time it was queued (the wait is reported when it is written) and its push number. */
+  private readonly queues: Record<LinePriority, { line: string; at: number; seq: number }[]> = { message: [], notice: [] };
+  private pushed = 0;
+  /** Callbacks waiting for every line pushed up to `seq` to be written or dropped, in seq order. */
+  private readonly barriers: { seq: number; cb: () => void }[] = [];
   private tokens: number;
   private lastRefill: number;
   private timer: NodeJS.Timeout | null = null;
@@ -44,8 +47,27 @@ export class SendQueue {
   }
 
   push(line: string, priority: LinePriority = "message"): void {
-    this.queues[priority].push({ line, at: this.now() });
+    this.queues[priority].push({ line, at: this.now(), seq: ++this.pushed });
     this.drain();
+  }
+
+  /**
+   * Calls `cb` once every line pushed so far has been handed to `write`, or dropped by clear(); at once when none
+   * is waiting. The bridge marks a Matrix event done here, after all the lines it caused (split text, OTR
+   * fragments) have left, whichever priority class they were in.
+   */
+  whenWritten(cb: () => void): void {
+    if (this.oldestWaiting() > this.pushed) return cb();
+    this.barriers.push({ seq: this.pushed, cb });
+  }
+
+  private oldestWaiting(): number {
+    return Math.min(this.queues.message[0]?.seq ?? Infinity, this.queues.notice[0]?.seq ?? Infinity);
+  }
+
+  private releaseBarriers(): void {
+    const oldest = this.oldestWaiting();
+    while (this.barriers.length > 0 && this.barriers[0]!.seq < oldest) this.barriers.shift()!.cb();
   }
 
   /** Connected: start writing. A fresh connection starts with a full burst, as the server's penalty clock does. */
@@ -66,6 +88,7 @@ export class SendQueue {
     this.queues.message.length = 0;
     this.queues.notice.length = 0;
     this.clearTimer();
+    this.releaseBarriers();
   }
 
   private refill(): void {
@@ -91,6 +114,7 @@ export class SendQueue {
       this.write(line);
       this.onWritten?.(this.now() - at);
     }
+    this.releaseBarriers();
     if (this.length > 0) {
       const wait = Math.max(1, this.lastRefill + this.budget.lineIntervalMs - this.now());
       this.timer = setTimeout(() => {

@@ -39,6 +39,14 @@ export interface MatrixAdapterOptions {
   onLog?: (text: string, isError: boolean) => void;
   /** End-to-bridge encryption; absent = encrypted rooms are unreadable to the bridge (the pre-encryption behaviour). */
   encryption?: AdapterEncryption;
+  /** Where message events are recorded before their transaction is answered (at-least-once towards IRC). */
+  inbox?: TransactionInbox;
+}
+
+/** The durable record of message events (the bridge's inbox, src/bridge/inbox.ts). */
+export interface TransactionInbox {
+  /** Durable when it resolves; per event, whether it is new (false: delivered before, drop it). */
+  record(events: ReadonlyArray<{ eventId: string; roomId: string; event: Record<string, unknown> }>): Promise<boolean[]>;
 }
 
 export interface AdapterEncryption {
@@ -147,11 +155,15 @@ export class MatrixAdapter {
     // wait (unanswered) until crypto is up.
     let cryptoUp: (c: MatrixCrypto | null) => void = () => undefined;
     const ready = new Promise<MatrixCrypto | null>((r) => (cryptoUp = r));
-    const hooked = enc && new HookedAppService(String(this.opts.registration["hs_token"]), async (body) => {
+    if (!enc) cryptoUp(null);
+    // Every transaction goes through the hook, with or without encryption: matrix-appservice alone answers it
+    // before anything is handled, and a crash then would lose messages the homeserver considers delivered.
+    const hooked = new HookedAppService(String(this.opts.registration["hs_token"]), async (body) => {
       const c = (await ready) && this.crypto;
-      return c ? c.transaction(body) : (Array.isArray(body["events"]) ? (body["events"] as RawEvent[]) : []);
+      const events = c ? await c.transaction(body) : (Array.isArray(body["events"]) ? (body["events"] as RawEvent[]) : []);
+      return this.recorded(events);
     });
-    await (hooked ? bridge.listen(port, bindAddress, 10, hooked) : bridge.listen(port, bindAddress));
+    await bridge.listen(port, bindAddress, 10, hooked);
     addPingRoute(bridge.appService.expressApp, String(this.opts.registration["hs_token"]));
     const pinged = await this.pingFromHomeserver();
     if (enc) {
@@ -189,6 +201,33 @@ export class MatrixAdapter {
       (closing ??= closeListener().catch((err: unknown) => {
         if ((err as { code?: string })?.code !== "ERR_SERVER_NOT_RUNNING") throw err;
       }));
+  }
+
+  /**
+   * Records the message events of a transaction (in their clear form: a replay after a restart then needs no
+   * Megolm session) and drops the ones recorded before — a retry of a transaction we answered, or a replay.
+   */
+  private async recorded(events: RawEvent[]): Promise<RawEvent[]> {
+    const inbox = this.opts.inbox;
+    if (!inbox) return events;
+    const kept = events.filter((ev) => this.isBridgeable(ev));
+    if (kept.length === 0) return events;
+    const fresh = await inbox.record(kept.map((ev) => ({ eventId: ev.event_id!, roomId: ev.room_id!, event: ev as Record<string, unknown> })));
+    const old = new Set(kept.filter((_, i) => !fresh[i]));
+    return events.filter((ev) => !old.has(ev));
+  }
+
+  /** A message from a Matrix user (not ours) that reaches the handlers: what can become IRC lines. */
+  private isBridgeable(ev: RawEvent): boolean {
+    if (!ev.event_id || !ev.room_id || !ev.sender) return false;
+    if (ev.sender === this.botUserId || this.naming.parse(ev.sender, this.opts.networkIds)) return false;
+    return messageOf(ev) !== null;
+  }
+
+  /** Hands on an event recorded before a restart, through the same path as a live one (in call order per room). */
+  replay(event: Record<string, unknown>): void {
+    const ev = event as RawEvent;
+    this.dispatch(ev).catch((err) => this.opts.onError(err, `replayed event ${ev.type ?? "?"}`));
   }
 
   /** Ends the homeserver's retry backoff from our last run at once; a homeserver without the ping only loses time. */
@@ -428,30 +467,36 @@ export class MatrixAdapter {
       if (typeof topic === "string" && h.onTopic) await h.onTopic({ roomId: ev.room_id, sender: ev.sender, topic });
       return;
     }
-    if (ev.type === "m.room.message" && ev.event_id) {
-      const body = content["body"];
-      if (typeof body !== "string") return;
-      // Edits arrive as new m.room.message events; bridging them would repeat the message on IRC.
-      const rel = content["m.relates_to"] as { rel_type?: string } | undefined;
-      const edit = rel?.rel_type === "m.replace";
-      const newContent = content["m.new_content"] as Record<string, unknown> | undefined;
-      if (edit && typeof newContent?.["body"] !== "string") return;
-      const msgtype = content["msgtype"];
-      const kind: MessageKind | null = msgtype === "m.text" ? "text" : msgtype === "m.notice" ? "notice" : msgtype === "m.emote" ? "emote" : null;
-      if (!kind) return;
-      const inReplyTo = (content["m.relates_to"] as { "m.in_reply_to"?: unknown } | undefined)?.["m.in_reply_to"];
-      const src = edit ? newContent! : content;
-      const html = src["format"] === "org.matrix.custom.html" && typeof src["formatted_body"] === "string" ? (src["formatted_body"] as string) : undefined;
-      const replyTo = (inReplyTo as { event_id?: unknown } | undefined)?.event_id;
-      await h.onMessage({
-        roomId: ev.room_id, sender: ev.sender, eventId: ev.event_id, kind,
-        body: edit ? String(src["body"]) : inReplyTo ? stripReplyFallback(body) : body,
-        ...(html !== undefined ? { html } : {}),
-        ...(edit ? { edit: true } : {}),
-        ...(typeof replyTo === "string" ? { replyTo } : {}),
-      });
-    }
+    const msg = messageOf(ev);
+    if (msg) await h.onMessage(msg);
   }
+}
+
+/** The message an m.room.message event carries, or null when the bridge has nothing to do with it. */
+function messageOf(ev: RawEvent): Parameters<AdapterHandlers["onMessage"]>[0] | null {
+  if (ev.type !== "m.room.message" || !ev.event_id || !ev.room_id || !ev.sender) return null;
+  const content = ev.content ?? {};
+  const body = content["body"];
+  if (typeof body !== "string") return null;
+  // Edits arrive as new m.room.message events; bridging them would repeat the message on IRC.
+  const rel = content["m.relates_to"] as { rel_type?: string } | undefined;
+  const edit = rel?.rel_type === "m.replace";
+  const newContent = content["m.new_content"] as Record<string, unknown> | undefined;
+  if (edit && typeof newContent?.["body"] !== "string") return null;
+  const msgtype = content["msgtype"];
+  const kind: MessageKind | null = msgtype === "m.text" ? "text" : msgtype === "m.notice" ? "notice" : msgtype === "m.emote" ? "emote" : null;
+  if (!kind) return null;
+  const inReplyTo = (content["m.relates_to"] as { "m.in_reply_to"?: unknown } | undefined)?.["m.in_reply_to"];
+  const src = edit ? newContent! : content;
+  const html = src["format"] === "org.matrix.custom.html" && typeof src["formatted_body"] === "string" ? (src["formatted_body"] as string) : undefined;
+  const replyTo = (inReplyTo as { event_id?: unknown } | undefined)?.event_id;
+  return {
+    roomId: ev.room_id, sender: ev.sender, eventId: ev.event_id, kind,
+    body: edit ? String(src["body"]) : inReplyTo ? stripReplyFallback(body) : body,
+    ...(html !== undefined ? { html } : {}),
+    ...(edit ? { edit: true } : {}),
+    ...(typeof replyTo === "string" ? { replyTo } : {}),
+  };
 }
 
 /**

@@ -4,6 +4,8 @@
 import { StoreError, type ChannelKey, type ChannelRoom, type DmKey, type DmRoom, type FingerprintRecord, type OtrPolicyName, type Store, type UserNetwork } from "./types.js";
 import * as v from "./validate.js";
 import { byKeys } from "./order.js";
+import { checkRecords, INBOX_DONE_MAX, INBOX_DONE_RETENTION_MS } from "./inbox.js";
+import type { InboxEvent, InboxRecord } from "./types.js";
 
 const SEP = "\0"; // ids never contain NUL (validate.checkId), so joined keys cannot collide
 
@@ -29,6 +31,9 @@ export class MemoryStore implements Store {
   private readonly peerPolicies = new Map<string, OtrPolicyName>();
   private readonly otrSessions = new Map<string, Uint8Array>();
   private readonly state = new Map<string, string>();
+  /** Insertion order is arrival order; `event` null and `doneAt` set once done. */
+  private readonly inbox = new Map<string, { roomId: string; seq: number; event: Uint8Array | null; receivedAt: number; doneAt: number | null }>();
+  private inboxSeq = 0;
 
   private open(): void {
     if (this.closed) throw new StoreError("store-closed", "the store is closed");
@@ -318,5 +323,39 @@ export class MemoryStore implements Store {
   async deleteState(key: string): Promise<void> {
     this.open();
     this.state.delete(v.checkId("key", key));
+  }
+
+  async inboxRecord(events: readonly InboxRecord[]): Promise<boolean[]> {
+    this.open();
+    const now = Date.now();
+    return checkRecords(events).map((e) => {
+      if (this.inbox.has(e.eventId)) return false;
+      this.inbox.set(e.eventId, { roomId: e.roomId, seq: ++this.inboxSeq, event: new Uint8Array(e.event), receivedAt: now, doneAt: null });
+      return true;
+    });
+  }
+
+  async inboxDone(eventIds: readonly string[]): Promise<void> {
+    this.open();
+    const now = Date.now();
+    for (const id of eventIds) {
+      const r = this.inbox.get(v.checkMatrixId("eventId", "$", id));
+      if (r && r.doneAt === null) Object.assign(r, { event: null, doneAt: now });
+    }
+    const done = [...this.inbox.entries()].filter(([, r]) => r.doneAt !== null);
+    let excess = done.length - INBOX_DONE_MAX;
+    for (const [id, r] of done) {
+      if (excess > 0 || r.doneAt! < now - INBOX_DONE_RETENTION_MS) {
+        this.inbox.delete(id);
+        excess--;
+      }
+    }
+  }
+
+  async inboxPending(): Promise<InboxEvent[]> {
+    this.open();
+    return [...this.inbox.entries()]
+      .filter(([, r]) => r.doneAt === null)
+      .map(([eventId, r]) => ({ eventId, roomId: r.roomId, seq: r.seq, receivedAt: r.receivedAt, event: new Uint8Array(r.event!) }));
   }
 }

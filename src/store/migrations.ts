@@ -89,6 +89,19 @@ export const MIGRATIONS: readonly Migration[] = [
          PRIMARY KEY (user_id, network_id, nick))`,
     ],
   },
+  {
+    version: 5,
+    name: "matrix inbox",
+    statements: [
+      // Matrix events recorded before their transaction is acknowledged, until every IRC line they caused was
+      // written. `sealed` is the event (sealed, bound to room and event id) while pending, NULL once done; done rows
+      // stay a while so a redelivered event is recognised by its id, then are pruned.
+      `CREATE TABLE inbox_events (
+         event_id TEXT PRIMARY KEY, room_id TEXT NOT NULL, seq {int} NOT NULL UNIQUE, sealed {bytes},
+         received_at {int} NOT NULL, done_at {int})`,
+      `CREATE INDEX inbox_events_done ON inbox_events (done_at)`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -6,8 +6,9 @@ import { isUniqueViolation, type Row, type SqlDriver, type SqlQueries } from "./
 import { byKeys } from "./order.js";
 import { CANARY_BINDING, CANARY_PLAINTEXT, Sealer } from "./seal.js";
 import { LATEST_SCHEMA_VERSION } from "./migrations.js";
-import { StoreError, type ChannelKey, type ChannelRoom, type DmKey, type DmRoom, type FingerprintRecord, type OtrPolicyName, type Store, type TrustLevel, type UserNetwork, type VerifiedBy } from "./types.js";
+import { StoreError, type ChannelKey, type ChannelRoom, type DmKey, type DmRoom, type FingerprintRecord, type OtrPolicyName, type InboxEvent, type InboxRecord, type Store, type TrustLevel, type UserNetwork, type VerifiedBy } from "./types.js";
 import * as v from "./validate.js";
+import { markDone, pendingEvents, recordEvents, resealInbox } from "./inbox.js";
 
 const CANARY_NAME = "master-key-canary";
 
@@ -25,13 +26,15 @@ function str(val: unknown): string {
 }
 
 /** Tables holding sealed values, with the schema version that created each. */
-const SEALED_TABLES: readonly { table: string; since: number }[] = [
+const SEALED_TABLES: readonly { table: string; since: number; where?: string }[] = [
   { table: "meta", since: 1 },
   { table: "otr_private_keys", since: 1 },
   { table: "irc_passwords", since: 1 },
   { table: "channel_keys", since: 2 },
   { table: "crypto_state", since: 3 },
   { table: "otr_sessions", since: 4 },
+  // Done events keep only their id: they need no key.
+  { table: "inbox_events", since: 5, where: "sealed IS NOT NULL" },
 ];
 
 /**
@@ -40,9 +43,9 @@ const SEALED_TABLES: readonly { table: string; since: number }[] = [
  * migrations): tables a newer migration creates do not exist there, and cannot hold anything.
  */
 export async function holdsSealedData(q: SqlQueries, schemaVersion: number = LATEST_SCHEMA_VERSION): Promise<boolean> {
-  for (const { table, since } of SEALED_TABLES) {
+  for (const { table, since, where } of SEALED_TABLES) {
     if (since > schemaVersion) continue;
-    if ((await q.all(`SELECT 1 FROM ${table} LIMIT 1`)).length) return true;
+    if ((await q.all(`SELECT 1 FROM ${table}${where ? ` WHERE ${where}` : ""} LIMIT 1`)).length) return true;
   }
   return false;
 }
@@ -140,6 +143,7 @@ export async function resealAll(db: SqlDriver, oldSealer: Sealer, newSealer: Sea
       await q.run("UPDATE otr_sessions SET sealed = ? WHERE user_id = ? AND network_id = ? AND nick = ?", [newSealer.seal("otr-session", binding, plain), ...binding]);
       count++;
     }
+    count += await resealInbox(q, oldSealer, newSealer);
     const newCanary = newSealer.sealString("canary", CANARY_BINDING, CANARY_PLAINTEXT);
     await q.run("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [CANARY_NAME, newCanary]);
     return count;
@@ -494,6 +498,18 @@ export class SqlStore implements Store {
     const binding = [v.checkId("userId", userId), v.checkId("networkId", networkId), v.checkId("foldedNick", foldedNick)];
     const n = await this.db.run("DELETE FROM otr_sessions WHERE user_id = ? AND network_id = ? AND nick = ?", binding);
     if (n > 0) this.db.eraseSoon?.();
+  }
+
+  inboxRecord(events: readonly InboxRecord[]): Promise<boolean[]> {
+    return recordEvents(this.db, this.sealer, (q) => this.assertCanary(q), events);
+  }
+
+  inboxDone(eventIds: readonly string[]): Promise<void> {
+    return markDone(this.db, eventIds);
+  }
+
+  inboxPending(): Promise<InboxEvent[]> {
+    return pendingEvents(this.db, (roomId, eventId, sealed) => this.openSealed(() => this.sealer.open("inbox-event", [roomId, eventId], sealed)));
   }
 
   async getPeerPolicy(userId: string, networkId: string, foldedNick: string): Promise<OtrPolicyName | null> {

@@ -69,6 +69,23 @@ export interface StoreConfig {
   master_key_file?: string;
 }
 
+/** A Matrix event held until the bridge has handled it (docs/store.md "Matrix → IRC delivery"). */
+export interface InboxEvent {
+  eventId: string;
+  roomId: string;
+  /** Arrival order, increasing across restarts. */
+  seq: number;
+  /** The event as the Matrix side serialized it (sealed at rest; opaque to the store). */
+  event: Uint8Array;
+  receivedAt: number;
+}
+
+export interface InboxRecord {
+  eventId: string;
+  roomId: string;
+  event: Uint8Array;
+}
+
 export interface Store {
   close(): Promise<void>;
 
@@ -160,6 +177,17 @@ export interface Store {
   /** Replaces the saved state; durable when the promise resolves (the caller sends only after that). */
   putOtrSession(userId: string, networkId: string, foldedNick: string, state: Uint8Array): Promise<void>;
   deleteOtrSession(userId: string, networkId: string, foldedNick: string): Promise<void>;
+
+  /**
+   * Records Matrix events before their transaction is acknowledged: all in one durable transaction, in the given
+   * order. Returns, per event, true when it is new and false when the event id is already known (pending or
+   * done): a redelivery, which the caller must not handle again.
+   */
+  inboxRecord(events: readonly InboxRecord[]): Promise<boolean[]>;
+  /** Marks events handled: their bodies are deleted, their ids kept a while (bounded) to refuse redeliveries. */
+  inboxDone(eventIds: readonly string[]): Promise<void>;
+  /** Events recorded and not yet done, in arrival order. */
+  inboxPending(): Promise<InboxEvent[]>;
 
   /** Small key/value state for whatever the bridge needs to resume (not for secrets: values are not sealed). */
   getState(key: string): Promise<string | null>;

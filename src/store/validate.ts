@@ -172,3 +172,21 @@ export function checkCryptoState(v: unknown): Uint8Array {
   if (v.length > MAX_CRYPTO_STATE_BYTES) throw invalid(`crypto state must be at most ${MAX_CRYPTO_STATE_BYTES} bytes (16 MiB)`);
   return v;
 }
+
+/** Matrix caps an event at 65 536 bytes of JSON (spec "Size limits"); a clear copy of one stays well below this. */
+export const MAX_INBOX_EVENT_BYTES = 256 * 1024;
+/** The spec's limit for event and room ids. */
+const MAX_MATRIX_ID_BYTES = 255;
+
+export function checkMatrixId(name: string, sigil: "$" | "!", v: unknown): string {
+  const id = checkId(name, v);
+  if (!id.startsWith(sigil) || /[\s\p{Cc}]/u.test(id)) throw invalid(`${name} must be a Matrix id starting with ${sigil}, without whitespace`);
+  if (Buffer.byteLength(id, "utf8") > MAX_MATRIX_ID_BYTES) throw invalid(`${name} must be at most ${MAX_MATRIX_ID_BYTES} bytes of UTF-8`);
+  return id;
+}
+
+export function checkInboxEvent(v: unknown): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length === 0) throw invalid("an inbox event must be a non-empty Uint8Array");
+  if (v.length > MAX_INBOX_EVENT_BYTES) throw invalid(`an inbox event must be at most ${MAX_INBOX_EVENT_BYTES} bytes`);
+  return v;
+}

@@ -5,6 +5,7 @@ import { describe, it, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import type { FingerprintRecord, Store } from "../../src/store/types.js";
 import { MAX_CRYPTO_STATE_BYTES } from "../../src/store/validate.js";
+import { inboxContract } from "./inbox-suite.js";
 
 export interface EngineUnderTest {
   make(): Promise<Store>;
@@ -617,5 +618,6 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
         assert.equal(await t.getState("k"), "v");
       });
     }
+    inboxContract(engine, make, (t) => open.push(t));
   });
 }

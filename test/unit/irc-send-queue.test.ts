@@ -85,3 +85,64 @@ test("each written line reports how long it waited for the flood budget", () => 
   assert.deepEqual(waits, [0, 1000, 1000]);
   q.clear();
 });
+
+test("whenWritten fires once every line pushed before it is written, across both priority classes, and on clear", () => {
+  let clock = 0;
+  const written: string[] = [];
+  const fired: string[] = [];
+  const q = new SendQueue((l) => written.push(l), { burstLines: 1, lineIntervalMs: 1000 }, () => clock);
+  q.whenWritten(() => fired.push("empty"));
+  assert.deepEqual(fired, ["empty"], "nothing waiting: at once");
+  q.push("n1", "notice");
+  q.push("m1");
+  q.push("m2");
+  q.whenWritten(() => fired.push("after m2"));
+  q.push("m3");
+  q.whenWritten(() => fired.push("after m3"));
+  q.resume();
+  assert.deepEqual(written, ["m1"]);
+  clock += 1000;
+  q.push("m4");
+  assert.deepEqual(written, ["m1", "m2"]);
+  assert.deepEqual(fired, ["empty"], "the notice pushed before the barrier has not left yet (messages go first)");
+  clock += 2000;
+  q.push("m5");
+  assert.deepEqual(written, ["m1", "m2", "m3"], "one line per interval");
+  assert.deepEqual(fired, ["empty"]);
+  clock += 1000;
+  q.push("m6");
+  assert.deepEqual(written, ["m1", "m2", "m3", "m4"]);
+  q.whenWritten(() => fired.push("dropped"));
+  q.clear();
+  assert.deepEqual(fired, ["empty", "after m2", "after m3", "dropped"], "clear() settles every waiting barrier: their lines will never leave");
+});
+
+test("whenWritten barriers behind a notice fire when the notice is written", () => {
+  let clock = 0;
+  const written: string[] = [];
+  const fired: number[] = [];
+  const q = new SendQueue((l) => written.push(l), { burstLines: 1, lineIntervalMs: 1000 }, () => clock);
+  q.resume();
+  q.push("m0");
+  q.push("n1", "notice");
+  q.whenWritten(() => fired.push(1));
+  q.push("m2");
+  q.whenWritten(() => fired.push(2));
+  clock += 1000;
+  q.push("m3");
+  assert.deepEqual(written, ["m0", "m2"]);
+  assert.deepEqual(fired, [], "m2 is out but the notice before barrier 1 is not");
+  clock += 1000;
+  q.push("m4"); // m3 leaves
+  clock += 1000;
+  q.push("m5"); // m4 leaves
+  clock += 1000;
+  q.resume(); // a fresh burst: m5
+  assert.deepEqual(written, ["m0", "m2", "m3", "m4", "m5"]);
+  assert.deepEqual(fired, []);
+  clock += 1000;
+  q.resume(); // the message class is empty: the notice leaves
+  assert.deepEqual(written.at(-1), "n1");
+  assert.deepEqual(fired, [1, 2]);
+  assert.equal(q.length, 0);
+});

@@ -78,11 +78,17 @@ test("/me inside OTR travels as '/me text' and arrives as an emote; peer HTML be
 test("policy always: a message typed before the AKE is held, then sent encrypted once it completes, never in plaintext", async () => {
   const w = makeWorld({ defaultPolicy: "always" });
   const dm = new Dm(w, new Contact("Bob", testKey(1), "bob"), ROOM);
-  const r = await dm.w.pipeline.fromMatrix(dm.ctx, "text", "secret plans", undefined);
+  const { settled, ...r } = await dm.w.pipeline.fromMatrix(dm.ctx, "text", "secret plans", undefined);
   assert.deepEqual(r, { sent: false, encrypted: false, handled: true });
+  let isSettled = false;
+  void settled?.then(() => (isSettled = true));
+  assert.ok(settled, "a held message says when it is settled (its Matrix event is done only then)");
   assert.deepEqual(w.matrix.notices(ROOM).filter((c) => c === "held"), ["held"]);
   assert.ok(!dm.wireText().includes("secret plans"));
+  await new Promise((res) => setImmediate(res));
+  assert.equal(isSettled, false, "not while it is held");
   await dm.pump(); // the query went out; the contact answers and the AKE runs
+  await settled;
   assert.deepEqual(dm.contact.received(), ["secret plans"]);
   assert.ok(!dm.wireText().includes("secret plans"));
   assert.equal(w.matrix.noticesWith("returned").length, 0);
@@ -92,13 +98,17 @@ test("policy always: a message typed before the AKE is held, then sent encrypted
 test("policy always: when the AKE never completes the held message is returned after the timeout, quoted, never sent", async () => {
   const w = makeWorld({ defaultPolicy: "always" });
   const dm = new Dm(w, new Contact("Bob", testKey(1), "bob"), ROOM);
-  await w.pipeline.fromMatrix(dm.ctx, "text", "for your eyes only", undefined);
+  const { settled } = await w.pipeline.fromMatrix(dm.ctx, "text", "for your eyes only", undefined);
+  let isSettled = false;
+  void settled?.then(() => (isSettled = true));
   dm.dropInFlight(); // the contact never answers the query
   w.env.clock += QUEUE_TIMEOUT_MS / 2;
   await w.pipeline.pollAll();
   assert.equal(w.matrix.noticesWith("returned").length, 0, "not yet");
+  assert.equal(isSettled, false);
   w.env.clock += QUEUE_TIMEOUT_MS;
   await w.pipeline.pollAll();
+  await settled; // settled by the return: the user holds the text again
   const ret = w.matrix.noticesWith("returned");
   assert.equal(ret.length, 1);
   assert.match(ret[0]!.body, /> for your eyes only/);

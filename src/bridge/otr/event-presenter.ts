@@ -5,7 +5,7 @@
 import type { OtrEvent } from "../../otr/index.js";
 import type { MessageKind } from "../ports.js";
 import type { OtrPipeline } from "./manager.js";
-import type { Peer } from "./peer.js";
+import type { HoldTicket, Peer } from "./peer.js";
 import { renderPeerText } from "./html.js";
 import { MESSAGE_FLAG_KEY, quote } from "./notices.js";
 
@@ -25,7 +25,7 @@ export async function deliver(m: OtrPipeline, peer: Peer, kind: MessageKind, tex
   await peer.ctx.toMatrix(k, r.body, extra);
 }
 
-export async function presentEvents(m: OtrPipeline, peer: Peer, events: OtrEvent[], sending?: string): Promise<void> {
+export async function presentEvents(m: OtrPipeline, peer: Peer, events: OtrEvent[], sending?: string, ticket?: HoldTicket): Promise<void> {
   if (events.length > 0) {
     m.o.otrEvents?.(events);
     m.o.logger.debug("OTR events", { networkId: peer.ctx.networkId, events: events.map((e) => ("code" in e && e.code ? `${e.type}:${e.code}` : e.type)).join(",") });
@@ -103,7 +103,7 @@ export async function presentEvents(m: OtrPipeline, peer: Peer, events: OtrEvent
         break;
       case "queued":
         if (sending !== undefined) {
-          peer.held.push(sending);
+          peer.hold(sending, ticket);
           await m.notice(ctx, "held", `Your message is held until the private conversation with ${nick} is set up; it will not be sent unencrypted.`);
         }
         break;
@@ -123,8 +123,10 @@ export async function presentEvents(m: OtrPipeline, peer: Peer, events: OtrEvent
   }
   if (flushed && peer.held.length > 0 && peer.conv?.status().state === "encrypted") {
     // The library sent what it held, encrypted, right after the AKE.
-    for (let i = 0; i < peer.held.length; i++) m.o.metrics?.messageBridged("matrix_to_irc", ctx.networkId, true);
-    peer.held = [];
+    const sent = peer.takeHeld();
+    for (let i = 0; i < sent.texts.length; i++) m.o.metrics?.messageBridged("matrix_to_irc", ctx.networkId, true);
+    // Their lines are queued on the puppet: the bridge waits for them to leave before calling the events done.
+    sent.settle();
   }
   await m.updateStatus(peer);
 }
@@ -136,22 +138,25 @@ export async function presentEvents(m: OtrPipeline, peer: Peer, events: OtrEvent
 export async function returnHeld(m: OtrPipeline, peer: Peer, code: string, why: string): Promise<number> {
   const taken = peer.conv?.takeQueued() ?? [];
   // The mirror has the texts as the user typed them (an emote without the "/me " the library got).
-  const texts = peer.held.length > 0 ? peer.held : taken;
-  peer.held = [];
+  const mirror = peer.takeHeld();
+  const texts = mirror.texts.length > 0 ? mirror.texts : taken;
   for (const text of texts) {
     m.o.metrics?.messageFailed("matrix_to_irc", code);
     await m.notice(peer.ctx, "returned", `Not sent to ${peer.ctx.peerNick} (${why}); it was never sent unencrypted:\n${quote(text)}`);
   }
+  // Only once the user holds the text again: a crash before that hands the event on again after the restart.
+  mirror.settle();
   return texts.length;
 }
 
 async function refused(m: OtrPipeline, peer: Peer, code: string, sending?: string): Promise<void> {
   const nick = peer.ctx.peerNick;
   if (code === "queue-expired" || code === "queue-full") {
-    const text = peer.held.shift();
+    const { text, settle } = peer.shiftHeld();
     m.o.metrics?.messageFailed("matrix_to_irc", code);
     const why = code === "queue-expired" ? "the private conversation could not be set up in time" : "too many messages were waiting";
     await m.notice(peer.ctx, "returned", `Not sent to ${nick} (${why}); it was never sent unencrypted:${text === undefined ? "" : `\n${quote(text)}`}`);
+    settle();
     return;
   }
   m.o.metrics?.messageFailed("matrix_to_irc", code);

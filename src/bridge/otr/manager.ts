@@ -20,7 +20,7 @@ import { generateKeyInWorker, type KeyGenerator } from "./keygen.js";
 import { IdentityBook } from "./identity.js";
 import { TrustBook } from "./trust-book.js";
 import { effectivePolicy, presetFor } from "./policy.js";
-import { Peer } from "./peer.js";
+import { newHoldTicket, Peer, type HoldTicket } from "./peer.js";
 import { NOTICE_KEY, STATUS_EVENT, quote, type NoticeCode, type OtrStatusContent } from "./notices.js";
 import { deliver, presentEvents, returnHeld } from "./event-presenter.js";
 import { otrCommandArgs } from "./command.js";
@@ -301,7 +301,7 @@ export class OtrPipeline implements DmPipeline {
   }
 
   /** Sends the result's lines to the peer in order, then shows its events; returns the IRC lines written. */
-  async apply(peer: Peer, r: OtrResult, sending?: string): Promise<number> {
+  async apply(peer: Peer, r: OtrResult, sending?: string, ticket?: HoldTicket): Promise<number> {
     let lines = 0;
     // Write before send: a data message leaves only once the state that produced it (its counter, the key it
     // announces) is durable, so a crash at any point can never make the resumed session repeat a counter.
@@ -309,11 +309,11 @@ export class OtrPipeline implements DmPipeline {
       if (r.toSend.length > 0) {
         await this.notice(peer.ctx, "not-saved", `Not sent: the private conversation's state could not be saved (the bridge's store failed), and nothing is sent that a restart could not continue.${sending === undefined ? "" : `\n${quote(sending)}`}`);
       }
-      await this.handleEvents(peer, r.events, sending);
+      await this.handleEvents(peer, r.events, sending, ticket);
       return 0;
     }
     for (const line of r.toSend) lines += peer.ctx.toIrc("text", line);
-    await this.handleEvents(peer, r.events, sending);
+    await this.handleEvents(peer, r.events, sending, ticket);
     return lines;
   }
 
@@ -372,9 +372,10 @@ export class OtrPipeline implements DmPipeline {
       await this.handleEvents(peer, r.events, text);
       return { sent: lines > 0, encrypted: false };
     }
-    const lines = await this.apply(peer, r, text);
+    const ticket = newHoldTicket();
+    const lines = await this.apply(peer, r, text, ticket);
     if (r.outcome === "encrypted") return { sent: lines > 0, encrypted: true };
-    return { sent: false, encrypted: false, handled: true };
+    return { sent: false, encrypted: false, handled: true, ...(ticket.used ? { settled: ticket.settled } : {}) };
   }
 
   private async plainFromIrc(peer: Peer, kind: MessageKind, text: string): Promise<void> {
@@ -390,8 +391,8 @@ export class OtrPipeline implements DmPipeline {
   }
 
   /** Turns library events into notices, messages and the status event (in order). */
-  handleEvents(peer: Peer, events: OtrEvent[], sending?: string): Promise<void> {
-    return presentEvents(this, peer, events, sending);
+  handleEvents(peer: Peer, events: OtrEvent[], sending?: string, ticket?: HoldTicket): Promise<void> {
+    return presentEvents(this, peer, events, sending, ticket);
   }
 
   private peerFor(ctx: DmContext): Peer {

@@ -1,0 +1,160 @@
+// At-least-once Matrix → IRC in the use cases (src/bridge/inbox.ts, core.ts): an event is done only after its IRC
+// lines were taken by the socket, redeliveries are dropped by event id, and after a restart the events still
+// pending are handed on before anything new of their rooms.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { BridgeCore } from "../../src/bridge/core.js";
+import { MatrixInbox } from "../../src/bridge/inbox.js";
+import { MemoryStore } from "../../src/store/memory.js";
+import type { Store } from "../../src/store/types.js";
+import type { PuppetEvents, PuppetRequest } from "../../src/bridge/ports.js";
+import { FakeMatrix, FakePuppet, silentLogger } from "./bridge-fakes.js";
+
+const ALICE = "@alice:test.local";
+const MGMT = "!mgmt:test.local";
+
+/** A puppet whose socket takes lines only when the test says so. */
+class PacedPuppet extends FakePuppet {
+  private waiters: (() => void)[] = [];
+  whenSent(done: () => void) { this.waiters.push(done); }
+  /** The socket took every line so far. */
+  flush() { const w = this.waiters; this.waiters = []; w.forEach((f) => f()); }
+}
+
+function world(store: Store, inbox: MatrixInbox) {
+  const matrix = new FakeMatrix();
+  const puppets: PacedPuppet[] = [];
+  const core = new BridgeCore({
+    store, matrix, inbox, logger: silentLogger,
+    createPuppet: (req: PuppetRequest, events: PuppetEvents) => {
+      const p = new PacedPuppet(req, events);
+      puppets.push(p);
+      return p;
+    },
+    networks: [{ id: "local", name: "Local IRC", nickTemplate: "{localpart}" }],
+    permission: () => "user",
+  });
+  return { matrix, core, puppets };
+}
+
+const msg = (n: number, roomId: string) => ({ type: "m.room.message", event_id: `$m${n}`, room_id: roomId, sender: ALICE, content: { msgtype: "m.text", body: `message ${n}` } });
+const settle = () => new Promise((r) => setImmediate(r));
+
+async function dmWorld(store: Store) {
+  const inbox = new MatrixInbox({ store, logger: silentLogger });
+  await inbox.replay(() => undefined);
+  const w = world(store, inbox);
+  w.matrix.joinedMembersResult = [ALICE, w.matrix.botUserId];
+  await w.core.onInvite({ roomId: MGMT, inviter: ALICE, invitee: w.matrix.botUserId, isDirect: true });
+  await w.core.onMessage({ roomId: MGMT, sender: ALICE, eventId: "$connect", kind: "text", body: "connect local" });
+  w.puppets[0]!.up();
+  w.puppets[0]!.events.onMessage({ kind: "privmsg", from: "Bob", text: "hi" });
+  await w.core.idle();
+  const roomId = (await store.getDmRoom(ALICE, "local", "bob"))!;
+  return { ...w, inbox, roomId, p: w.puppets[0]! };
+}
+
+/** What the appservice hook and the adapter do with one live event. */
+async function deliver(w: { core: BridgeCore }, inbox: MatrixInbox, ev: ReturnType<typeof msg>): Promise<boolean> {
+  const [fresh] = await inbox.record([{ eventId: ev.event_id, roomId: ev.room_id, event: ev }]);
+  if (fresh) void w.core.onMessage({ roomId: ev.room_id, sender: ev.sender, eventId: ev.event_id, kind: "text", body: ev.content.body });
+  return fresh!;
+}
+
+test("an event is done only once the socket took its IRC lines; until then a restart hands it on again", async () => {
+  const store = new MemoryStore();
+  const w = await dmWorld(store);
+  await deliver(w, w.inbox, msg(1, w.roomId));
+  await w.core.idle();
+  await settle();
+  assert.deepEqual(w.p.lines.map((l) => l.text), ["message 1"], "queued on the puppet");
+  assert.deepEqual((await store.inboxPending()).map((e) => e.eventId), ["$m1"], "not done while the line waits for the socket");
+  w.p.flush();
+  await settle();
+  await w.inbox.close();
+  assert.deepEqual(await store.inboxPending(), []);
+});
+
+test("a redelivered event (a retried transaction, a replay) is dropped by its id, before and after it is done", async () => {
+  const store = new MemoryStore();
+  const w = await dmWorld(store);
+  assert.equal(await deliver(w, w.inbox, msg(1, w.roomId)), true);
+  assert.equal(await deliver(w, w.inbox, msg(1, w.roomId)), false, "pending: dropped");
+  await w.core.idle();
+  w.p.flush();
+  await settle();
+  await settle();
+  assert.equal(await deliver(w, w.inbox, msg(1, w.roomId)), false, "done: still dropped");
+  await w.core.idle();
+  assert.deepEqual(w.p.lines.map((l) => l.text), ["message 1"], "sent once");
+});
+
+test("after a restart the pending events go out first, in order, then the new ones; recording waits for the replay", async () => {
+  const store = new MemoryStore();
+  const before = await dmWorld(store);
+  for (let n = 1; n <= 5; n++) await deliver(before, before.inbox, msg(n, before.roomId));
+  await before.core.idle();
+  before.p.flush(); // 1..5 left; then the bridge "dies" before 6..8 reach the socket
+  await settle();
+  await settle();
+  for (let n = 6; n <= 8; n++) await deliver(before, before.inbox, msg(n, before.roomId));
+  await before.core.idle();
+  assert.deepEqual((await store.inboxPending()).map((e) => e.eventId), ["$m6", "$m7", "$m8"]);
+
+  const replayed: number[] = [];
+  const inbox = new MatrixInbox({ store, logger: silentLogger, onReplayed: (n) => replayed.push(n) });
+  const after = world(store, inbox);
+  // A live event arrives before the replay: recording it waits.
+  let recorded = false;
+  const live = inbox.record([{ eventId: "$m9", roomId: before.roomId, event: msg(9, before.roomId) }]).then((r) => { recorded = true; return r; });
+  await settle();
+  assert.equal(recorded, false, "new events wait until the old ones are queued");
+  await after.core.connections.connect(ALICE, "local");
+  const p = after.puppets[0]!;
+  p.up();
+  await inbox.replay((ev) => {
+    const e = ev as ReturnType<typeof msg>;
+    void after.core.onMessage({ roomId: e.room_id, sender: e.sender, eventId: e.event_id, kind: "text", body: e.content.body });
+  });
+  assert.deepEqual(await live, [true]);
+  void after.core.onMessage({ roomId: before.roomId, sender: ALICE, eventId: "$m9", kind: "text", body: "message 9" });
+  await after.core.idle();
+  assert.deepEqual(p.lines.map((l) => l.text), ["message 6", "message 7", "message 8", "message 9"]);
+  assert.deepEqual(replayed, [3], "counted as handed on again");
+  p.flush();
+  await settle();
+  await settle();
+  await inbox.close();
+  assert.deepEqual(await store.inboxPending(), []);
+});
+
+test("a done mark the store refuses leaves the event pending (a duplicate later, never a loss)", async () => {
+  const store = new MemoryStore();
+  const w = await dmWorld(store);
+  await deliver(w, w.inbox, msg(1, w.roomId));
+  await w.core.idle();
+  const real = store.inboxDone.bind(store);
+  store.inboxDone = async () => { throw Object.assign(new Error("disk full"), { code: "database-error" }); };
+  w.p.flush();
+  await settle();
+  await settle();
+  await w.inbox.close();
+  store.inboxDone = real;
+  assert.deepEqual((await store.inboxPending()).map((e) => e.eventId), ["$m1"]);
+});
+
+test("pending events the store cannot open stay pending, and new events are still taken", async () => {
+  const store = new MemoryStore();
+  await store.inboxRecord([{ eventId: "$old", roomId: "!r:x", event: new TextEncoder().encode("{}") }]);
+  const real = store.inboxPending.bind(store);
+  store.inboxPending = async () => { throw Object.assign(new Error("corrupt"), { code: "sealed-data-corrupt" }); };
+  const errors: string[] = [];
+  const inbox = new MatrixInbox({ store, logger: { ...silentLogger, error: (m: string) => void errors.push(m) } });
+  const handed: unknown[] = [];
+  assert.equal(await inbox.replay((ev) => handed.push(ev)), 0);
+  assert.deepEqual(handed, []);
+  assert.equal(errors.length, 1);
+  assert.deepEqual(await inbox.record([{ eventId: "$new", roomId: "!r:x", event: { type: "m.room.message" } }]), [true]);
+  store.inboxPending = real;
+  assert.deepEqual((await store.inboxPending()).map((e) => e.eventId), ["$old", "$new"]);
+});

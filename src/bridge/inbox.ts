@@ -30,10 +30,22 @@ const decoder = new TextDecoder();
 export class MatrixInbox implements EventInbox {
   private readonly toMark = new Set<string>();
   private marking: Promise<void> | null = null;
-  private gateOpen: () => void = () => undefined;
-  /** Recording waits until the pending events were handed on, so nothing new of a room overtakes them. */
-  private readonly gate = new Promise<void>((r) => (this.gateOpen = r));
+  /**
+   * Until the pending events were handed on (replay), a new event is recorded but not passed on live: replay
+   * reads it back with the pending ones and hands it on after them, so nothing new of a room overtakes them.
+   * Recording must not wait for the replay itself: the replay runs once the bridge has started, and the start
+   * waits for transactions (the encryption probe) queued behind the one being recorded.
+   */
+  private replayed = false;
+  /** Recording and the replay's read-and-hand-on exclude each other, so no event falls between the two. */
+  private lock: Promise<unknown> = Promise.resolve();
   private closed = false;
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.lock.then(fn, fn);
+    this.lock = next.catch(() => undefined);
+    return next;
+  }
 
   constructor(private readonly o: MatrixInboxOptions) {}
 
@@ -42,22 +54,29 @@ export class MatrixInbox implements EventInbox {
    * whether it is new; a rejection makes the hook answer 500, and the homeserver sends the transaction again.
    */
   async record(events: readonly InboxEventRecord[]): Promise<boolean[]> {
-    await this.gate;
     if (events.length === 0) return [];
-    const fresh = await this.o.store.inboxRecord(events.map((e) => ({ eventId: e.eventId, roomId: e.roomId, event: encoder.encode(JSON.stringify(e.event)) })));
+    const { fresh, live } = await this.exclusive(async () => {
+      const f = await this.o.store.inboxRecord(events.map((e) => ({ eventId: e.eventId, roomId: e.roomId, event: encoder.encode(JSON.stringify(e.event)) })));
+      return { fresh: f, live: this.replayed };
+    });
     // Ids only: the order the homeserver delivered in, for diagnosing order (Synapse can deliver a transaction
     // late after an appservice outage) without content.
     for (const [i, e] of events.entries()) if (fresh[i]) this.o.logger.debug("Matrix event recorded", { eventId: e.eventId, roomId: e.roomId });
     const dropped = fresh.filter((f) => !f).length;
     if (dropped > 0) this.o.logger.debug("Matrix events delivered again were dropped by event id", { count: dropped });
-    return fresh;
+    // Before the replay, new events are handed on by it (they are pending in the store), not live.
+    return live ? fresh : fresh.map(() => false);
   }
 
   /**
    * The events still pending from the last run, in arrival order; `handOn` gets each (synchronously, so their
    * rooms' queues take them in this order), then recording opens.
    */
-  async replay(handOn: (event: Record<string, unknown>) => void): Promise<number> {
+  replay(handOn: (event: Record<string, unknown>) => void): Promise<number> {
+    return this.exclusive(() => this.replayLocked(handOn));
+  }
+
+  private async replayLocked(handOn: (event: Record<string, unknown>) => void): Promise<number> {
     let pending: InboxEvent[] = [];
     try {
       pending = await this.o.store.inboxPending();
@@ -75,7 +94,7 @@ export class MatrixInbox implements EventInbox {
         this.o.onReplayed?.(events.length);
         this.o.logger.info("Matrix events from before the restart handed on again", { count: events.length });
       }
-      this.gateOpen();
+      this.replayed = true;
     }
     return pending.length;
   }

@@ -55,10 +55,20 @@ export class MatrixInbox implements EventInbox {
    */
   async record(events: readonly InboxEventRecord[]): Promise<boolean[]> {
     if (events.length === 0) return [];
-    const { fresh, live } = await this.exclusive(async () => {
-      const f = await this.o.store.inboxRecord(events.map((e) => ({ eventId: e.eventId, roomId: e.roomId, event: encoder.encode(JSON.stringify(e.event)) })));
-      return { fresh: f, live: this.replayed };
-    });
+    let recorded: { fresh: boolean[]; live: boolean };
+    try {
+      recorded = await this.exclusive(async () => {
+        const f = await this.o.store.inboxRecord(events.map((e) => ({ eventId: e.eventId, roomId: e.roomId, event: encoder.encode(JSON.stringify(e.event)) })));
+        return { fresh: f, live: this.replayed };
+      });
+    } catch (err) {
+      // The store cannot take them (down, disk full): hand them on unrecorded, at most once, as before the inbox.
+      // Refusing the transaction instead would leave the user unanswered while the homeserver retries into its
+      // growing backoff; handed on, a message whose OTR state cannot be saved gets the not-saved notice.
+      this.o.logger.error("Matrix events could not be recorded; handed on without the restart guarantee", { count: events.length, code: (err as { code?: string })?.code ?? "unknown" });
+      return events.map(() => true);
+    }
+    const { fresh, live } = recorded;
     // Ids only: the order the homeserver delivered in, for diagnosing order (Synapse can deliver a transaction
     // late after an appservice outage) without content.
     for (const [i, e] of events.entries()) if (fresh[i]) this.o.logger.debug("Matrix event recorded", { eventId: e.eventId, roomId: e.roomId });

@@ -158,3 +158,13 @@ test("pending events the store cannot open stay pending, and new events are stil
   store.inboxPending = real;
   assert.deepEqual((await store.inboxPending()).map((e) => e.eventId), ["$old", "$new"]);
 });
+
+test("events the store cannot record (disk full) are handed on unrecorded, with an error logged, not refused", async () => {
+  const store = new MemoryStore();
+  const errors: string[] = [];
+  const inbox = new MatrixInbox({ store, logger: { ...silentLogger, error: (m: string) => void errors.push(m) } });
+  await inbox.replay(() => undefined);
+  store.inboxRecord = async () => { throw Object.assign(new Error("disk full"), { code: "database-error" }); };
+  assert.deepEqual(await inbox.record([{ eventId: "$full", roomId: "!r:x", event: { type: "m.room.message" } }]), [true]);
+  assert.equal(errors.length, 1);
+});

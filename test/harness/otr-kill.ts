@@ -9,19 +9,19 @@
 // the DH private keys (and the sealed state) of a session state that has since been rotated away.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
 import pg from "pg";
-import { startSynapse, type SynapseInstance } from "./synapse.js";
-import { startNgircd, type NgircdInstance } from "./ngircd.js";
-import { startPostgres, type PostgresServer } from "./postgres.js";
-import { startTcpTap, type TcpTap } from "./tcp-tap.js";
-import { MatrixClient } from "./matrix-client.js";
-import { freePort } from "./ports.js";
+import type { SynapseInstance } from "./synapse.js";
+import type { NgircdInstance } from "./ngircd.js";
+import type { PostgresServer } from "./postgres.js";
+import type { TcpTap } from "./tcp-tap.js";
+import type { MatrixClient } from "./matrix-client.js";
 import { tempDir } from "./proc.js";
+import { aliceConnected, killDaemonConfig, prepareDaemonDir, startCliDaemon, startKillWorldParts, stopCliDaemon } from "./cli-daemon.js";
 import { LibotrIrcContact, generateContactKey } from "./libotr-irc.js";
 import type { HelperEvent } from "./libotr.js";
 import { parseIncoming, newReassembler } from "../../src/otr/wireio.js";
@@ -127,36 +127,17 @@ export function killScenario(o: KillScenarioOptions): void {
     const aliceTexts: string[] = [];
     const kateTexts: string[] = [];
 
-    const config = (hsUrl: string) => `homeserver: { url: "${hsUrl}", domain: localhost }
-appservice: { url: "http://127.0.0.1:${asPort}", port: ${asPort}, bot_localpart: ircotr }
-networks: [{ id: local, name: Local, host: ${tap.host}, port: ${tap.port}, tls: false }]
-permissions: { "${ALICE}": user }
-otr: { default_policy: opportunistic, persist_sessions: true }
-store: ${o.engine === "sqlite" ? `{ engine: sqlite, sqlite_path: ${dir}/bridge.db, master_key_file: ${dir}/master.key }` : `{ engine: postgres, postgres_url: "${pgUrl}", master_key_file: ${dir}/master.key }`}
-metrics: { port: ${metricsPort} }
-encryption: { allow: false }
-logging: { level: info, format: logfmt }
-`;
+    const config = (hsUrl: string) => killDaemonConfig({
+      hsUrl, parts: { irc, tap, pgServer, pgUrl, asPort, metricsPort }, engine: o.engine, dir, user: ALICE,
+      networkExtra: "", otr: "{ default_policy: opportunistic, persist_sessions: true }", logLevel: "info",
+    });
 
     async function startDaemon(): Promise<void> {
-      const c = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli.ts"), "start", "-c", join(dir, "config.yaml"), "-f", join(dir, "registration.yaml")], {
-        cwd: root, stdio: ["ignore", "ignore", "pipe"],
-      });
-      child = c;
-      c.stderr!.on("data", (d: Buffer) => (log += d.toString()));
-      for (let i = 0; i < 480; i++) {
-        if (await fetch(`http://127.0.0.1:${metricsPort}/ready`).then((r) => r.ok, () => false)) return;
-        if (c.exitCode !== null) throw new Error(`the bridge exited ${c.exitCode}:\n${log.slice(-3000)}`);
-        await sleep(250);
-      }
-      throw new Error(`the bridge never became ready:\n${log.slice(-3000)}`);
+      await startCliDaemon({ root, dir, metricsPort, onSpawn: (c) => (child = c), onStderr: (t) => (log += t), logTail: () => log });
     }
 
     async function stopDaemon(signal: NodeJS.Signals): Promise<number | null> {
-      const c = child!;
-      const exited = new Promise<number | null>((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(c.exitCode) : c.once("exit", (code) => resolve(code))));
-      c.kill(signal);
-      const code = await exited;
+      const code = await stopCliDaemon(child!, signal);
       child = null;
       return code;
     }
@@ -176,19 +157,8 @@ logging: { level: info, format: logfmt }
 
     before(async () => {
       dir = tempDir(`otr-kill-${o.engine}`);
-      irc = await startNgircd();
-      tap = await startTcpTap(irc.host, irc.port);
-      if (o.engine === "postgres") {
-        pgServer = await startPostgres();
-        pgUrl = await pgServer.newDatabase();
-      }
-      asPort = await freePort();
-      metricsPort = await freePort();
-      writeFileSync(join(dir, "config.yaml"), config("http://127.0.0.1:1"));
-      const g = spawnSync(process.execPath, ["--import", "tsx", join(root, "src/cli.ts"), "generate-registration", "-c", join(dir, "config.yaml"), "-f", join(dir, "registration.yaml")], { cwd: root, encoding: "utf8", timeout: 120_000 });
-      assert.equal(g.status, 0, g.stderr);
-      hs = await startSynapse({ registrationPath: join(dir, "registration.yaml") });
-      writeFileSync(join(dir, "config.yaml"), config(hs.url));
+      ({ irc, tap, pgServer, pgUrl, asPort, metricsPort } = await startKillWorldParts(o.engine));
+      hs = await prepareDaemonDir(root, dir, config);
       wire = new BridgeWireLog(tap, "Kate");
     });
 
@@ -204,14 +174,7 @@ logging: { level: info, format: logfmt }
 
     it("a private conversation with a libotr contact", async () => {
       await startDaemon();
-      const a = await hs.registerUser("alice", "alice-pw");
-      alice = new MatrixClient(hs.url, a.userId, a.accessToken);
-      const bot = "@ircotr:localhost";
-      const mgmt = await alice.createDm(bot);
-      await alice.waitForMessage(mgmt, /management room/, { sender: bot, timeoutMs: LONG });
-      const from = alice.mark();
-      await alice.sendText(mgmt, "connect local");
-      await alice.waitForMessage(mgmt, "Connected to local as alice.", { sender: bot, timeoutMs: LONG, from });
+      ({ alice } = await aliceConnected(hs, LONG));
       const key = generateContactKey("Kate");
       kate = await LibotrIrcContact.connect({ host: irc.host, port: irc.port, nick: "Kate", remote: "alice", keyFile: key.keyFile });
       const ghost = "@irc_local_kate:localhost";

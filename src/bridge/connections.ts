@@ -281,7 +281,8 @@ export class ConnectionManager {
     const run = async () => {
       const before = await this.loadList(stateKey);
       const next = update(before);
-      if (next === before || JSON.stringify(next) === JSON.stringify(before)) return null;
+      // Lengths first: a connect adds an entry, and stringifying the whole list per connect was the O(U^2) cost.
+      if (next === before || (next.length === before.length && JSON.stringify(next) === JSON.stringify(before))) return null;
       this.lists.set(stateKey, Promise.resolve(next));
       // Boxed, so the chain moves on to the next change without waiting for this write.
       return { written: this.writeSoon(stateKey) };

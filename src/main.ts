@@ -55,7 +55,23 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
   const opened = o.store ?? (await openConfiguredStore(config.store)).store;
   const store = o.metrics ? instrumentStore(opened, o.metrics) : opened;
   let matrix: MatrixAdapter | null = null;
-  const inbox = new MatrixInbox({ store, logger, ...(o.metrics ? { onReplayed: (n: number) => o.metrics!.matrixReplayedEvents.inc(n) } : {}) });
+  // The core is built after the inbox (it is one of its options); refusals before that reach nobody's room.
+  let tellUnavailable: (rooms: string[]) => void = () => undefined;
+  const inbox = new MatrixInbox({
+    store,
+    logger,
+    ...(o.metrics ? { onReplayed: (n: number) => o.metrics!.matrixReplayedEvents.inc(n) } : {}),
+    onUnavailable: (rooms) => {
+      o.metrics?.storeWriteOutage.set(1);
+      tellUnavailable(rooms);
+    },
+    onRecovered: () => {
+      o.metrics?.storeWriteOutage.set(0);
+      void matrix?.retryNow().then((r) => {
+        if (!r.ok) logger.warn("the homeserver could not be asked to resend at once: refused messages come at the end of its backoff", { status: r.status, errcode: r.errcode });
+      });
+    },
+  });
   try {
     matrix = new MatrixAdapter({
       inbox,
@@ -132,6 +148,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       inbox,
       ...(o.metrics ? { metrics: bridgeMetrics(o.metrics) } : {}),
     });
+    tellUnavailable = (rooms) => core.storeUnavailable(rooms);
     if (bridged) await bridged.seed(store, await knownUsers(store));
     // Each Matrix event is a request: its own request_id on every log line it causes, counted and timed.
     matrix.setHandlers(instrumentMatrixHandlers(core, o.metrics ?? null));
@@ -152,7 +169,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
     return {
       core,
       ready: async () => ({
-        store: stopped === null && (await store.getState("ready-probe").then(() => true, () => false)),
+        store: stopped === null && !inbox.storeDown && (await store.getState("ready-probe").then(() => true, () => false)),
         appservice: stopped === null,
       }),
       stop: () =>

@@ -20,6 +20,13 @@ export const ENCRYPTED_MGMT_TEXT =
 export const ENCRYPTED_DM_TEXT =
   "This room is end-to-end encrypted and this bridge runs with Matrix encryption off, so it cannot read it. I have invited you to an unencrypted room for this conversation instead; on the IRC side, OTR is what keeps it private.";
 
+export const STORE_UNAVAILABLE_TEXT =
+  "The bridge cannot save anything right now (its database is unavailable), so it is not taking messages. Nothing is lost: your homeserver keeps what you send and hands it to the bridge once its database is back.";
+export const STORE_UNAVAILABLE_CODE = "store-unavailable";
+
+/** Rooms whose speaker is remembered for the store-outage notice (the store cannot be asked then). */
+const MAX_SPEAKERS = 50_000;
+
 export interface BridgeCoreOptions {
   store: Store;
   matrix: MatrixPort;
@@ -41,6 +48,8 @@ export class BridgeCore implements MatrixEventHandlers {
   readonly channels: ChannelRouter | null = null;
   private readonly roomQueue = new KeyedQueue();
   private readonly refused = new Set<string>();
+  /** Who of ours talks in a room the user wrote in: its DM ghost, or null (the bot) for a management room. */
+  private readonly speakers = new Map<string, string | null>();
 
   constructor(private readonly o: BridgeCoreOptions) {
     const notify = (userId: string, text: string) => this.notify(userId, text);
@@ -73,6 +82,7 @@ export class BridgeCore implements MatrixEventHandlers {
       logger: o.logger,
       metrics: o.metrics ?? NO_METRICS,
       notify,
+      roomSeen: (roomId, ghost) => this.rememberSpeaker(roomId, ghost),
     });
     if (o.channels) {
       this.channels = new ChannelRouter({
@@ -127,6 +137,27 @@ export class BridgeCore implements MatrixEventHandlers {
     } catch (err) {
       this.o.logger.warn("could not notify user", { userId, code: codeOf(err) });
     }
+  }
+
+  /**
+   * The store cannot record, so the homeserver keeps these rooms' messages and sends them again later (src/bridge/
+   * inbox.ts): each room hears it once per outage, from the ghost of a DM, else from the bot (the one in channel
+   * portals and management rooms). A DM nobody wrote in since the start is not known then and is told by the bot,
+   * which is not in it: that notice fails and is only logged.
+   */
+  storeUnavailable(roomIds: readonly string[]): void {
+    for (const roomId of roomIds) {
+      const from = this.speakers.get(roomId) ?? null;
+      this.o.matrix.send(roomId, from, "notice", STORE_UNAVAILABLE_TEXT, { "org.matrix_otr_irc.notice": STORE_UNAVAILABLE_CODE })
+        .catch((err: unknown) => this.o.logger.warn("could not tell a room that the store is unavailable", { roomId, code: codeOf(err) }));
+    }
+  }
+
+  private rememberSpeaker(roomId: string, speaker: string | null): void {
+    if (this.speakers.get(roomId) === speaker) return;
+    this.speakers.delete(roomId);
+    if (this.speakers.size >= MAX_SPEAKERS) this.speakers.delete(this.speakers.keys().next().value!);
+    this.speakers.set(roomId, speaker);
   }
 
   onInvite(e: MatrixInvite): Promise<void> {
@@ -237,6 +268,7 @@ export class BridgeCore implements MatrixEventHandlers {
     const owner = await store.findManagementRoomOwner(e.roomId);
     const dm = owner ? null : await store.findDmByRoom(e.roomId);
     if (owner !== e.sender && dm?.userId !== e.sender) return; // someone else's room, or a room we do not manage
+    this.rememberSpeaker(e.roomId, dm ? matrix.ghostUserId(dm.networkId, dm.foldedNick) : null);
     if (!this.allowed(e.sender)) {
       if (await this.firstRefusal(e.sender)) {
         await matrix.send(e.roomId, dm ? matrix.ghostUserId(dm.networkId, dm.foldedNick) : null, "notice", REFUSAL_TEXT);

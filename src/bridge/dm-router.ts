@@ -19,6 +19,8 @@ export interface DmRouterOptions {
   logger: BridgeLogger;
   metrics: BridgeMetrics;
   notify(userId: string, text: string): Promise<void>;
+  /** A DM room is in use, with the ghost that speaks in it. */
+  roomSeen?(roomId: string, ghost: string): void;
 }
 
 export class DmRouter {
@@ -182,9 +184,13 @@ export class DmRouter {
     const ghost = this.o.matrix.ghostUserId(networkId, folded);
     await this.o.matrix.setDisplayName(ghost, nick);
     const existing = await this.o.store.getDmRoom(userId, networkId, folded);
-    if (existing) return existing;
+    if (existing) {
+      this.o.roomSeen?.(existing, ghost);
+      return existing;
+    }
     const roomId = await this.o.matrix.createDmRoom(ghost, userId, `${nick} (${networkId})`);
     await this.o.store.putDmRoom(userId, networkId, folded, roomId);
+    this.o.roomSeen?.(roomId, ghost);
     this.o.logger.info("DM room created", { userId, networkId, roomId });
     return roomId;
   }

@@ -4,6 +4,11 @@
 // pending are handed on again, in arrival order, before anything new of their rooms. The homeserver's retries and
 // replays of events already recorded are dropped by event id.
 //
+// While the store cannot write (down, disk full), transactions are refused: the homeserver keeps them and sends
+// them again, so nothing is lost and nothing is handed on whose state could not be saved. Each room whose events
+// were refused is told once per outage; a write is tried every few seconds, and once one succeeds the homeserver
+// is asked to retry at once instead of waiting out its backoff (up to 512 s in Synapse).
+//
 // The one window that remains: a line the socket took just before the process died, whose done mark was not yet
 // written, goes out again after the restart. Each event handed on again is counted (matrix_replayed_events_total):
 // an upper bound of such duplicates, at most the events in flight at the kill.
@@ -22,8 +27,25 @@ export interface MatrixInboxOptions {
   logger: BridgeLogger;
   /** Events handed on again after a restart (the metric). */
   onReplayed?(count: number): void;
+  /** The store cannot record: rooms whose events the homeserver will send again, each reported once per outage. */
+  onUnavailable?(roomIds: string[]): void;
+  /** A write succeeded again after an outage: ask the homeserver to send what it kept now. */
+  onRecovered?(): void;
+  /** How often a write is tried while the store is down (default 2 s). */
+  probeIntervalMs?: number;
 }
 
+/** Store errors that say the engine cannot write now, not that this data is wrong: worth waiting for. */
+const UNAVAILABLE = new Set(["database-error", "database-unavailable"]);
+
+interface Outage {
+  since: number;
+  told: Set<string>;
+  timer: ReturnType<typeof setInterval>;
+  probing: boolean;
+}
+
+const PROBE_KEY = "inbox-write-probe";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -40,6 +62,7 @@ export class MatrixInbox implements EventInbox {
   /** Recording and the replay's read-and-hand-on exclude each other, so no event falls between the two. */
   private lock: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private outage: Outage | null = null;
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.lock.then(fn, fn);
@@ -55,6 +78,12 @@ export class MatrixInbox implements EventInbox {
    */
   async record(events: readonly InboxEventRecord[]): Promise<boolean[]> {
     if (events.length === 0) return [];
+    // During an outage each transaction would fail the same way: refuse it without a write, the probe decides when
+    // writes work again.
+    if (this.outage) {
+      this.noteRefused(events);
+      throw Object.assign(new Error("the store cannot record Matrix events"), { code: "store-unavailable" });
+    }
     let recorded: { fresh: boolean[]; live: boolean };
     try {
       recorded = await this.exclusive(async () => {
@@ -62,10 +91,16 @@ export class MatrixInbox implements EventInbox {
         return { fresh: f, live: this.replayed };
       });
     } catch (err) {
-      // The store cannot take them (down, disk full): hand them on unrecorded, at most once, as before the inbox.
-      // Refusing the transaction instead would leave the user unanswered while the homeserver retries into its
-      // growing backoff; handed on, a message whose OTR state cannot be saved gets the not-saved notice.
-      this.o.logger.error("Matrix events could not be recorded; handed on without the restart guarantee", { count: events.length, code: (err as { code?: string })?.code ?? "unknown" });
+      const code = (err as { code?: string })?.code ?? "unknown";
+      // A write of our own tells an outage from a transaction the store refuses for its content (which, refused,
+      // the homeserver would send forever, blocking every room behind it).
+      if (UNAVAILABLE.has(code) && !this.closed && !(await this.writes())) {
+        this.startOutage(code);
+        this.noteRefused(events);
+        throw Object.assign(new Error("the store cannot record Matrix events"), { code: "store-unavailable", cause: err });
+      }
+      // About these events, not the store: handed on unrecorded, at most once, as before the inbox.
+      this.o.logger.error("Matrix events could not be recorded; handed on without the restart guarantee", { count: events.length, code });
       return events.map(() => true);
     }
     const { fresh, live } = recorded;
@@ -76,6 +111,45 @@ export class MatrixInbox implements EventInbox {
     if (dropped > 0) this.o.logger.debug("Matrix events delivered again were dropped by event id", { count: dropped });
     // Before the replay, new events are handed on by it (they are pending in the store), not live.
     return live ? fresh : fresh.map(() => false);
+  }
+
+  /** Whether the store refused writes at the last try (for /ready: reads may work while writes fail). */
+  get storeDown(): boolean {
+    return this.outage !== null;
+  }
+
+  private startOutage(code: string): void {
+    if (this.outage) return;
+    this.o.logger.error("the store cannot write: Matrix transactions are refused (the homeserver keeps them) until it can", { code });
+    const timer = setInterval(() => void this.probe(), this.o.probeIntervalMs ?? 2_000);
+    timer.unref?.();
+    this.outage = { since: Date.now(), told: new Set(), timer, probing: false };
+  }
+
+  private noteRefused(events: readonly InboxEventRecord[]): void {
+    const o = this.outage;
+    if (!o) return;
+    const rooms = [...new Set(events.map((e) => e.roomId))].filter((r) => !o.told.has(r));
+    for (const r of rooms) o.told.add(r);
+    if (rooms.length > 0) this.o.onUnavailable?.(rooms);
+  }
+
+  /** A small write, since a read can succeed on a full disk. */
+  private writes(): Promise<boolean> {
+    return this.o.store.putState(PROBE_KEY, String(Date.now())).then(() => true, () => false);
+  }
+
+  private async probe(): Promise<void> {
+    const o = this.outage;
+    if (!o || o.probing) return;
+    o.probing = true;
+    const ok = await this.writes();
+    o.probing = false;
+    if (!ok || this.outage !== o) return;
+    clearInterval(o.timer);
+    this.outage = null;
+    this.o.logger.info("the store writes again: the homeserver is asked to send the refused transactions", { down_seconds: Math.round((Date.now() - o.since) / 1000), rooms: o.told.size });
+    this.o.onRecovered?.();
   }
 
   /**
@@ -121,6 +195,7 @@ export class MatrixInbox implements EventInbox {
    */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.outage) clearInterval(this.outage.timer);
     await this.marking;
   }
 

@@ -8,7 +8,7 @@ import type { Intent } from "matrix-appservice-bridge";
 import type { Registry } from "prom-client";
 import { GhostNaming } from "./localpart.js";
 import { HookedAppService } from "./crypto/appservice.js";
-import { addPingRoute, pingFromHomeserver } from "./as-ping.js";
+import { addPingRoute, pingFromHomeserver, type PingResult } from "./as-ping.js";
 import { MatrixCrypto, type CryptoObserver, type CryptoStore, type Undecryptable } from "./crypto/matrix-crypto.js";
 
 export type MessageKind = "text" | "notice" | "emote";
@@ -230,9 +230,17 @@ export class MatrixAdapter {
     this.dispatch(ev).catch((err) => this.opts.onError(err, `replayed event ${ev.type ?? "?"}`));
   }
 
+  /**
+   * Asks the homeserver to send the transactions it kept back now, instead of at the end of its retry backoff (after
+   * a restart, or after refusing transactions while the store was down). Never throws.
+   */
+  retryNow(): Promise<PingResult> {
+    return pingFromHomeserver(this.opts.homeserverUrl, String(this.opts.registration["as_token"]), String(this.opts.registration["id"]), 10_000);
+  }
+
   /** Ends the homeserver's retry backoff from our last run at once; a homeserver without the ping only loses time. */
   private async pingFromHomeserver(): Promise<boolean> {
-    const r = await pingFromHomeserver(this.opts.homeserverUrl, String(this.opts.registration["as_token"]), String(this.opts.registration["id"]), 10_000);
+    const r = await this.retryNow();
     if (r.ok) this.opts.encryption?.log("info", "the homeserver reached the appservice", { ping_ms: r.ms });
     else this.opts.encryption?.log("warn", "the homeserver could not ping the appservice: after a restart, events may arrive late", { status: r.status, errcode: r.errcode });
     return r.ok;

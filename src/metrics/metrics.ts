@@ -74,6 +74,7 @@ function build(registry: Registry, collectHooks: Array<() => void>) {
     matrixTransactions: c("matrix_transactions_total", "Appservice transactions received from the homeserver.", ["outcome"] as const),
     matrixTransactionDuration: h("matrix_transaction_duration_seconds", "Time to process one appservice transaction.", FAST_BUCKETS),
     matrixReplayedEvents: c("matrix_replayed_events_total", "Matrix messages handed on again after a restart (recorded, not yet done at the crash): an upper bound of the IRC lines sent twice."),
+    storeWriteOutage: g("store_write_outage", "1 while the store cannot write and Matrix transactions are refused (the homeserver keeps them and sends them again once a write succeeds), else 0."),
     matrixGhosts: g("matrix_ghosts", "Ghost users the bridge has created."),
     matrixRooms: g("matrix_rooms", "Rooms bridged, by kind (dm, channel, management).", ["kind"] as const),
     // Messages

@@ -148,7 +148,12 @@ logging: { level: info, format: logfmt }
 
   /** Bodies of the not-saved notices in the DM room since `from`. */
   notSaved(from: number): string[] {
-    return this.alice.events.slice(from).filter((s) => s.roomId === this.room && s.event.content[NOTICE] === "not-saved").map((s) => String(s.event.content.body));
+    return this.notices(from, "not-saved");
+  }
+
+  /** Bodies of the DM room's notices with this code (`org.matrix_otr_irc.notice`) since `from`. */
+  notices(from: number, code: string): string[] {
+    return this.alice.events.slice(from).filter((s) => s.roomId === this.room && s.event.content[NOTICE] === code).map((s) => String(s.event.content.body));
   }
 
   async stop(): Promise<void> {

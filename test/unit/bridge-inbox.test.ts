@@ -159,12 +159,60 @@ test("pending events the store cannot open stay pending, and new events are stil
   assert.deepEqual((await store.inboxPending()).map((e) => e.eventId), ["$old", "$new"]);
 });
 
-test("events the store cannot record (disk full) are handed on unrecorded, with an error logged, not refused", async () => {
+const failing = (what: string) => async () => { throw Object.assign(new Error(what), { code: "database-error" }); };
+const until = async (cond: () => boolean) => { for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 5)); };
+
+test("events the store refuses while it still writes (their content, not an outage) are handed on unrecorded, with an error logged", async () => {
   const store = new MemoryStore();
   const errors: string[] = [];
-  const inbox = new MatrixInbox({ store, logger: { ...silentLogger, error: (m: string) => void errors.push(m) } });
+  const told: string[][] = [];
+  const inbox = new MatrixInbox({ store, logger: { ...silentLogger, error: (m: string) => void errors.push(m) }, onUnavailable: (r) => void told.push(r) });
   await inbox.replay(() => undefined);
-  store.inboxRecord = async () => { throw Object.assign(new Error("disk full"), { code: "database-error" }); };
-  assert.deepEqual(await inbox.record([{ eventId: "$full", roomId: "!r:x", event: { type: "m.room.message" } }]), [true]);
+  store.inboxRecord = failing("row too big");
+  assert.deepEqual(await inbox.record([{ eventId: "$big", roomId: "!r:x", event: { type: "m.room.message" } }]), [true]);
   assert.equal(errors.length, 1);
+  assert.deepEqual(told, []);
+  assert.equal(inbox.storeDown, false);
+});
+
+test("while the store cannot write, transactions are refused (the homeserver keeps them), each room is told once, and a write that works again ends it", async () => {
+  const store = new MemoryStore();
+  const told: string[][] = [];
+  let recovered = 0;
+  const inbox = new MatrixInbox({ store, logger: silentLogger, probeIntervalMs: 10, onUnavailable: (r) => void told.push(r), onRecovered: () => void recovered++ });
+  await inbox.replay(() => undefined);
+  const realRecord = store.inboxRecord.bind(store);
+  const realPut = store.putState.bind(store);
+  store.inboxRecord = failing("disk full");
+  store.putState = failing("disk full");
+  const ev = (id: string, roomId: string) => ({ eventId: id, roomId, event: { type: "m.room.message", event_id: id } });
+  await assert.rejects(inbox.record([ev("$1", "!a:x"), ev("$2", "!a:x")]), { code: "store-unavailable" });
+  await assert.rejects(inbox.record([ev("$3", "!a:x")]), { code: "store-unavailable" });
+  await assert.rejects(inbox.record([ev("$4", "!b:x"), ev("$5", "!a:x")]), { code: "store-unavailable" });
+  assert.deepEqual(told, [["!a:x"], ["!b:x"]], "one notice per room per outage");
+  assert.equal(inbox.storeDown, true);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(recovered, 0, "no recovery while writes still fail");
+  store.inboxRecord = realRecord;
+  store.putState = realPut;
+  await until(() => recovered > 0);
+  assert.equal(recovered, 1, "the homeserver is asked to resend once the store writes");
+  assert.equal(inbox.storeDown, false);
+  assert.deepEqual(await inbox.record([ev("$1", "!a:x")]), [true], "the resent transaction is taken");
+  assert.deepEqual((await store.inboxPending()).map((e) => e.eventId), ["$1"], "nothing was recorded while refused");
+  store.putState = failing("down again");
+  store.inboxRecord = failing("down again");
+  await assert.rejects(inbox.record([ev("$3", "!a:x")]), { code: "store-unavailable" });
+  assert.deepEqual(told, [["!a:x"], ["!b:x"], ["!a:x"]], "a new outage is told again");
+  await inbox.close();
+});
+
+test("a store outage is told in a DM room by its ghost, and in a management room by the bot", async () => {
+  const store = new MemoryStore();
+  const w = await dmWorld(store);
+  const ghost = w.matrix.ghostUserId("local", "bob");
+  w.core.storeUnavailable([w.roomId, MGMT]);
+  await settle();
+  const notices = w.matrix.sent.filter((s) => /database is unavailable/.test(s.body));
+  assert.deepEqual(notices.map((s) => [s.roomId, s.from, s.kind]), [[w.roomId, ghost, "notice"], [MGMT, null, "notice"]]);
 });

@@ -5,7 +5,8 @@ import { StoreError, type ChannelKey, type ChannelRoom, type DmKey, type DmRoom,
 import * as v from "./validate.js";
 import { byKeys } from "./order.js";
 import { checkRecords, INBOX_DONE_MAX, INBOX_DONE_RETENTION_MS } from "./inbox.js";
-import type { InboxEvent, InboxRecord } from "./types.js";
+import { checkOutboxRecords } from "./outbox.js";
+import type { InboxEvent, InboxRecord, OutboxEntry, OutboxRecord } from "./types.js";
 
 const SEP = "\0"; // ids never contain NUL (validate.checkId), so joined keys cannot collide
 
@@ -34,6 +35,8 @@ export class MemoryStore implements Store {
   /** Insertion order is arrival order; `event` null and `doneAt` set once done. */
   private readonly inbox = new Map<string, { roomId: string; seq: number; event: Uint8Array | null; receivedAt: number; doneAt: number | null }>();
   private inboxSeq = 0;
+  private readonly outbox = new Map<number, OutboxEntry>();
+  private outboxSeq = 0;
 
   private open(): void {
     if (this.closed) throw new StoreError("store-closed", "the store is closed");
@@ -357,5 +360,24 @@ export class MemoryStore implements Store {
     return [...this.inbox.entries()]
       .filter(([, r]) => r.doneAt === null)
       .map(([eventId, r]) => ({ eventId, roomId: r.roomId, seq: r.seq, receivedAt: r.receivedAt, event: new Uint8Array(r.event!) }));
+  }
+
+  async outboxAdd(records: ReadonlyArray<OutboxRecord & { queuedAt: number }>): Promise<number[]> {
+    this.open();
+    return checkOutboxRecords(records).map((r) => {
+      const seq = ++this.outboxSeq;
+      this.outbox.set(seq, { ...r, seq, message: new Uint8Array(r.message) });
+      return seq;
+    });
+  }
+
+  async outboxDelete(seqs: readonly number[]): Promise<void> {
+    this.open();
+    for (const s of v.checkSeqs(seqs)) this.outbox.delete(s);
+  }
+
+  async outboxPending(): Promise<OutboxEntry[]> {
+    this.open();
+    return [...this.outbox.values()].sort((a, b) => a.seq - b.seq).map((e) => ({ ...e, message: new Uint8Array(e.message) }));
   }
 }

@@ -102,6 +102,16 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX inbox_events_done ON inbox_events (done_at)`,
     ],
   },
+  {
+    version: 6,
+    name: "matrix outbox",
+    statements: [
+      // Messages for Matrix the homeserver has not taken yet (down, slow), in the order the bridge had them; the
+      // body (sealed, bound to room and transaction id) is deleted once it took them.
+      `CREATE TABLE outbox_messages (
+         seq {int} PRIMARY KEY, room_id TEXT NOT NULL, txn_id TEXT NOT NULL, sealed {bytes} NOT NULL, queued_at {int} NOT NULL)`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -20,7 +20,7 @@ const TAG_BYTES = 16;
 const HEADER_BYTES = 1 + NONCE_BYTES;
 
 /** What a sealed value is; part of the associated data so values cannot move between columns. */
-export type SealKind = "otr-private-key" | "irc-password" | "channel-key" | "crypto-state" | "otr-session" | "inbox-event" | "canary";
+export type SealKind = "otr-private-key" | "irc-password" | "channel-key" | "crypto-state" | "otr-session" | "inbox-event" | "outbox-message" | "canary";
 
 const encoder = new TextEncoder();
 

@@ -6,9 +6,10 @@ import { isUniqueViolation, type Row, type SqlDriver, type SqlQueries } from "./
 import { byKeys } from "./order.js";
 import { CANARY_BINDING, CANARY_PLAINTEXT, Sealer } from "./seal.js";
 import { LATEST_SCHEMA_VERSION } from "./migrations.js";
-import { StoreError, type ChannelKey, type ChannelRoom, type DmKey, type DmRoom, type FingerprintRecord, type OtrPolicyName, type InboxEvent, type InboxRecord, type Store, type TrustLevel, type UserNetwork, type VerifiedBy } from "./types.js";
+import { StoreError, type ChannelKey, type ChannelRoom, type DmKey, type DmRoom, type FingerprintRecord, type OtrPolicyName, type InboxEvent, type InboxRecord, type OutboxEntry, type OutboxRecord, type Store, type TrustLevel, type UserNetwork, type VerifiedBy } from "./types.js";
 import * as v from "./validate.js";
 import { markDone, pendingEvents, recordEvents, resealInbox } from "./inbox.js";
+import { addMessages, deleteMessages, pendingMessages, resealOutbox } from "./outbox.js";
 
 const CANARY_NAME = "master-key-canary";
 
@@ -35,6 +36,7 @@ const SEALED_TABLES: readonly { table: string; since: number; where?: string }[]
   { table: "otr_sessions", since: 4 },
   // Done events keep only their id: they need no key.
   { table: "inbox_events", since: 5, where: "sealed IS NOT NULL" },
+  { table: "outbox_messages", since: 6 },
 ];
 
 /**
@@ -144,6 +146,7 @@ export async function resealAll(db: SqlDriver, oldSealer: Sealer, newSealer: Sea
       count++;
     }
     count += await resealInbox(q, oldSealer, newSealer);
+    count += await resealOutbox(q, oldSealer, newSealer);
     const newCanary = newSealer.sealString("canary", CANARY_BINDING, CANARY_PLAINTEXT);
     await q.run("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [CANARY_NAME, newCanary]);
     return count;
@@ -510,6 +513,18 @@ export class SqlStore implements Store {
 
   inboxPending(): Promise<InboxEvent[]> {
     return pendingEvents(this.db, (roomId, eventId, sealed) => this.openSealed(() => this.sealer.open("inbox-event", [roomId, eventId], sealed)));
+  }
+
+  outboxAdd(records: ReadonlyArray<OutboxRecord & { queuedAt: number }>): Promise<number[]> {
+    return addMessages(this.db, this.sealer, (q) => this.assertCanary(q), records);
+  }
+
+  outboxDelete(seqs: readonly number[]): Promise<void> {
+    return deleteMessages(this.db, seqs);
+  }
+
+  outboxPending(): Promise<OutboxEntry[]> {
+    return pendingMessages(this.db, (roomId, txnId, sealed) => this.openSealed(() => this.sealer.open("outbox-message", [roomId, txnId], sealed)));
   }
 
   async getPeerPolicy(userId: string, networkId: string, foldedNick: string): Promise<OtrPolicyName | null> {

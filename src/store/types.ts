@@ -86,6 +86,21 @@ export interface InboxRecord {
   event: Uint8Array;
 }
 
+/** A message on its way to a Matrix room, kept while the homeserver does not take it (src/bridge/outbox.ts). */
+export interface OutboxRecord {
+  roomId: string;
+  /** The transaction id the message is sent with, on every try, so the homeserver keeps it once. */
+  txnId: string;
+  /** The message as the bridge serialized it (sealed at rest; opaque to the store). */
+  message: Uint8Array;
+}
+
+export interface OutboxEntry extends OutboxRecord {
+  /** Order of recording, increasing across restarts. */
+  seq: number;
+  queuedAt: number;
+}
+
 export interface Store {
   close(): Promise<void>;
 
@@ -188,6 +203,16 @@ export interface Store {
   inboxDone(eventIds: readonly string[]): Promise<void>;
   /** Events recorded and not yet done, in arrival order. */
   inboxPending(): Promise<InboxEvent[]>;
+
+  /**
+   * Records messages for Matrix that the homeserver has not taken yet, in the given order, in one durable
+   * transaction; returns their seq. `queuedAt` is when the bridge first had each (kept across restarts).
+   */
+  outboxAdd(records: ReadonlyArray<OutboxRecord & { queuedAt: number }>): Promise<number[]>;
+  /** The homeserver took them (or they were given up): deleted, their bytes erased where the engine allows. */
+  outboxDelete(seqs: readonly number[]): Promise<void>;
+  /** Every message still to send, in recording order. */
+  outboxPending(): Promise<OutboxEntry[]>;
 
   /** Small key/value state for whatever the bridge needs to resume (not for secrets: values are not sealed). */
   getState(key: string): Promise<string | null>;

@@ -185,6 +185,29 @@ export function checkMatrixId(name: string, sigil: "$" | "!", v: unknown): strin
   return id;
 }
 
+export function checkTxnId(v: unknown): string {
+  if (typeof v !== "string" || !/^[A-Za-z0-9._~-]{1,64}$/.test(v)) throw invalid("txnId must be 1-64 characters of [A-Za-z0-9._~-]");
+  return v;
+}
+
+export function checkOutboxMessage(v: unknown): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length === 0) throw invalid("an outbox message must be a non-empty Uint8Array");
+  if (v.length > MAX_INBOX_EVENT_BYTES) throw invalid(`an outbox message must be at most ${MAX_INBOX_EVENT_BYTES} bytes`);
+  return v;
+}
+
+export function checkTimestamp(name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw invalid(`${name} must be a non-negative integer (ms)`);
+  return v;
+}
+
+export function checkSeqs(v: readonly unknown[]): number[] {
+  return v.map((s) => {
+    if (typeof s !== "number" || !Number.isSafeInteger(s) || s < 1) throw invalid("seq must be a positive integer");
+    return s;
+  });
+}
+
 export function checkInboxEvent(v: unknown): Uint8Array {
   if (!(v instanceof Uint8Array) || v.length === 0) throw invalid("an inbox event must be a non-empty Uint8Array");
   if (v.length > MAX_INBOX_EVENT_BYTES) throw invalid(`an inbox event must be at most ${MAX_INBOX_EVENT_BYTES} bytes`);

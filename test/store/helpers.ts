@@ -4,7 +4,7 @@ import { openDriver } from "../../src/store/index.js";
 import type { SqlValue } from "../../src/store/driver.js";
 import type { StoreConfig } from "../../src/store/types.js";
 
-export const TABLES = ["schema_version", "meta", "user_networks", "irc_passwords", "otr_private_keys", "instance_tags", "fingerprints", "dm_rooms", "management_rooms", "channel_rooms", "peer_policies", "kv_state", "channel_keys", "crypto_state", "otr_sessions", "inbox_events"];
+export const TABLES = ["schema_version", "meta", "user_networks", "irc_passwords", "otr_private_keys", "instance_tags", "fingerprints", "dm_rooms", "management_rooms", "channel_rooms", "peer_policies", "kv_state", "channel_keys", "crypto_state", "otr_sessions", "inbox_events", "outbox_messages"];
 
 /** `tables` lets a test dump a database at an older schema version, which lacks the newer tables. */
 export async function dumpTables(cfg: StoreConfig, tables: readonly string[] = TABLES): Promise<string> {

@@ -42,3 +42,29 @@ test("pending bodies are sealed and bound to their event; rotation re-seals them
   await s.close();
   assert.deepEqual(await rawAll(cfg, "SELECT event_id FROM inbox_events WHERE sealed IS NOT NULL"), []);
 });
+
+test("outbox bodies are sealed and bound to their room and transaction id; rotation re-seals them; deleted bodies leave the files", async () => {
+  const cfg: StoreConfig = { engine: "sqlite", sqlite_path: join(dir, "outbox.db"), master_key_file: join(dir, "master.key") };
+  const key = new Uint8Array(randomBytes(32));
+  let s = await openStore(cfg, key);
+  const [a, b] = await s.outboxAdd([{ roomId: "!r:x", txnId: "t1", message: body(1), queuedAt: 1 }, { roomId: "!r:x", txnId: "t2", message: body(2), queuedAt: 2 }]);
+  await s.close();
+  const files = () => ["outbox.db", "outbox.db-wal"].map((f) => join(dir, f)).filter(existsSync);
+  for (const f of files()) assert.ok(!readFileSync(f).includes(Buffer.from(MARKER)), `${f} holds the text`);
+  const sealedA = (await rawAll(cfg, "SELECT sealed FROM outbox_messages WHERE seq = ?", [a!]))[0]!.sealed as Uint8Array;
+  await rawRun(cfg, "UPDATE outbox_messages SET sealed = ? WHERE seq = ?", [sealedA, b!]);
+  s = await openStore(cfg, key);
+  await rejectsCode(s.outboxPending(), "sealed-data-corrupt");
+  await s.outboxDelete([b!]);
+  await s.close();
+  const next = new Uint8Array(randomBytes(32));
+  assert.deepEqual(await rotateMasterKey(cfg, key, next), { resealed: 1 });
+  s = await openStore(cfg, next);
+  const p = await s.outboxPending();
+  assert.equal(JSON.parse(new TextDecoder().decode(p[0]!.message)).content.body, `${MARKER} 1`);
+  await s.outboxDelete([a!]);
+  await new Promise((r) => setTimeout(r, 400)); // past the store's erase delay (WAL checkpoint)
+  await s.close();
+  assert.deepEqual(await rawAll(cfg, "SELECT seq FROM outbox_messages"), []);
+  for (const f of files()) assert.ok(!readFileSync(f).includes(Buffer.from(MARKER)), `${f} still holds a deleted body`);
+});

@@ -105,7 +105,7 @@ for (const [name, makeCfg] of engines) {
       } finally {
         await db.close();
       }
-      const v1Tables = TABLES.filter((t) => t !== "channel_keys" && t !== "crypto_state" && t !== "otr_sessions" && t !== "inbox_events" && t !== "schema_version");
+      const v1Tables = TABLES.filter((t) => t !== "channel_keys" && t !== "crypto_state" && t !== "otr_sessions" && t !== "inbox_events" && t !== "outbox_messages" && t !== "schema_version");
       const before = await dumpTables(cfg, v1Tables);
 
       // The daemon's start path: it asks whether sealed data exists before migrating, on the old schema.
@@ -169,7 +169,7 @@ for (const [name, makeCfg] of engines) {
       } finally {
         await db.close();
       }
-      const v2Tables = TABLES.filter((t) => t !== "crypto_state" && t !== "otr_sessions" && t !== "inbox_events" && t !== "schema_version");
+      const v2Tables = TABLES.filter((t) => t !== "crypto_state" && t !== "otr_sessions" && t !== "inbox_events" && t !== "outbox_messages" && t !== "schema_version");
       const before = await dumpTables(cfg, v2Tables);
 
       // The daemon's start path: asked before migrating, on the version-2 schema (no crypto_state to look at yet).
@@ -178,7 +178,7 @@ for (const [name, makeCfg] of engines) {
       const { store, masterKeySource } = await openConfiguredStore(cfg, {});
       assert.equal(masterKeySource, "file");
       try {
-        assert.deepEqual((await rawAll(cfg, "SELECT version FROM schema_version ORDER BY version")).map((r) => Number(r.version)), [1, 2, 3, 4, 5]);
+        assert.deepEqual((await rawAll(cfg, "SELECT version FROM schema_version ORDER BY version")).map((r) => Number(r.version)), [1, 2, 3, 4, 5, 6]);
         assert.equal(await dumpTables(cfg, v2Tables), before, "the migration changed no existing row");
         assert.equal(await store.getIrcPassword("@alice:x", "libera"), "v2-password");
         assert.deepEqual(await store.getOtrPrivateKey("@alice:x", "libera"), privateKey);

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import type { FingerprintRecord, Store } from "../../src/store/types.js";
 import { MAX_CRYPTO_STATE_BYTES } from "../../src/store/validate.js";
 import { inboxContract } from "./inbox-suite.js";
+import { outboxContract } from "./outbox-suite.js";
 
 export interface EngineUnderTest {
   make(): Promise<Store>;
@@ -619,5 +620,6 @@ export function storeContract(name: string, engine: EngineUnderTest): void {
       });
     }
     inboxContract(engine, make, (t) => open.push(t));
+    outboxContract(engine, make, (t) => open.push(t));
   });
 }

@@ -16,6 +16,7 @@ import { BridgeCore } from "./bridge/core.js";
 import { CONNECTIONS_STATE_KEY, IDLE_STATE_KEY } from "./bridge/connections.js";
 import { OtrPipeline } from "./bridge/otr/manager.js";
 import { MatrixInbox } from "./bridge/inbox.js";
+import { MatrixOutbox, throughOutbox, type OutboxMetrics } from "./bridge/outbox.js";
 import { generateKeyInWorker } from "./bridge/otr/keygen.js";
 import type { BridgeLogger, BridgeMetrics, PuppetFactory } from "./bridge/ports.js";
 
@@ -113,9 +114,21 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
     // matrix_rooms / matrix_ghosts follow the store's room mappings and the ghosts the Matrix port acts as.
     const bridged = o.metrics ? new BridgedTracker(o.metrics, matrix) : null;
     const trackedStore = bridged ? bridged.store(store) : store;
+    // Messages to Matrix wait (sealed in the store) while the homeserver does not take them: src/bridge/outbox.ts.
+    const timed = o.metrics ? instrumentMatrixPort(matrix, o.metrics) : matrix;
+    const outbox = new MatrixOutbox({
+      store,
+      matrix: timed,
+      logger,
+      maxMessages: config.homeserver.outbox_max_messages,
+      maxAgeMs: config.homeserver.outbox_max_age_hours * 3_600_000,
+      ...(o.metrics ? { metrics: outboxMetrics(o.metrics) } : {}),
+    });
+    const viaOutbox = throughOutbox(timed, outbox);
+    const port = bridged ? bridged.matrix(viaOutbox) : viaOutbox;
     const pipeline = new OtrPipeline({
       store: trackedStore,
-      matrix: o.metrics && bridged ? bridged.matrix(instrumentMatrixPort(matrix, o.metrics)) : matrix,
+      matrix: port,
       logger,
       defaultPolicy: config.otr.default_policy,
       trustOnFirstUse: config.otr.trust_on_first_use,
@@ -126,7 +139,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
     if (o.metrics) watchOtrSessions(o.metrics, () => pipeline.sessionSummary());
     const core = new BridgeCore({
       store: trackedStore,
-      matrix: o.metrics && bridged ? bridged.matrix(instrumentMatrixPort(matrix, o.metrics)) : matrix,
+      matrix: port,
       createPuppet: o.metrics ? instrumentPuppetFactory(createPuppet, o.metrics) : createPuppet,
       networks: config.networks.map((n) => ({ id: n.id, name: n.name, nickTemplate: n.nick_template, idleTimeoutMs: n.idle_timeout_minutes * 60_000 })),
       permission: (userId) => permissionFor(config, userId),
@@ -155,6 +168,8 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
     await matrix.start(config.appservice.port, config.appservice.bind_address);
     if (o.metrics) matrix.registerMetrics(o.metrics.registry);
     logger.info("appservice listening", { bind: config.appservice.bind_address, port: config.appservice.port, bot: matrix.botUserId });
+    // Before any puppet connects: what waited before the restart goes out ahead of anything new of its room.
+    await outbox.restore();
     // Channels first, so reconnecting puppets know which channels to rejoin.
     const channelsKept = await core.channels?.restore();
     if (channelsKept) logger.info("channel memberships to restore", { count: channelsKept });
@@ -183,6 +198,8 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
           await inbox.close().catch((err) => logger.warn("writing the last done marks failed", { code: codeOf(err) }));
           await core.connections.stopAll((id) => config.networks.find((n) => n.id === id)?.quit_message ?? "Bridge shutting down");
           await core.idle();
+          // What still waits for the homeserver is kept for the next start.
+          await outbox.close();
           await running.stop();
           await store.close();
           logger.info("bridge stopped");
@@ -296,4 +313,14 @@ function codeOf(err: unknown): string {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+function outboxMetrics(m: Metrics): OutboxMetrics {
+  return {
+    queued: (n) => m.matrixOutboxQueued.set(n),
+    retried: () => m.matrixOutboxRetries.inc(),
+    recorded: (n) => m.matrixOutboxRecorded.inc(n),
+    dropped: (reason, n) => m.matrixOutboxDropped.inc({ reason }, n),
+    delivered: (ms) => m.matrixOutboxWait.observe(ms / 1000),
+  };
 }

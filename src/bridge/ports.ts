@@ -88,6 +88,15 @@ export interface MatrixPort {
   setPowerLevel?(roomId: string, userId: string, level: number, as?: string | null): Promise<void>;
 }
 
+/**
+ * Sends a message event with the caller's transaction id, so a retry after a lost answer makes no second event.
+ * A rejection carries `transient: false` when the homeserver refused for good (4xx other than 429), else it may be
+ * tried again.
+ */
+export interface MatrixDelivery {
+  deliver(roomId: string, from: string | null, content: Record<string, unknown>, txnId: string): Promise<string>;
+}
+
 export interface IrcIncoming {
   kind: "privmsg" | "notice" | "action";
   from: string;

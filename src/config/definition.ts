@@ -64,6 +64,12 @@ const homeserver = obj({
   domain: str({ expected: "a server name", typeName: "server name", pattern: SERVER_NAME })
     .describe("The homeserver's server name: the part after the colon in user ids.")
     .example("example.org"),
+  outbox_max_messages: int(1, 10_000_000)
+    .describe("Messages from IRC that may wait for the homeserver (down, slow), in all rooms together; they wait in the store, sealed, and go out in order once it answers. Beyond this, new ones are dropped and each room told how many.")
+    .default(10_000),
+  outbox_max_age_hours: int(1, 720)
+    .describe("A message from IRC that the homeserver has not taken after this long is dropped (its room is told), so one room the homeserver keeps refusing cannot hold messages for ever.")
+    .default(24),
 }, { renamed: { server_name: "domain" } }).describe("The homeserver the bridge serves.");
 
 const appservice = obj({

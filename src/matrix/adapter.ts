@@ -315,6 +315,28 @@ export class MatrixAdapter {
     return r.event_id;
   }
 
+  /**
+   * Sends a message with the caller's transaction id (an outbox retry makes no second event: the homeserver answers
+   * a repeated id with the first event). Rejects with `transient: false` when the homeserver refused for good.
+   */
+  async deliver(roomId: string, from: string | null, content: Record<string, unknown>, txnId: string): Promise<string> {
+    try {
+      const c = this.crypto;
+      const sender = from ?? this.botUserId;
+      if (c && (await c.isEncrypted(roomId, sender))) {
+        await this.ensureJoinedForCrypto(roomId, from);
+        return await c.send(roomId, sender, "m.room.message", content, "joined", txnId);
+      }
+      const intent = this.intent(from);
+      await intent.join(roomId);
+      const r = (await intent.matrixClient.doRequest("PUT",
+        `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${encodeURIComponent(txnId)}`, null, content)) as { event_id?: unknown };
+      return String(r.event_id ?? "");
+    } catch (err) {
+      throw deliveryError(err);
+    }
+  }
+
   /** Our user must be joined (and have its device) before it encrypts into a room. */
   private async ensureJoinedForCrypto(roomId: string, as: string | null): Promise<void> {
     const c = this.crypto!;
@@ -518,4 +540,18 @@ export function stripReplyFallback(body: string): string {
   if (i === 0 || i >= lines.length || lines[i] !== "") return body;
   const rest = lines.slice(i + 1).join("\n");
   return rest.trim() === "" ? body : rest;
+}
+
+/**
+ * The homeserver's answer as the outbox needs it: `transient: false` for a refusal that a retry would get again
+ * (4xx but 408 and 429: forbidden, unknown room), otherwise a retry may work (unreachable, timeout, 5xx, 429, or
+ * an error this code cannot read, which waits rather than loses the message).
+ */
+function deliveryError(err: unknown): Error {
+  const e = err as { statusCode?: unknown; status?: unknown; httpStatus?: unknown; errcode?: unknown; code?: unknown; body?: { errcode?: unknown } } | null;
+  const status = [e?.statusCode, e?.status, e?.httpStatus].find((x): x is number => typeof x === "number" && x > 0);
+  const errcode = typeof e?.errcode === "string" ? e.errcode : typeof e?.body?.errcode === "string" ? e.body.errcode : "";
+  const refused = status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
+  const code = refused ? `homeserver-refused${errcode ? `-${errcode}` : ""}` : status !== undefined ? `homeserver-${status}` : typeof e?.code === "string" ? e.code : "homeserver-unreachable";
+  return Object.assign(new Error(`the homeserver did not take the message (${code})`), { code, transient: !refused, cause: err });
 }

@@ -75,6 +75,11 @@ function build(registry: Registry, collectHooks: Array<() => void>) {
     matrixTransactionDuration: h("matrix_transaction_duration_seconds", "Time to process one appservice transaction.", FAST_BUCKETS),
     matrixReplayedEvents: c("matrix_replayed_events_total", "Matrix messages handed on again after a restart (recorded, not yet done at the crash): an upper bound of the IRC lines sent twice."),
     storeWriteOutage: g("store_write_outage", "1 while the store cannot write and Matrix transactions are refused (the homeserver keeps them and sends them again once a write succeeds), else 0."),
+    matrixOutboxQueued: g("matrix_outbox_queued", "Messages from IRC waiting for the homeserver to take them (all rooms)."),
+    matrixOutboxRetries: c("matrix_outbox_retries_total", "Tries to send a message to the homeserver that failed and will be repeated (unreachable, timeout, 5xx, 429)."),
+    matrixOutboxRecorded: c("matrix_outbox_recorded_total", "Messages from IRC written to the store because the homeserver did not take them at once."),
+    matrixOutboxDropped: c("matrix_outbox_dropped_total", "Messages from IRC given up, by reason: overflow (the outbox was full), expired (waited longer than outbox_max_age_hours), refused (the homeserver refused for good).", ["reason"] as const),
+    matrixOutboxWait: h("matrix_outbox_wait_seconds", "From the bridge having a message for Matrix to the homeserver taking it.", [0.005, 0.025, 0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 900, 3600]),
     matrixGhosts: g("matrix_ghosts", "Ghost users the bridge has created."),
     matrixRooms: g("matrix_rooms", "Rooms bridged, by kind (dm, channel, management).", ["kind"] as const),
     // Messages

@@ -323,13 +323,14 @@ export class MatrixCrypto {
   }
 
   /** Encrypts an event for the room's members as `from` and sends it; returns the event id. */
-  async send(roomId: string, from: string, type: string, content: object, history: HistoryVisibility = "shared"): Promise<string> {
+  /** `txnId`: the caller's, so a retry after a lost answer makes no second event (re-encrypted, the same id). */
+  async send(roomId: string, from: string, type: string, content: object, history: HistoryVisibility = "shared", txnId?: string): Promise<string> {
     const { encrypted, deviceId } = await this.use(from, async (dev) => {
       const members = await this.members(roomId, from);
       return { encrypted: await dev.encrypt(roomId, members, type, content, history, !this.caughtUp), deviceId: dev.deviceId };
     });
     this.o.observer?.roomEvent?.("encrypted");
-    const txn = `motr.${Date.now()}.${randomBytes(6).toString("hex")}`;
+    const txn = encodeURIComponent(txnId ?? `motr.${Date.now()}.${randomBytes(6).toString("hex")}`);
     const res = await this.hs.call("room_send", "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.encrypted/${txn}`, encrypted, from, deviceId);
     await this.rooms.setOurs(roomId, from, true);
     return String((JSON.parse(res) as { event_id?: unknown }).event_id ?? "");

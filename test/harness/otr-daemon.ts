@@ -83,6 +83,11 @@ logging: { level: info, format: logfmt }
     return fetch(`http://127.0.0.1:${this.metricsPort}/ready`).then(async (r) => ({ status: r.status, body: await r.text() }), () => ({ status: 0, body: "" }));
   }
 
+  /** The bridge's /metrics text. */
+  metrics(): Promise<string> {
+    return fetch(`http://127.0.0.1:${this.metricsPort}/metrics`).then((r) => r.text());
+  }
+
   ready(): Promise<boolean> {
     return fetch(`http://127.0.0.1:${this.metricsPort}/ready`).then((r) => r.ok, () => false);
   }

@@ -66,6 +66,9 @@ export interface SynapseInstance {
   registerUser(localpart: string, password: string, opts?: { admin?: boolean }): Promise<RegisteredUser>;
   /** Stops and starts Synapse on the same port with the same data. */
   restart(): Promise<void>;
+  /** Stops Synapse, keeping its data, until `up()` (a homeserver outage). */
+  down(): Promise<void>;
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -296,6 +299,12 @@ export async function startSynapse(opts: StartSynapseOptions = {}): Promise<Syna
     registerUser,
     async restart() {
       await (svc as Service | null)?.stop();
+      await launch();
+    },
+    async down() {
+      await (svc as Service | null)?.stop();
+    },
+    async up() {
       await launch();
     },
     async stop() {

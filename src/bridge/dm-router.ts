@@ -182,7 +182,9 @@ export class DmRouter {
 
   private async roomFor(userId: string, networkId: string, folded: string, nick: string): Promise<string> {
     const ghost = this.o.matrix.ghostUserId(networkId, folded);
-    await this.o.matrix.setDisplayName(ghost, nick);
+    // Cosmetic: a homeserver that does not answer now must not cost the message, which the outbox can keep.
+    await this.o.matrix.setDisplayName(ghost, nick).catch((err: unknown) =>
+      this.o.logger.warn("a ghost's display name could not be set", { networkId, code: codeOf(err) }));
     const existing = await this.o.store.getDmRoom(userId, networkId, folded);
     if (existing) {
       this.o.roomSeen?.(existing, ghost);

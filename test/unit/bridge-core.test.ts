@@ -332,3 +332,15 @@ test("a crafted ghost id whose nick is not a valid IRC nick is declined and neve
   await s.say("!crafted:test.local", ALICE, "hello");
   assert.deepEqual(p.lines, []);
 });
+
+test("a ghost's display name the homeserver does not take (down) does not cost the contact's message", async () => {
+  const s = setup();
+  const p = await connected(s);
+  p.events.onMessage({ kind: "privmsg", from: "Bob", text: "first" });
+  await s.core.idle();
+  s.matrix.setDisplayName = async () => { throw Object.assign(new Error("down"), { code: "ECONNREFUSED" }); };
+  p.events.onMessage({ kind: "privmsg", from: "BOB", text: "renamed while down" });
+  await s.core.idle();
+  const roomId = (await s.store.getDmRoom(ALICE, "local", "bob"))!;
+  assert.deepEqual(s.matrix.textsIn(roomId), ["first", "renamed while down"]);
+});

@@ -13,9 +13,6 @@ import { join } from "node:path";
 import { OtrDaemonWorld, sleep } from "../harness/otr-daemon.js";
 import { isBad } from "../harness/otr-kill.js";
 
-const OUTAGE = "store-unavailable";
-const NOTICE = "org.matrix_otr_irc.notice";
-
 const canMount = process.getuid?.() === 0;
 
 /** Writes a file until the file system has no byte left; returns the bytes written. */
@@ -73,17 +70,8 @@ describe("the store's disk fills up during a libotr conversation", { timeout: 1_
       const lib = w.kate.mark();
       const texts = Array.from({ length: n }, (_, i) => `${tag} ${i}`);
       for (const t of texts) await w.alice.sendText(w.room, t);
-      await w.alice.waitForEvent(w.room, (e) => e.content[NOTICE] === OUTAGE, 60_000, from);
-      await sleep(6000); // Synapse's retries of the refused transaction (2 s, 4 s) must not get through either
-      await w.alice.sync({ timeoutMs: 1000 }).catch(() => undefined);
-      w.wire.update();
-      assert.deepEqual(w.kateRead(lib), [], "nothing reached libotr while the disk was full");
-      assert.equal(w.wire.dataMessages - dataBefore, 0, "no data message went to IRC");
-      assert.equal(w.notices(from, OUTAGE).length, 1, "Alice is told once per outage, not once per message");
-      assert.deepEqual(w.notSaved(from), [], "nothing was given back: the homeserver keeps it");
-      assert.equal(w.child!.exitCode, null, "the bridge keeps running");
-      const ready = await w.readyReport();
-      assert.equal(ready.status, 503, "/ready: the store reads but cannot write");
+      // Synapse's retries of the refused transaction (2 s, 4 s) must not get through either.
+      await w.assertStoreOutageHolds({ from, lib, dataBefore, settleMs: 6000, what: "the disk is full" });
       return { texts, lib, from };
     };
 

@@ -5,11 +5,10 @@
 // meanwhile reaches libotr, in order, once, in the same OTR conversation (no new AKE, no (key, counter) pair twice).
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { OtrDaemonWorld, sleep } from "../harness/otr-daemon.js";
+import { OtrDaemonWorld, STORE_OUTAGE, sleep } from "../harness/otr-daemon.js";
 import { isBad } from "../harness/otr-kill.js";
 import { startPostgres, type PostgresServer } from "../harness/postgres.js";
 
-const OUTAGE = "store-unavailable";
 
 describe("PostgreSQL restarts during a libotr conversation", { timeout: 1_800_000 }, () => {
   let server: PostgresServer;
@@ -36,19 +35,8 @@ describe("PostgreSQL restarts during a libotr conversation", { timeout: 1_800_00
     const from = w.alice.mark();
     const lib = w.kate.mark();
     for (const t of texts) await w.alice.sendText(w.room, t);
-    await w.alice.waitForEvent(w.room, (e) => e.content["org.matrix_otr_irc.notice"] === OUTAGE, 60_000, from);
     // Synapse retries the refused transaction meanwhile (2 s, 4 s, 8 s): none of them may get through.
-    await sleep(10_000);
-    await w.alice.sync({ timeoutMs: 1000 }).catch(() => undefined);
-    w.wire.update();
-    assert.deepEqual(w.kateRead(lib), [], "nothing reached libotr while the database was down");
-    assert.equal(w.wire.dataMessages - dataBefore, 0, "no data message went to IRC");
-    assert.equal(w.notices(from, OUTAGE).length, 1, "Alice is told once per outage, not once per message");
-    assert.deepEqual(w.notSaved(from), [], "nothing was given back: the homeserver keeps it");
-    assert.equal(w.child!.exitCode, null, "the bridge keeps running");
-    const down = await w.readyReport();
-    assert.equal(down.status, 503, "/ready says the bridge is not ready while its database is down");
-    assert.match(down.body, /store/, down.body);
+    await w.assertStoreOutageHolds({ from, lib, dataBefore, settleMs: 10_000, what: "the database is down" });
 
     const upAt = Date.now();
     server.up();
@@ -60,7 +48,7 @@ describe("PostgreSQL restarts during a libotr conversation", { timeout: 1_800_00
     assert.equal((await w.readyReport()).status, 200, "/ready is back to 200");
     for (let i = 0; i < 3; i++) await w.exchange(`after the restart ${i}`);
     await w.alice.sync({ timeoutMs: 1000 }).catch(() => undefined);
-    assert.equal(w.notices(from, OUTAGE).length, 1, "one notice for the whole outage");
+    assert.equal(w.notices(from, STORE_OUTAGE).length, 1, "one notice for the whole outage");
     w.wire.update();
     assert.equal(w.wire.reuses, 0, "a (key, counter) pair was used twice");
     assert.equal(w.wire.announceConflicts, 0);

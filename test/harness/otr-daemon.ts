@@ -18,6 +18,7 @@ import { BridgeWireLog } from "./otr-kill.js";
 export const LONG = 120_000;
 export const NOTICE = "org.matrix_otr_irc.notice";
 export const GHOST = "@irc_local_kate:localhost";
+export const STORE_OUTAGE = "store-unavailable";
 const root = fileURLToPath(new URL("../..", import.meta.url));
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -149,6 +150,26 @@ logging: { level: info, format: logfmt }
   /** Texts Kate (libotr) read since `from`. */
   kateRead(from: number): string[] {
     return this.kate.events.slice(from).flatMap((e) => (e.ev === "received" ? [Buffer.from(e.text, "hex").toString("utf8")] : []));
+  }
+
+  /**
+   * While the store cannot write (issue 15): Alice's messages since `from` are held by the homeserver, she is told
+   * once, nothing reaches IRC (libotr's events since `lib`, data messages since `dataBefore`), the bridge runs and
+   * /ready says 503. `settleMs`: how long Synapse's retries of the refused transaction get to (not) get through.
+   */
+  async assertStoreOutageHolds(o: { from: number; lib: number; dataBefore: number; settleMs: number; what: string }): Promise<void> {
+    await this.alice.waitForEvent(this.room, (e) => e.content[NOTICE] === STORE_OUTAGE, 60_000, o.from);
+    await sleep(o.settleMs);
+    await this.alice.sync({ timeoutMs: 1000 }).catch(() => undefined);
+    this.wire.update();
+    assert.deepEqual(this.kateRead(o.lib), [], `nothing reached libotr while ${o.what}`);
+    assert.equal(this.wire.dataMessages - o.dataBefore, 0, "no data message went to IRC");
+    assert.equal(this.notices(o.from, STORE_OUTAGE).length, 1, "Alice is told once per outage, not once per message");
+    assert.deepEqual(this.notSaved(o.from), [], "nothing was given back: the homeserver keeps it");
+    assert.equal(this.child!.exitCode, null, "the bridge keeps running");
+    const ready = await this.readyReport();
+    assert.equal(ready.status, 503, `/ready says the bridge is not ready while ${o.what}`);
+    assert.match(ready.body, /store/, ready.body);
   }
 
   /** Bodies of the not-saved notices in the DM room since `from`. */

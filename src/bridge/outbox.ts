@@ -41,11 +41,6 @@ export interface OutboxOptions {
   slowMs?: number;
 }
 
-export interface OutboxSendOptions {
-  /** Called once the homeserver took the message (the bridged-message metric counts there). */
-  onDelivered?(): void;
-}
-
 interface Entry {
   kind: "message";
   roomId: string;
@@ -55,7 +50,6 @@ interface Entry {
   queuedAt: number;
   /** Its seq once written; null while only in memory or when the write failed. */
   seq: Promise<number | null> | null;
-  onDelivered?: () => void;
   /** Resolves the caller's wait: taken by the homeserver, or written to the store. */
   settle: () => void;
 }
@@ -94,7 +88,7 @@ export class MatrixOutbox {
    * Queues a message for `roomId`; resolves once the homeserver took it or, when it has to wait, once it is in the
    * store. Never rejects: a message that cannot be kept is dropped and counted, and its room told.
    */
-  send(roomId: string, from: string | null, content: Record<string, unknown>, opts: OutboxSendOptions = {}): Promise<void> {
+  send(roomId: string, from: string | null, content: Record<string, unknown>): Promise<void> {
     const room = this.room(roomId);
     if (this.count >= this.o.maxMessages) {
       this.drop(room, from, 1, "overflow");
@@ -102,7 +96,7 @@ export class MatrixOutbox {
     }
     let settle!: () => void;
     const settled = new Promise<void>((r) => (settle = r));
-    const e: Entry = { kind: "message", roomId, txnId: newTxnId(), from, content, queuedAt: Date.now(), seq: null, settle, ...(opts.onDelivered ? { onDelivered: opts.onDelivered } : {}) };
+    const e: Entry = { kind: "message", roomId, txnId: newTxnId(), from, content, queuedAt: Date.now(), seq: null, settle };
     room.queue.push(e);
     this.setCount(this.count + 1);
     // After close (the connections are still quitting): kept for the next start, not sent.
@@ -216,7 +210,6 @@ export class MatrixOutbox {
         head.settle();
         if (outcome === "ok") {
           this.o.metrics?.delivered?.(Date.now() - head.queuedAt);
-          head.onDelivered?.();
         } else {
           this.o.metrics?.dropped?.("refused", 1);
           this.o.logger.error("the homeserver refused a message for good; it was dropped", { roomId: room.id, code: codeOf(err) });

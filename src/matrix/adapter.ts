@@ -3,6 +3,7 @@
 // membership). It knows nothing of IRC: ghost names come from GhostNaming and the bridge hands it folded nicks.
 // With encryption on, transactions pass through src/matrix/crypto first and messages into encrypted rooms leave
 // through it, so the handlers only ever see clear events and send plain content.
+import { randomBytes } from "node:crypto";
 import { Bridge, AppServiceRegistration } from "matrix-appservice-bridge";
 import type { Intent } from "matrix-appservice-bridge";
 import type { Registry } from "prom-client";
@@ -304,15 +305,9 @@ export class MatrixAdapter {
       .catch((err) => this.opts.onError(err, "undecryptable notice"));
   }
 
-  private async sendContent(roomId: string, from: string | null, content: Record<string, unknown>): Promise<string> {
-    const c = this.crypto;
-    const sender = from ?? this.botUserId;
-    if (c && (await c.isEncrypted(roomId, sender))) {
-      await this.ensureJoinedForCrypto(roomId, from);
-      return c.send(roomId, sender, "m.room.message", content, "joined");
-    }
-    const r = await this.intent(from).sendMessage(roomId, content);
-    return r.event_id;
+  /** A message with a transaction id of its own (sends not queued by the bridge's outbox). */
+  private sendContent(roomId: string, from: string | null, content: Record<string, unknown>): Promise<string> {
+    return this.deliver(roomId, from, content, `motr.${Date.now().toString(36)}.${randomBytes(6).toString("hex")}`);
   }
 
   /**

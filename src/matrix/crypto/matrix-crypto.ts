@@ -322,8 +322,10 @@ export class MatrixCrypto {
     await this.rooms.setOurs(roomId, userId, joined);
   }
 
-  /** Encrypts an event for the room's members as `from` and sends it; returns the event id. */
-  /** `txnId`: the caller's, so a retry after a lost answer makes no second event (re-encrypted, the same id). */
+  /**
+   * Encrypts an event for the room's members as `from` and sends it; returns the event id. `txnId`: the caller's,
+   * so a retry after a lost answer makes no second event (re-encrypted, the same id).
+   */
   async send(roomId: string, from: string, type: string, content: object, history: HistoryVisibility = "shared", txnId?: string): Promise<string> {
     const { encrypted, deviceId } = await this.use(from, async (dev) => {
       const members = await this.members(roomId, from);

@@ -102,7 +102,7 @@ export async function runBench(o: BenchOptions): Promise<Report> {
     const benchReg = join(dir, "bench-registration.yaml");
     await users.start(benchReg);
     if (o.postgres || o.synapseDb === "postgres") pg = await startPostgres();
-    const ours = new Ours(world, { postgresUrl: pg ? await pg.newDatabase() : null, nodeArgs: o.nodeArgs });
+    const ours = new Ours(world, { postgresUrl: o.postgres && pg ? await pg.newDatabase() : null, nodeArgs: o.nodeArgs });
     await ours.register();
     const owner = `@${BENCH_PREFIX}owner:localhost`;
     const hb = o.heisenbridge ? new Heisenbridge(world, owner) : null;

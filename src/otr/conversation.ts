@@ -301,6 +301,12 @@ export class OtrConversation {
     if (!s.isMaster && s.auth.state === "none" && this.master.auth.state === "awaiting-dhkey" && this.master.auth.version === version) {
       if (msg.type === "dh-key" || msg.type === "dh-commit") from = this.master.auth;
     }
+    // The caller gives a keyless account its key before lines that may need it (mayNeedPrivateKey); one that
+    // did not gets an event, not a throw, and the AKE stays where it was.
+    if (!this.account.hasPrivateKey) {
+      out.ev({ type: "ake-failed", code: CODE.NO_PRIVATE_KEY });
+      return false;
+    }
     const step: AkeStep = handleAke(from, msg, version, this.account.identity, this.account.env);
     if (step.error !== null) {
       const parseLike = step.error === CODE.MALFORMED || step.error === CODE.BAD_DH_RANGE;
@@ -475,6 +481,10 @@ export class OtrConversation {
       out.ev({ type: "refused", code: CODE.SMP_NOT_READY });
       return out.result();
     }
+    if (!this.account.hasPrivateKey) {
+      out.ev({ type: "refused", code: CODE.NO_PRIVATE_KEY });
+      return out.result();
+    }
     const x = smpSecret(this.account.fingerprint, s.theirFingerprint, s.ssid, secret);
     const tlvs = s.smp.start(x, question ?? null);
     this.sendData(s, "", tlvs, FLAG_IGNORE_UNREADABLE, out);
@@ -486,6 +496,10 @@ export class OtrConversation {
     const s = this.sessions().find((c) => c.msgstate === "encrypted" && c.smp !== null && c.smp.canRespond());
     if (!s || s.smp === null || s.theirFingerprint === null || s.ssid === null) {
       out.ev({ type: "refused", code: CODE.SMP_NOT_READY });
+      return out.result();
+    }
+    if (!this.account.hasPrivateKey) {
+      out.ev({ type: "refused", code: CODE.NO_PRIVATE_KEY });
       return out.result();
     }
     // The peer initiated: its fingerprint comes first.

@@ -58,6 +58,8 @@ export const CODE = Object.freeze({
   QUEUE_EXPIRED: "queue-expired",
   POLICY_NEVER: "policy-never",
   SMP_NOT_READY: "smp-not-ready",
+  /** An AKE message or SMP request reached an account created without its private key (caller's order). */
+  NO_PRIVATE_KEY: "no-private-key",
   UNEXPECTED: "unexpected",
 } as const);
 export type Code = (typeof CODE)[keyof typeof CODE];

@@ -20,10 +20,12 @@
 //   - unreadable events carry a code (bad-mac, counter-replay, unknown-keyid, bad-dh-range, not-encrypted, ...).
 //   - Saved state: after each call, if conv.stateDirty, store conv.exportState() (null: delete) durably, then
 //     conv.markSaved(), and only then send that call's toSend; a new conversation resumes with importState(bytes).
+//   - The account's key may come later (new OtrAccount without privateKey, then setPrivateKey): before handing a
+//     line to receive(), a caller holding no key checks mayNeedPrivateKey(line) and sets the key first if so.
 //   - Caller misuse throws (bad instance tag, maxFragmentSize < MIN_FRAGMENT_SIZE); peer input never does.
 export { defaultEnv, type OtrEnv } from "./env.js";
 export { POLICY, type Policy } from "./policy.js";
-export { OtrAccount, generateInstanceTag, MIN_INSTANCE_TAG, MIN_FRAGMENT_SIZE, type OtrAccountOptions } from "./account.js";
+export { OtrAccount, mayNeedPrivateKey, generateInstanceTag, MIN_INSTANCE_TAG, MIN_FRAGMENT_SIZE, type OtrAccountOptions } from "./account.js";
 export {
   OtrConversation,
   type OtrConversationOptions,

@@ -10,6 +10,9 @@ import {
   pumpBoth,
   receivedTexts,
   say,
+  snapshot,
+  testKey,
+  TestEnv,
   type Side,
 } from "./fixtures.js";
 import {
@@ -21,6 +24,8 @@ import {
   POLICY,
   QUEUE_TIMEOUT_MS,
   generateInstanceTag,
+  mayNeedPrivateKey,
+  CODE,
   type OtrEvent,
 } from "../../src/otr/index.js";
 
@@ -450,6 +455,66 @@ describe("account options", () => {
     assert.equal(new OtrAccount({ ...o, instanceTag: 0x100, maxFragmentSize: MIN_FRAGMENT_SIZE }).maxFragmentSize, MIN_FRAGMENT_SIZE);
     const t = generateInstanceTag(base.env);
     assert.ok(t >= 0x100 && t <= 0xffffffff);
+  });
+});
+
+describe("an account whose key comes later", () => {
+  function keyless(policy = POLICY.OPPORTUNISTIC): Side {
+    const env = new TestEnv("keyless");
+    const account = new OtrAccount({ instanceTag: 0x33333333, policy, env, maxFragmentSize: 0 });
+    return { env, account, conv: new OtrConversation(account, "peer"), events: [] };
+  }
+
+  test("plaintext and the whitespace offer need no key; an AKE message without it is an event and changes nothing; with it set the AKE completes", () => {
+    const a = keyless();
+    const b = makeSide({ name: "bob", key: 1, tag: 0x22222222, policy: POLICY.MANUAL });
+    assert.equal(a.account.hasPrivateKey, false);
+    const first = a.conv.send("hello");
+    assert.equal(first.outcome, "plaintext");
+    assert.ok(first.toSend[0]!.startsWith("hello \t  \t\t\t\t"));
+    assert.deepEqual(receivedTexts(b.conv.receive(first.toSend[0]!).events), ["hello"]);
+    assert.equal(mayNeedPrivateKey("hello"), false);
+    assert.equal(mayNeedPrivateKey(first.toSend[0]!), true);
+
+    const ask = b.conv.startAke().toSend;
+    assert.equal(mayNeedPrivateKey(ask[0]!), true);
+    // Answering a query with a D-H Commit signs nothing yet; the D-H Key that comes back needs the signature.
+    const commit = a.conv.receive(ask[0]!).toSend;
+    assert.equal(commit.length, 1);
+    const dhKey = b.conv.receive(commit[0]!).toSend;
+    const mid = snapshot(a.conv);
+    const r = a.conv.receive(dhKey[0]!);
+    assert.deepEqual(r.events, [{ type: "ake-failed", code: CODE.NO_PRIVATE_KEY }]);
+    assert.deepEqual(r.toSend, []);
+    assert.equal(snapshot(a.conv), mid, "a keyless account's AKE stays where it was");
+    assert.throws(() => a.account.fingerprintHuman, /no private key/);
+    assert.deepEqual(a.conv.smpStart(new Uint8Array([1])).events, [{ type: "refused", code: CODE.SMP_NOT_READY }]);
+
+    a.account.setPrivateKey(testKey(0));
+    a.account.setPrivateKey(testKey(0)); // the same key again is harmless
+    assert.throws(() => a.account.setPrivateKey(testKey(2)), RangeError);
+    // The same D-H Key, once the key is there, carries the AKE on.
+    const reveal = a.conv.receive(dhKey[0]!);
+    assert.equal(reveal.toSend.length, 1);
+    pump(a, b, reveal.toSend);
+    assert.equal(a.conv.status().state, "encrypted");
+    assert.equal(b.conv.status().theirFingerprint, a.account.fingerprintHuman);
+    assert.deepEqual(receivedTexts(say(a, b, "private now")), ["private now"]);
+  });
+
+  test("a session resumed on a keyless account talks, but SMP waits for the key", () => {
+    const [a, b] = makePair();
+    establish(a, b);
+    const saved = a.conv.exportState()!;
+    const c = keyless(POLICY.MANUAL);
+    const resumed = new OtrAccount({ instanceTag: 0x11111111, policy: POLICY.MANUAL, env: c.env, maxFragmentSize: 0 });
+    const conv = new OtrConversation(resumed, "peer");
+    assert.equal(conv.importState(saved).ok, true);
+    const side: Side = { env: c.env, account: resumed, conv, events: [] };
+    assert.deepEqual(receivedTexts(say(b, side, "still here")), ["still here"]);
+    assert.deepEqual(conv.smpStart(new Uint8Array([1])).events, [{ type: "refused", code: CODE.NO_PRIVATE_KEY }]);
+    resumed.setPrivateKey(testKey(0));
+    assert.equal(conv.smpStart(new Uint8Array([1])).toSend.length, 1);
   });
 });
 

@@ -283,13 +283,35 @@ test("IRC messages arriving while the key is generated wait (in order) and are d
   const gate = new Promise<void>((r) => (release = r));
   const w = makeWorld({ generateKey: async () => { await gate; return testKey(0); } });
   const dm = new Dm(w, new Contact("Bob", testKey(1), "bob"), ROOM);
-  const pending = ["one", "two", "three"].map((t) => w.pipeline.fromIrc(dm.ctx, "text", t));
+  // The contact asks for OTR (the key is needed from here on), then writes plain lines behind it.
+  const ask = dm.contact.conv.startAke().toSend;
+  const pending = [...ask, "two", "three"].map((t) => w.pipeline.fromIrc(dm.ctx, "text", t));
   await new Promise((r) => setImmediate(r));
   assert.equal(w.matrix.messages(ROOM).length, 0);
   release();
   await Promise.all(pending);
-  assert.deepEqual(w.matrix.messages(ROOM).map((m) => m.body), ["one", "two", "three"]);
+  assert.deepEqual(w.matrix.messages(ROOM).map((m) => m.body), ["two", "three"]);
   assert.ok(w.matrix.notices(ROOM).includes("key-generating"));
+});
+
+test("a DM that never goes private never makes a key: plaintext both ways, whitespace tag and all; the contact's AKE makes it then", async () => {
+  const w = makeWorld();
+  const dm = new Dm(w, new Contact("Bob", testKey(1), "bob", POLICY.MANUAL), ROOM);
+  assert.deepEqual(await dm.user("hello"), { sent: true, encrypted: false });
+  await w.pipeline.fromIrc(dm.ctx, "text", "hi back");
+  await dm.user("bye");
+  assert.deepEqual(w.matrix.messages(ROOM).map((m) => m.body), ["hi back"]);
+  assert.deepEqual(dm.contact.events.filter((e) => e.type === "received").map((e) => (e as { text: string }).text), ["hello", "bye"]);
+  assert.match(dm.irc[0]!.text, /^hello \t  \t\t\t\t \t \t \t  /, "the first line offers OTR (the whitespace tag) without a key");
+  assert.equal(w.keygens, 0);
+  assert.equal(await w.store.getOtrPrivateKey(USER, NET), null);
+  assert.ok(!w.matrix.notices(ROOM).includes("key-generating"));
+
+  await dm.contactStarts();
+  assert.equal(w.keygens, 1);
+  assert.ok(w.matrix.notices(ROOM).includes("key-generating"));
+  assert.equal(w.matrix.status(ROOM)!["state"], "encrypted");
+  assert.equal(dm.contact.conv.status().theirFingerprint, fpOf(0));
 });
 
 test("plaintext during a private conversation is shown marked unencrypted with a notice; unreadable and OTR errors get notices, nothing is resent", async () => {
@@ -365,19 +387,25 @@ test("an unfragmented OTR message split across PRIVMSGs by a bouncer is rejoined
   assert.ok(!w.matrix.notices(ROOM).includes("unreadable"));
 });
 
-test("a stored key that does not parse: messages are refused with a notice, commands still answer, nothing goes out", async () => {
+test("a stored key that does not parse: plaintext still flows, anything needing the key is refused with a notice, commands still answer", async () => {
   const store = new MemoryStore();
   await store.putOtrPrivateKeyIfAbsent(USER, NET, new TextEncoder().encode("not a key file"));
   const w = makeWorld({ store });
-  const dm = new Dm(w, new Contact("Bob", testKey(1), "bob"), ROOM);
-  const r = await dm.user("hello");
-  assert.deepEqual(r, { sent: false, encrypted: false, handled: true });
-  assert.match(w.matrix.noticesWith("refused")[0]!.body, /bad-stored-key/);
+  const dm = new Dm(w, new Contact("Bob", testKey(1), "bob", POLICY.MANUAL), ROOM);
+  // Opportunistic plaintext needs no key.
+  assert.deepEqual(await dm.user("hello"), { sent: true, encrypted: false });
+  await w.pipeline.fromIrc(dm.ctx, "text", "hi");
+  assert.deepEqual(w.matrix.messages(ROOM).map((m) => m.body), ["hi"]);
+  const sent = dm.irc.length;
   await dm.user("!otr fingerprint");
   assert.match(w.matrix.noticesWith("command").at(-1)!.body, /did not work \(bad-stored-key\)/);
-  assert.equal(dm.irc.length, 0);
-  await assert.rejects(w.pipeline.fromIrc(dm.ctx, "text", "hi"));
-  assert.ok(w.matrix.notices(ROOM).includes("unreadable"));
+  await dm.user("!otr start");
+  assert.match(w.matrix.noticesWith("command").at(-1)!.body, /did not work \(bad-stored-key\)/);
+  assert.equal(dm.irc.length, sent, "no query went out on a key that cannot sign");
+  await assert.rejects(w.pipeline.fromIrc(dm.ctx, "text", dm.contact.conv.startAke().toSend[0]!));
+  assert.match(w.matrix.noticesWith("unreadable")[0]!.body, /bad-stored-key/);
+  assert.equal(dm.irc.length, sent);
+  assert.equal(w.matrix.status(ROOM)?.["state"] ?? "plaintext", "plaintext");
 });
 
 test("a new AKE inside a private conversation is still-secure; !otr refresh ends and restarts it", async () => {

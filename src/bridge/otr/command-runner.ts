@@ -49,6 +49,8 @@ async function execute(m: OtrPipeline, peer: Peer, args: string): Promise<string
       const conv = await m.conversation(peer);
       if (!conv) return `Your OTR policy with ${nick} is \`never\`. Choose another first, e.g. \`!otr policy manual\`.`;
       if (conv.status().state === "encrypted") return `The conversation with ${nick} is already private. \`!otr refresh\` starts a new session.`;
+      // Asked for OTR: the key is made now, while the query travels, not when the AKE needs its signature.
+      await m.keyedAccount(peer);
       const lines = await m.apply(peer, conv.startAke());
       return lines > 0 ? `Asked ${nick} to start a private conversation…` : notConnected;
     }
@@ -62,6 +64,7 @@ async function execute(m: OtrPipeline, peer: Peer, args: string): Promise<string
     case "refresh": {
       const conv = await m.conversation(peer);
       if (!conv) return `Your OTR policy with ${nick} is \`never\`.`;
+      await m.keyedAccount(peer);
       const lines = await m.apply(peer, conv.refresh());
       return lines > 0 ? `Starting a new private session with ${nick}…` : notConnected;
     }
@@ -69,7 +72,7 @@ async function execute(m: OtrPipeline, peer: Peer, args: string): Promise<string
       return status(m, peer);
     case "fingerprint": {
       const policy = await m.policyOf(peer);
-      const ours = policy === "never" && !peer.conv ? null : (await m.account(peer)).fingerprintHuman;
+      const ours = policy === "never" && !peer.conv ? null : (await m.keyedAccount(peer)).fingerprintHuman;
       const theirs = peer.conv?.status().theirFingerprint ?? peer.fingerprint;
       return [
         `Your fingerprint on ${peer.ctx.networkId}: ${ours ?? "(no key yet: your OTR policy with this contact is never)"}`,
@@ -108,6 +111,7 @@ async function execute(m: OtrPipeline, peer: Peer, args: string): Promise<string
     case "ask": {
       const conv = peer.conv;
       if (!conv || conv.status().state !== "encrypted") return `Verification needs a private conversation with ${nick} first: \`!otr start\`.`;
+      await m.keyedAccount(peer); // a session resumed after a restart has not needed it so far
       const secret = utf8.encode(cmd.secret);
       const answering = cmd.name === "smp" && peer.smpAsked;
       const r = answering ? conv.smpRespond(secret) : conv.smpStart(secret, cmd.name === "ask" ? cmd.question : undefined);

@@ -11,7 +11,7 @@
 //
 // Work for one peer runs in one queue (IRC lines, Matrix messages, commands, the poll timer, shutdown), so the
 // conversation sees its inputs in order and the events reach Matrix in order.
-import { defaultEnv, OtrAccount, OtrConversation, POLICY, type OtrEnv, type OtrEvent, type OtrResult } from "../../otr/index.js";
+import { defaultEnv, mayNeedPrivateKey, OtrAccount, OtrConversation, POLICY, type OtrEnv, type OtrEvent, type OtrResult } from "../../otr/index.js";
 import type { OtrPolicyName, Store } from "../../store/types.js";
 import type { BridgeLogger, BridgeMetrics, MatrixPort, MessageKind } from "../ports.js";
 import type { DmContext, DmPipeline, DmSendResult, MatrixOrigin } from "../dm-pipeline.js";
@@ -94,7 +94,8 @@ export class OtrPipeline implements DmPipeline {
 
   fromIrc(ctx: DmContext, kind: MessageKind, text: string): Promise<void> {
     const acct = this.accountKey(ctx);
-    const mustWait = !this.identities.ready(ctx.userId, ctx.networkId);
+    // Only a line that may need the key waits for it (a plain line passes by a generation under way).
+    const mustWait = kind === "text" && mayNeedPrivateKey(text) && !this.identities.keyRequested(ctx.userId, ctx.networkId);
     const waiting = this.waiting.get(acct) ?? 0;
     if (mustWait && waiting >= MAX_WAITING_FOR_KEY) {
       this.o.logger.warn("IRC message dropped while the OTR key is generated", { networkId: ctx.networkId, code: "key-wait-full" });
@@ -105,15 +106,19 @@ export class OtrPipeline implements DmPipeline {
       try {
         const peer = this.peerFor(ctx);
         if (kind !== "text") return await this.plainFromIrc(peer, kind, text);
-        const conv = await this.conversation(peer).catch(async (err: unknown) => {
+        const unreadable = async (err: unknown) => {
           await this.notice(ctx, "unreadable", `A message from ${ctx.peerNick} could not be read: your OTR key could not be loaded (${codeOf(err)}).`);
           throw err;
-        });
+        };
+        const conv = await this.conversation(peer).catch(unreadable);
         if (!conv) {
           await this.deliver(peer, "text", text, false);
           return await this.updateStatus(peer);
         }
-        for (const line of peer.joiner.push(text, this.env.now())) await this.apply(peer, conv.receive(line));
+        for (const line of peer.joiner.push(text, this.env.now())) {
+          if (!conv.account.hasPrivateKey && mayNeedPrivateKey(line)) await this.keyedAccount(peer).catch(unreadable);
+          await this.apply(peer, conv.receive(line));
+        }
       } finally {
         if (mustWait) this.waiting.set(acct, (this.waiting.get(acct) ?? 1) - 1);
       }
@@ -283,21 +288,32 @@ export class OtrPipeline implements DmPipeline {
     return peer.policyName;
   }
 
+  /** The account of the peer's (user, network), keyless until keyedAccount is first asked for. */
   account(peer: Peer): Promise<OtrAccount> {
     const { ctx } = peer;
     const k = this.accountKey(ctx);
     let p = this.accounts.get(k);
     if (!p) {
       p = this.identities
-        .get(ctx.userId, ctx.networkId, () => {
-          this.o.logger.info("generating an OTR key", { userId: ctx.userId, networkId: ctx.networkId });
-          void this.notice(ctx, "key-generating", `Generating your OTR key for ${ctx.networkId}; this takes a moment. Messages wait meanwhile.`);
-        })
-        .then((id) => new OtrAccount({ privateKey: id.key, instanceTag: id.instanceTag, policy: POLICY.OPPORTUNISTIC, env: this.env, maxFragmentSize: 0 }));
+        .instanceTag(ctx.userId, ctx.networkId)
+        .then((instanceTag) => new OtrAccount({ instanceTag, policy: POLICY.OPPORTUNISTIC, env: this.env, maxFragmentSize: 0 }));
       this.accounts.set(k, p);
       p.catch(() => this.accounts.delete(k));
     }
     return p;
+  }
+
+  /** The account with its private key: loaded, or generated (the user is told) and stored before any use. */
+  async keyedAccount(peer: Peer): Promise<OtrAccount> {
+    const account = await this.account(peer);
+    if (account.hasPrivateKey) return account;
+    const { ctx } = peer;
+    const key = await this.identities.key(ctx.userId, ctx.networkId, () => {
+      this.o.logger.info("generating an OTR key", { userId: ctx.userId, networkId: ctx.networkId });
+      void this.notice(ctx, "key-generating", `Generating your OTR key for ${ctx.networkId}; this takes a moment. Messages wait meanwhile.`);
+    });
+    account.setPrivateKey(key);
+    return account;
   }
 
   /** Sends the result's lines to the peer in order, then shows its events; returns the IRC lines written. */

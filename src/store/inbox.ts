@@ -1,7 +1,7 @@
 // The Matrix inbox over SQL (both engines): events recorded before their appservice transaction is answered, kept
 // sealed until the bridge has written every IRC line they caused, then reduced to their id for a while so a
 // redelivered event is recognised and dropped (docs/store.md "Matrix → IRC delivery").
-import type { SqlDriver, SqlQueries } from "./driver.js";
+import type { BatchResult, BatchStep, SqlDriver, SqlQueries } from "./driver.js";
 import type { Sealer } from "./seal.js";
 import type { InboxEvent, InboxRecord } from "./types.js";
 import * as v from "./validate.js";
@@ -19,38 +19,32 @@ export function checkRecords(events: readonly InboxRecord[]): InboxRecord[] {
   }));
 }
 
-export async function recordEvents(db: SqlDriver, sealer: Sealer, assertCanary: (q: SqlQueries) => Promise<void>, events: readonly InboxRecord[]): Promise<boolean[]> {
+export async function recordEvents(sealer: Sealer, sealedBatch: (steps: readonly BatchStep[]) => Promise<BatchResult[]>, events: readonly InboxRecord[]): Promise<boolean[]> {
   const checked = checkRecords(events);
   if (checked.length === 0) return [];
-  // Sealed before the transaction: the write lock is held for the inserts only.
   const sealed = checked.map((e) => sealer.seal("inbox-event", [e.roomId, e.eventId], e.event));
   const now = Date.now();
-  return db.tx(async (q) => {
-    await assertCanary(q);
-    let seq = Number((await q.all("SELECT MAX(seq) AS s FROM inbox_events"))[0]?.s ?? 0);
-    const fresh: boolean[] = [];
-    for (const [i, e] of checked.entries()) {
-      const n = await q.run(
-        "INSERT INTO inbox_events (event_id, room_id, seq, sealed, received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-        [e.eventId, e.roomId, seq + 1, sealed[i]!, now],
-      );
-      if (n > 0) seq += 1;
-      fresh.push(n > 0);
-    }
-    return fresh;
-  });
+  // seq from the table in the statement itself, so the batch needs no read first; a redelivered id takes none.
+  const changed = await sealedBatch(checked.map((e, i) => ({
+    op: "run" as const,
+    sql: `INSERT INTO inbox_events (event_id, room_id, seq, sealed, received_at)
+          VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM inbox_events), ?, ?) ON CONFLICT (event_id) DO NOTHING`,
+    params: [e.eventId, e.roomId, sealed[i]!, now],
+  })));
+  return changed.map((n) => (n as number) > 0);
 }
 
 export async function markDone(db: SqlDriver, eventIds: readonly string[]): Promise<void> {
   const ids = eventIds.map((id) => v.checkMatrixId("eventId", "$", id));
   if (ids.length === 0) return;
   const now = Date.now();
-  await db.tx(async (q) => {
-    for (const id of ids) await q.run("UPDATE inbox_events SET sealed = NULL, done_at = ? WHERE event_id = ? AND done_at IS NULL", [now, id]);
-    await q.run("DELETE FROM inbox_events WHERE done_at IS NOT NULL AND done_at < ?", [now - INBOX_DONE_RETENTION_MS]);
-    const cut = (await q.all("SELECT seq FROM inbox_events WHERE done_at IS NOT NULL ORDER BY seq DESC LIMIT 1 OFFSET ?", [INBOX_DONE_MAX]))[0];
-    if (cut) await q.run("DELETE FROM inbox_events WHERE done_at IS NOT NULL AND seq <= ?", [Number(cut.seq)]);
-  });
+  await db.batch([
+    ...ids.map((id) => ({ op: "run" as const, sql: "UPDATE inbox_events SET sealed = NULL, done_at = ? WHERE event_id = ? AND done_at IS NULL", params: [now, id] })),
+    { op: "run", sql: "DELETE FROM inbox_events WHERE done_at IS NOT NULL AND done_at < ?", params: [now - INBOX_DONE_RETENTION_MS] },
+    // Beyond the newest INBOX_DONE_MAX done ids; no such row makes the bound NULL and the DELETE a no-op.
+    { op: "run", sql: `DELETE FROM inbox_events WHERE done_at IS NOT NULL AND seq <= (
+        SELECT seq FROM inbox_events WHERE done_at IS NOT NULL ORDER BY seq DESC LIMIT 1 OFFSET ?)`, params: [INBOX_DONE_MAX] },
+  ]);
   // The bodies were message text (sealed): get their bytes out of the files too where the engine allows.
   db.eraseSoon?.();
 }

@@ -1,6 +1,6 @@
 // The Matrix outbox over SQL (both engines): messages for Matrix rooms the homeserver has not taken yet, sealed,
 // in the order the bridge had them, deleted once taken (docs/store.md "IRC → Matrix delivery").
-import type { SqlDriver, SqlQueries } from "./driver.js";
+import type { BatchResult, BatchStep, Row, SqlDriver, SqlQueries } from "./driver.js";
 import type { Sealer } from "./seal.js";
 import type { OutboxEntry, OutboxRecord } from "./types.js";
 import * as v from "./validate.js";
@@ -14,30 +14,25 @@ export function checkOutboxRecords(records: ReadonlyArray<OutboxRecord & { queue
   }));
 }
 
-export async function addMessages(db: SqlDriver, sealer: Sealer, assertCanary: (q: SqlQueries) => Promise<void>,
+export async function addMessages(sealer: Sealer, sealedBatch: (steps: readonly BatchStep[]) => Promise<BatchResult[]>,
   records: ReadonlyArray<OutboxRecord & { queuedAt: number }>): Promise<number[]> {
   const checked = checkOutboxRecords(records);
   if (checked.length === 0) return [];
   const sealed = checked.map((r) => sealer.seal("outbox-message", [r.roomId, r.txnId], r.message));
-  return db.tx(async (q) => {
-    await assertCanary(q);
-    let seq = Number((await q.all("SELECT MAX(seq) AS s FROM outbox_messages"))[0]?.s ?? 0);
-    const seqs: number[] = [];
-    for (const [i, r] of checked.entries()) {
-      seq += 1;
-      await q.run("INSERT INTO outbox_messages (seq, room_id, txn_id, sealed, queued_at) VALUES (?, ?, ?, ?, ?)", [seq, r.roomId, r.txnId, sealed[i]!, r.queuedAt]);
-      seqs.push(seq);
-    }
-    return seqs;
-  });
+  // seq from the table in the statement itself (RETURNING hands it back), so the batch needs no read first.
+  const rows = await sealedBatch(checked.map((r, i) => ({
+    op: "all" as const,
+    sql: `INSERT INTO outbox_messages (seq, room_id, txn_id, sealed, queued_at)
+          VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox_messages), ?, ?, ?, ?) RETURNING seq`,
+    params: [r.roomId, r.txnId, sealed[i]!, r.queuedAt],
+  })));
+  return rows.map((r) => Number((r as Row[])[0]!.seq));
 }
 
 export async function deleteMessages(db: SqlDriver, seqs: readonly number[]): Promise<void> {
   const checked = v.checkSeqs(seqs);
   if (checked.length === 0) return;
-  await db.tx(async (q) => {
-    for (const s of checked) await q.run("DELETE FROM outbox_messages WHERE seq = ?", [s]);
-  });
+  await db.batch(checked.map((s) => ({ op: "run" as const, sql: "DELETE FROM outbox_messages WHERE seq = ?", params: [s] })));
   // The bodies were message text (sealed), decrypted OTR plaintext among them: out of the files too.
   db.eraseSoon?.();
 }

@@ -2,7 +2,7 @@
 // int8 columns are parsed to number (every integer we store — ms timestamps, 32-bit instance tags — is far below
 // 2^53) so both engines hand back the same shapes.
 import pg from "pg";
-import { dbError, type Row, type SqlDriver, type SqlQueries, type SqlValue } from "./driver.js";
+import { dbError, runSteps, type BatchResult, type BatchStep, type Row, type SqlDriver, type SqlQueries, type SqlValue } from "./driver.js";
 import { StoreError } from "./types.js";
 
 const INT8_OID = 20;
@@ -103,6 +103,10 @@ export class PostgresDriver implements SqlDriver {
     } finally {
       client.release(broken);
     }
+  }
+
+  batch(steps: readonly BatchStep[]): Promise<BatchResult[]> {
+    return this.tx((q) => runSteps(q, steps));
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@
 // INSERT ... ON CONFLICT), one sealing path, so both engines behave the same by construction. Private keys, IRC
 // passwords, channel keys and Matrix crypto states are sealed before they reach the driver and opened after they
 // come back (seal.ts).
-import { isUniqueViolation, type Row, type SqlDriver, type SqlQueries } from "./driver.js";
+import { BATCH_GUARD_FAILED, isUniqueViolation, type BatchResult, type BatchStep, type Row, type SqlDriver, type SqlQueries } from "./driver.js";
 import { byKeys } from "./order.js";
 import { CANARY_BINDING, CANARY_PLAINTEXT, Sealer } from "./seal.js";
 import { LATEST_SCHEMA_VERSION } from "./migrations.js";
@@ -192,6 +192,17 @@ export class SqlStore implements Store {
   private async assertCanary(q: SqlQueries): Promise<void> {
     const current = bytes((await q.all("SELECT value FROM meta WHERE name = ?", [CANARY_NAME]))[0], "value");
     if (!sameBytes(current, this.canary)) throw rotatedWhileOpen();
+  }
+
+  /** A sealed write as one batch: the canary check rides in it as a guard step instead of a round trip of its own. */
+  private async sealedBatch(steps: readonly BatchStep[]): Promise<BatchResult[]> {
+    try {
+      const [, ...results] = await this.db.batch([{ op: "all", sql: "SELECT value FROM meta WHERE name = ?", params: [CANARY_NAME], expect: this.canary }, ...steps]);
+      return results;
+    } catch (e) {
+      if (e instanceof StoreError && e.code === BATCH_GUARD_FAILED) throw rotatedWhileOpen();
+      throw e;
+    }
   }
 
   private async openSealed<T>(fn: () => T): Promise<T> {
@@ -485,14 +496,12 @@ export class SqlStore implements Store {
   async putOtrSession(userId: string, networkId: string, foldedNick: string, state: Uint8Array): Promise<void> {
     const binding = [v.checkId("userId", userId), v.checkId("networkId", networkId), v.checkId("foldedNick", foldedNick)];
     const sealed = this.sealer.seal("otr-session", binding, v.checkOtrSession(state));
-    await this.db.tx(async (q) => {
-      await this.assertCanary(q);
-      await q.run(
-        `INSERT INTO otr_sessions (user_id, network_id, nick, sealed, updated_at) VALUES (?, ?, ?, ?, ?)
+    await this.sealedBatch([{
+      op: "run",
+      sql: `INSERT INTO otr_sessions (user_id, network_id, nick, sealed, updated_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (user_id, network_id, nick) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at`,
-        [...binding, sealed, Date.now()],
-      );
-    });
+      params: [...binding, sealed, Date.now()],
+    }]);
     // The previous state held DH keys OTR has now forgotten: get its bytes out of the files too.
     this.db.eraseSoon?.();
   }
@@ -504,7 +513,7 @@ export class SqlStore implements Store {
   }
 
   inboxRecord(events: readonly InboxRecord[]): Promise<boolean[]> {
-    return recordEvents(this.db, this.sealer, (q) => this.assertCanary(q), events);
+    return recordEvents(this.sealer, (steps) => this.sealedBatch(steps), events);
   }
 
   inboxDone(eventIds: readonly string[]): Promise<void> {
@@ -516,7 +525,7 @@ export class SqlStore implements Store {
   }
 
   outboxAdd(records: ReadonlyArray<OutboxRecord & { queuedAt: number }>): Promise<number[]> {
-    return addMessages(this.db, this.sealer, (q) => this.assertCanary(q), records);
+    return addMessages(this.sealer, (steps) => this.sealedBatch(steps), records);
   }
 
   outboxDelete(seqs: readonly number[]): Promise<void> {

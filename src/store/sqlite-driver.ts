@@ -15,7 +15,7 @@ import { createRequire } from "node:module";
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { Worker } from "node:worker_threads";
-import { dbError, type Row, type SqlDriver, type SqlQueries, type SqlValue } from "./driver.js";
+import { BATCH_GUARD_FAILED, dbError, guardFailed, type BatchResult, type BatchStep, type Row, type SqlDriver, type SqlQueries, type SqlValue } from "./driver.js";
 import { StoreError } from "./types.js";
 
 // An inline CommonJS script (no loader, no compiled file to find: the same under tsx and from dist/); the module
@@ -28,11 +28,48 @@ const statements = new Map();
 const prepare = (sql) => { let s = statements.get(sql); if (!s) { s = db.prepare(sql); statements.set(sql, s); } return s; };
 const param = (v) => v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v;
 try { db = new Database(workerData.path); } catch (e) { openError = e; }
+const fault = (e) => ({ message: String((e && e.message) || e), code: e && e.code });
+const step = (st) => {
+  if (st.op === "run") return prepare(st.sql).run(...st.params.map(param)).changes;
+  const rows = prepare(st.sql).all(...st.params.map(param));
+  if (st.expect) {
+    const v = rows[0] && Object.values(rows[0])[0];
+    if (!Buffer.isBuffer(v) || !v.equals(Buffer.from(st.expect.buffer, st.expect.byteOffset, st.expect.byteLength))) {
+      throw Object.assign(new Error("guard"), { code: workerData.guardCode });
+    }
+  }
+  return rows;
+};
+// Every batch that queued while the previous request ran, in one transaction: one commit, one fsync. Each batch
+// has a savepoint, so a failing one is rolled back alone and the others still commit.
+const batches = (groups) => {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const answers = groups.map((steps) => {
+      db.exec("SAVEPOINT batch");
+      try {
+        const r = steps.map(step);
+        db.exec("RELEASE batch");
+        return { r };
+      } catch (e) {
+        db.exec("ROLLBACK TO batch");
+        db.exec("RELEASE batch");
+        return { e: fault(e) };
+      }
+    });
+    db.exec("COMMIT");
+    return answers;
+  } catch (e) {
+    if (db.inTransaction) db.exec("ROLLBACK");
+    throw e;
+  }
+};
 parentPort.on("message", (m) => {
   try {
     if (openError) throw openError;
     let r = null;
     switch (m.op) {
+      case "batches": r = batches(m.params); break;
       case "pragma": r = db.pragma(m.sql); break;
       case "exec": db.exec(m.sql); break;
       case "all": r = prepare(m.sql).all(...m.params.map(param)); break;
@@ -42,14 +79,14 @@ parentPort.on("message", (m) => {
     }
     parentPort.postMessage({ id: m.id, r });
   } catch (e) {
-    parentPort.postMessage({ id: m.id, e: { message: String((e && e.message) || e), code: e && e.code } });
+    parentPort.postMessage({ id: m.id, e: fault(e) });
   }
 });
 `;
 
 const BETTER_SQLITE3 = createRequire(import.meta.url).resolve("better-sqlite3");
 
-type Op = "pragma" | "exec" | "all" | "run" | "rollback" | "close";
+type Op = "pragma" | "exec" | "all" | "run" | "batches" | "rollback" | "close";
 
 /** The error the worker sent back, with the engine's code (SQLITE_CONSTRAINT_UNIQUE...) where isUniqueViolation looks. */
 class SqliteEngineError extends Error {
@@ -60,6 +97,12 @@ class SqliteEngineError extends Error {
 }
 
 const fileMutexes = new Map<string, { tail: Promise<void> }>();
+
+interface QueuedBatch {
+  steps: Array<{ op: BatchStep["op"]; sql: string; params: readonly SqlValue[]; expect?: Uint8Array }>;
+  resolve: (r: BatchResult[]) => void;
+  reject: (e: Error) => void;
+}
 
 function fromRow(row: Row): Row {
   for (const [k, val] of Object.entries(row)) {
@@ -79,6 +122,7 @@ export class SqliteDriver implements SqlDriver {
   private readonly mutex: { tail: Promise<void> };
   private closed = false;
   private eraseTimer: NodeJS.Timeout | null = null;
+  private readonly queuedBatches: QueuedBatch[] = [];
 
   constructor(path: string) {
     if (path !== ":memory:") {
@@ -88,7 +132,7 @@ export class SqliteDriver implements SqlDriver {
       closeSync(openSync(path, "a", 0o600));
     }
     // execArgv [] keeps the parent's --import hooks (tsx) out of a worker that needs none of them.
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { module: BETTER_SQLITE3, path } });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { module: BETTER_SQLITE3, path, guardCode: BATCH_GUARD_FAILED } });
     this.worker.unref(); // referenced only while a request is out (call): an idle store keeps no process alive
     this.worker.on("message", (m: { id: number; r?: unknown; e?: { message: string; code?: string } }) => {
       const p = this.pending.get(m.id);
@@ -118,7 +162,7 @@ export class SqliteDriver implements SqlDriver {
   }
 
   /** One request to the worker; resolves with its answer. */
-  private call(op: Op, sql = "", params: readonly SqlValue[] = []): Promise<unknown> {
+  private call(op: Op, sql = "", params: readonly unknown[] = []): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       if (this.pending.size === 0) this.worker.ref();
@@ -187,6 +231,34 @@ export class SqliteDriver implements SqlDriver {
         await this.call("rollback").catch(() => undefined);
         throw dbError(e);
       }
+    });
+  }
+
+  batch(steps: readonly BatchStep[]): Promise<BatchResult[]> {
+    return new Promise((resolve, reject) => {
+      this.queuedBatches.push({ steps: steps.map((st) => ({ op: st.op, sql: st.sql, params: st.params ?? [], expect: st.expect })), resolve, reject });
+      // The first batch of a group schedules the flush; the ones queued before it takes the lock ride along.
+      if (this.queuedBatches.length > 1) return;
+      this.locked(() => this.flushBatches()).catch((e: Error) => {
+        for (const b of this.queuedBatches.splice(0)) b.reject(e); // the lock refused (closed): nothing was taken
+      });
+    });
+  }
+
+  private async flushBatches(): Promise<void> {
+    const group = this.queuedBatches.splice(0);
+    let answers: Array<{ r?: BatchResult[]; e?: { message: string; code?: string } }>;
+    try {
+      answers = (await this.call("batches", "", group.map((b) => b.steps))) as typeof answers;
+    } catch (e) {
+      for (const b of group) b.reject(dbError(e));
+      return;
+    }
+    group.forEach((b, i) => {
+      const a = answers[i]!;
+      if (!a.e) b.resolve(a.r!.map((x) => (typeof x === "number" ? x : x.map(fromRow))));
+      else if (a.e.code === BATCH_GUARD_FAILED) b.reject(guardFailed());
+      else b.reject(dbError(new SqliteEngineError(a.e.message, a.e.code)));
     });
   }
 

@@ -234,6 +234,7 @@ export type StoreErrorCode =
   | "schema-too-new" // database written by a newer version of the bridge
   | "migration-failed"
   | "database-unavailable" // cannot open the SQLite file or connect to PostgreSQL
+  | "batch-guard-failed" // a driver batch's guard step did not match; the store reports what it guarded instead
   | "database-error" // a statement failed in the engine (connection lost, disk full, lock timeout, ...); see `cause`
   | "config-invalid"; // store section unusable (unknown engine, no path/url)
 

@@ -410,6 +410,10 @@ for (const [name, makeCfg] of engines()) {
       await rejectsCode(running.putCryptoState(GHOST, "GHOSTA", new Uint8Array([9, 9, 9])), "master-key-rotated");
       await rejectsCode(running.putCryptoState(GHOST, "NEWDEVICE", new Uint8Array([9, 9, 9])), "master-key-rotated");
       await rejectsCode(running.getCryptoState(BOT, "GHOSTA"), "master-key-rotated");
+      // The per-message writes check the canary inside their one-trip batch, not in a statement of their own.
+      await rejectsCode(running.putOtrSession(U1, NET, "eve", new Uint8Array([4, 4, 4])), "master-key-rotated");
+      await rejectsCode(running.inboxRecord([{ eventId: "$after-rotation", roomId: "!r:x", event: new Uint8Array([5]) }]), "master-key-rotated");
+      await rejectsCode(running.outboxAdd([{ roomId: "!r:x", txnId: "after-rotation", message: new Uint8Array([6]), queuedAt: 1 }]), "master-key-rotated");
       assert.equal((await running.listCryptoDevices()).length, 3, "listing unseals nothing, so it still works");
       await running.putDmRoom(U1, NET, "dave", "!unsealed-still-fine:x"); // unsealed writes do not mix keys
       await running.close();
@@ -421,6 +425,9 @@ for (const [name, makeCfg] of engines()) {
       assert.equal(await s.getChannelKey(U1, NET, "#new"), null, "the refused channel key was not written");
       assert.equal((await s.getCryptoState(GHOST, "GHOSTA"))?.length, 5000, "the refused crypto state did not replace the stored one");
       assert.equal(await s.getCryptoState(GHOST, "NEWDEVICE"), null, "the refused crypto state was not written");
+      assert.equal(await s.getOtrSession(U1, NET, "eve"), null, "the refused OTR session was not written");
+      assert.deepEqual(await s.inboxPending(), [], "the refused inbox event was not recorded");
+      assert.deepEqual(await s.outboxPending(), [], "the refused outbox message was not queued");
       await s.close();
     });
 

@@ -2,7 +2,6 @@
 // environment. Shared by all conversations of one (Matrix user, network); holds no per-peer state.
 import { dsaPublicKey, fingerprint, formatFingerprint, serializeDsaPublic, type DsaPrivateKey, type DsaPublicKey } from "./crypto/dsa.js";
 import { WS_TAG_BASE } from "./wire/messages.js";
-import { registerModulus } from "./crypto/modexp.js";
 import { bytesToBigInt } from "./crypto/bigint.js";
 import type { AkeIdentity } from "./ake.js";
 import { defaultEnv, type OtrEnv } from "./env.js";
@@ -68,8 +67,6 @@ export class OtrAccount {
     const fp = fingerprint(publicKey);
     this.key = { privateKey, publicKey, fingerprint: fp, fingerprintHuman: formatFingerprint(fp),
       identity: { privateKey, pubBytes: serializeDsaPublic(publicKey), fingerprint: fp } };
-    // Signing uses a secret exponent mod our p: let OpenSSL serve it (its DH object is built once).
-    registerModulus(privateKey.p);
   }
 
   get privateKey(): DsaPrivateKey {

@@ -8,7 +8,7 @@
 // Files come from users: parsers return { ok: false, code } or per-line errors, never throw.
 import { bytesToBigInt } from "./crypto/bigint.js";
 import { type DsaPrivateKey } from "./crypto/dsa.js";
-import { modPowPublic } from "./crypto/modexp.js";
+import { modPowSecret } from "./crypto/modexp.js";
 import { parseSexp, sexpFind, sexpHead, sexpMpi, sexpString, type Sexp } from "./wire/sexp.js";
 
 export interface PrivateKeyEntry {
@@ -46,7 +46,7 @@ function keyFrom(priv: Sexp[]): DsaPrivateKey | KeyfileError {
   // Same bounds dsaVerify applies to peers: r and s travel in 20 bytes, so q is at most 160 bits.
   if (p.toString(2).length > 3072 || q.toString(2).length > 160) return { code: "bad-key", message: "dsa key too large" };
   // A corrupted or hand-edited key would otherwise only show up as peers rejecting our signatures.
-  if (modPowPublic(g, x, p) !== y) return { code: "key-mismatch", message: "y is not g^x mod p" };
+  if (modPowSecret(g, x, p) !== y) return { code: "key-mismatch", message: "y is not g^x mod p" };
   return { p, q, g, y, x };
 }
 

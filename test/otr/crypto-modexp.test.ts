@@ -3,7 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { bigIntToBytes, bytesToBigInt, encodeMpi, bitLength } from "../../src/otr/crypto/bigint.js";
-import { modInverse, modPowBigInt, modPowDoublePublic, modPowPublic, modPowSecret, registerModulus } from "../../src/otr/crypto/modexp.js";
+import { cachedModulusCount, modInverse, modPowBigInt, modPowDoublePublic, modPowPublic, modPowSecret, registerModulus } from "../../src/otr/crypto/modexp.js";
+import { generateDsaKey } from "../../src/otr/crypto/dsa.js";
 import { DH_G, DH_P, DH_Q, dhSharedSecret, generateDhKeyPair, isValidDhPublic } from "../../src/otr/crypto/dh.js";
 import { seededEnv } from "./crypto-helpers.js";
 
@@ -66,6 +67,22 @@ test("small or even moduli use the BigInt path and stay correct", () => {
     }),
     { numRuns: 50 },
   );
+});
+
+test("modPowSecret on a modulus never seen (a user's own DSA p) is right and keeps no OpenSSL object", () => {
+  const key = generateDsaKey(seededEnv("own-dsa-p"));
+  const odd = (1n << 1023n) + 1155n; // not prime: a key agreement does not care either
+  const before = cachedModulusCount();
+  fc.assert(
+    fc.property(bigArb(128), bigArb(20), (b, e) => {
+      assert.equal(modPowSecret(b, e, key.p), modPowBigInt(b, e, key.p));
+      assert.equal(modPowSecret(b, e, odd), modPowBigInt(b, e, odd));
+    }),
+    { numRuns: 40 },
+  );
+  for (const base of [0n, 1n, key.p - 1n, key.p, 2n]) assert.equal(modPowSecret(base, 7n, key.p), modPowBigInt(base, 7n, key.p));
+  assert.equal(modPowSecret(key.g, key.x, key.p), key.y);
+  assert.equal(cachedModulusCount(), before, "no DH object (and no DH_check) per own modulus");
 });
 
 test("modPowPublic on an uncached large modulus equals BigInt", () => {

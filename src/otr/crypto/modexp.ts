@@ -1,6 +1,7 @@
-// Modular exponentiation for OTR: secret exponents through OpenSSL (node:crypto Diffie-Hellman objects, which
-// are constant-time and ~6x faster than BigInt here), public ones through OpenSSL when the modulus is cached or
-// learned, else BigInt. Used by the DH group (spec "Diffie-Hellman"), DSA and SMP.
+// Modular exponentiation for OTR: secret exponents through OpenSSL (constant-time, and ~6x faster than BigInt
+// here): a node:crypto Diffie-Hellman object for the moduli kept for good (the DH group), else a one-off key
+// agreement (dh-derive.ts); public ones through OpenSSL when the modulus is cached or learned, else BigInt. Used by
+// the DH group (spec "Diffie-Hellman"), DSA and SMP.
 //
 // Behaviour contract (callers should still validate ranges first; these never throw on peer-chosen values):
 // - base is reduced mod `mod` first; exp must be >= 0 (a negative exponent is caller misuse and throws).
@@ -11,12 +12,15 @@
 //   the DSA nonce inverse, which dsa.ts blinds.
 import { createDiffieHellman, type DiffieHellman } from "node:crypto";
 import { bigIntToBytes, bitLength, bytesToBigInt } from "./bigint.js";
+import { modPowByDerive } from "./dh-derive.js";
 
 const MIN_OPENSSL_MODULUS_BITS = 512;
-// Building a DH object runs DH_check (primality tests, ~18 ms for 1024 bits), so objects are cached per modulus.
-// Registered moduli (the DH group, our own DSA p) stay for good; others live in a small LRU so peer-chosen moduli
-// (their DSA p) cannot grow memory. Public math with a modulus not cached yet uses BigInt until the modulus has
-// been seen LEARN_AFTER times, then it is learned: a peer we keep verifying is worth one DH_check.
+// Building a DH object runs DH_check (primality tests, ~18 ms of CPU for 1024 bits, blocking), so objects are
+// cached per modulus. Registered moduli (the DH group) stay for good; others live in a small LRU so peer-chosen
+// moduli (their DSA p) cannot grow memory. Public math with a modulus not cached yet uses BigInt until the modulus
+// has been seen LEARN_AFTER times, then it is learned: a peer we keep verifying is worth one DH_check. Secret math
+// never builds one: each user's own DSA p signs once per AKE, and a bridge of thousands of users paid a DH_check
+// and a pinned object per user for it (bench:bridge, U=300: 23 s of the event loop in DH_check).
 const MAX_LEARNED_MODULI = 16;
 const LEARN_AFTER = 4;
 const MAX_SEEN_COUNTS = 256;
@@ -104,8 +108,15 @@ export function modPowSecret(base: bigint, exp: bigint, mod: bigint): bigint {
   const b = ((base % mod) + mod) % mod;
   const t = trivial(b, exp, mod);
   if (t !== null) return t;
-  const dh = dhFor(mod, true);
-  return dh ? viaOpenSsl(dh, b, exp, mod) : modPowBigInt(b, exp, mod);
+  const dh = dhFor(mod, false);
+  if (dh) return viaOpenSsl(dh, b, exp, mod);
+  if (!usable(mod)) return modPowBigInt(b, exp, mod);
+  try {
+    return modPowByDerive(b, exp, mod);
+  } catch {
+    // Should be unreachable after trivial() and usable(): keep the never-throw promise with the slow path.
+    return modPowBigInt(b, exp, mod);
+  }
 }
 
 /**
@@ -149,7 +160,7 @@ export function modPowDoublePublic(a: bigint, x: bigint, b: bigint, y: bigint, m
 }
 
 /**
- * Keep an OpenSSL object for this modulus for good (the DH group; our DSA p at account load), so calls never pay
+ * Keep an OpenSSL object for this modulus for good (the DH group), so calls never pay
  * DH_check again and a crowd of peer moduli cannot evict it. Unusable moduli (even, < 512 bits) are ignored.
  */
 export function registerModulus(mod: bigint): void {
@@ -157,6 +168,11 @@ export function registerModulus(mod: bigint): void {
   const dh = learned.get(mod) ?? build(mod);
   learned.delete(mod);
   pinned.set(mod, dh);
+}
+
+/** How many OpenSSL DH objects are kept (pinned and learned): what the memory bound above is about. */
+export function cachedModulusCount(): number {
+  return pinned.size + learned.size;
 }
 
 /** a^-1 mod m by the extended Euclidean algorithm (not constant-time). Throws if no inverse exists. */

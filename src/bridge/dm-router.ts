@@ -209,9 +209,15 @@ export class DmRouter {
       ircTextBudget: () => this.o.connections.get(userId, networkId)?.textBudget(peerNick) ?? 0,
       toMatrix: async (kind, body, extra) => {
         this.o.metrics.messageHandedOff?.("irc_to_matrix");
-        await this.o.matrix.send(roomId, ghost, kind, body, extra);
         const otr = extra?.["org.matrix_otr_irc.otr"] as { encrypted?: unknown } | undefined;
-        this.o.metrics.messageBridged("irc_to_matrix", networkId, otr?.encrypted === true);
+        const sent = this.o.matrix.send(roomId, ghost, kind, body, extra)
+          .then(() => this.o.metrics.messageBridged("irc_to_matrix", networkId, otr?.encrypted === true));
+        if (!this.o.matrix.sendsInOrder) return sent;
+        // In its room's order already: the DM's queue goes on while the homeserver takes it.
+        sent.catch((err: unknown) => {
+          this.o.metrics.messageFailed("irc_to_matrix", codeOf(err));
+          this.o.logger.error("IRC message could not be delivered to Matrix", { userId, networkId, code: codeOf(err) });
+        });
       },
       toIrc: (kind, text) => {
         const puppet = this.o.connections.get(userId, networkId);

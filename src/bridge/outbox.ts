@@ -337,6 +337,7 @@ export function throughOutbox<T extends MatrixPort>(port: T, outbox: MatrixOutbo
   return new Proxy(port, {
     get: (obj, prop, receiver) => {
       if (prop === "send") return send;
+      if (prop === "sendsInOrder") return true;
       const v = Reflect.get(obj, prop, receiver) as unknown;
       return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(obj) : v;
     },

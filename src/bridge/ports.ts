@@ -61,6 +61,12 @@ export interface MatrixPort {
   parseGhost(userId: string): { networkId: string; foldedNick: string } | null;
   /** `from` null = the bot. Returns the event id. */
   send(roomId: string, from: string | null, kind: MessageKind, body: string, extraContent?: Record<string, unknown>): Promise<string>;
+  /**
+   * True when sends to one room keep their call order whether or not each is awaited (the outbox queues a message
+   * in its room the moment send is called). The DM path then hands an IRC message over without holding its DM's
+   * queue until the homeserver answers, so the user's next line to IRC does not wait for the homeserver.
+   */
+  readonly sendsInOrder?: boolean;
   /** State event (e.g. the OTR status of a DM room); returns the event id. */
   sendState(roomId: string, from: string | null, type: string, stateKey: string, content: Record<string, unknown>): Promise<string>;
   /** Removes an event's content (secrets typed into Matrix are redacted once read). */

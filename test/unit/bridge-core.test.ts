@@ -3,14 +3,14 @@ import assert from "node:assert/strict";
 import { BridgeCore, ENCRYPTED_DM_TEXT, ENCRYPTED_MGMT_TEXT, REFUSAL_TEXT } from "../../src/bridge/core.js";
 import { MemoryStore } from "../../src/store/memory.js";
 import { FakeMatrix, FakePuppet, silentLogger } from "./bridge-fakes.js";
+import type { MessageKind } from "../../src/bridge/ports.js";
 import type { Store } from "../../src/store/types.js";
 
 const ALICE = "@alice:test.local";
 const MALLORY = "@mallory:evil.example";
 const MGMT = "!mgmt:test.local";
 
-function setup(store: Store = new MemoryStore()) {
-  const matrix = new FakeMatrix();
+function setup(store: Store = new MemoryStore(), matrix: FakeMatrix = new FakeMatrix()) {
   const counted: string[] = [];
   const puppets: FakePuppet[] = [];
   const core = new BridgeCore({
@@ -175,6 +175,40 @@ test("what the user writes in the DM room goes to IRC: text as PRIVMSG, emote as
     { cmd: "action", target: "Bob", text: "smiles" },
     { cmd: "notice", target: "Bob", text: "note" },
   ]);
+});
+
+/** A Matrix port that keeps call order (as the outbox does) and whose sends to DM rooms wait until released. */
+class GatedOrderedMatrix extends FakeMatrix {
+  readonly sendsInOrder = true;
+  open: () => void = () => undefined;
+  private readonly gate = new Promise<void>((r) => (this.open = r));
+  override async send(roomId: string, from: string | null, kind: MessageKind, body: string): Promise<string> {
+    if (roomId.startsWith("!dm")) await this.gate;
+    return super.send(roomId, from, kind, body);
+  }
+}
+
+test("a DM's line to IRC does not wait for the homeserver to take the contact's earlier message; their order holds", async () => {
+  const s = setup(new MemoryStore(), new GatedOrderedMatrix());
+  const matrix = s.matrix as GatedOrderedMatrix;
+  const p = await connected(s);
+  p.events.onMessage({ kind: "privmsg", from: "Bob", text: "one" });
+  let roomId: string | undefined;
+  for (let i = 0; i < 200 && !roomId; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+    roomId = [...matrix.rooms.keys()][0];
+  }
+  assert.ok(roomId, "the DM room was made");
+  p.events.onMessage({ kind: "privmsg", from: "Bob", text: "two" });
+  void s.core.onMessage({ roomId, sender: ALICE, eventId: "$reply", kind: "text", body: "hello bob" });
+  for (let i = 0; i < 200 && p.lines.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(p.lines, [{ cmd: "say", target: "Bob", text: "hello bob" }], "the reply reached IRC while Matrix had not taken 'one'");
+  assert.deepEqual(matrix.textsIn(roomId), []);
+  matrix.open();
+  for (let i = 0; i < 200 && matrix.textsIn(roomId).length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+  await s.core.idle();
+  assert.deepEqual(matrix.textsIn(roomId), ["one", "two"]);
+  assert.ok(s.counted.includes("bridged irc_to_matrix local false"), "counted once the homeserver took it");
 });
 
 test("writing in a DM room while disconnected says so instead of losing the message silently", async () => {

@@ -180,4 +180,11 @@ test("the port through the outbox sends m.room.message content and leaves every 
   assert.equal(port.ghostUserId("local", "bob"), fake.ghostUserId("local", "bob"));
   await port.sendState(R1, null, "m.room.topic", "", { topic: "t" });
   assert.equal(fake.states.length, 1);
+  // It keeps each room's call order (queued at the call), which lets the DM path not hold its queue on a send.
+  assert.equal(port.sendsInOrder, true);
+  assert.equal((fake as MatrixPort).sendsInOrder, undefined);
+  const unawaited = [port.send(R1, G, "text", "a"), port.send(R1, G, "text", "b"), port.send(R1, G, "text", "c")];
+  await Promise.all(unawaited);
+  await ob.idle();
+  assert.deepEqual(hs.bodies(R1), ["waves", "a", "b", "c"]);
 });

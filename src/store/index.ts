@@ -8,6 +8,7 @@ import { migrate, schemaVersion, LATEST_SCHEMA_VERSION } from "./migrations.js";
 import { PostgresDriver } from "./postgres-driver.js";
 import { Sealer } from "./seal.js";
 import { SqliteDriver } from "./sqlite-driver.js";
+import { cacheRoomMappings } from "./room-cache.js";
 import { holdsSealedData, resealAll, SqlStore, verifyOrPlantCanary } from "./sql-store.js";
 import { StoreError, type Store, type StoreConfig } from "./types.js";
 
@@ -78,7 +79,7 @@ export async function openStore(cfg: StoreConfig, masterKey: Uint8Array): Promis
   try {
     await migrate(db);
     const canary = await verifyOrPlantCanary(db, sealer);
-    return new SqlStore(db, sealer, canary);
+    return cacheRoomMappings(new SqlStore(db, sealer, canary));
   } catch (e) {
     await db.close();
     throw wrapOpenError(cfg, e);

@@ -39,6 +39,19 @@ test("key generation pool: more requests than workers are all served, in turn, e
   for (const k of keys) assert.ok(dsaVerify(dsaPublicKey(k), h, dsaSign(k, h, env)));
 });
 
+test("key generation pool: a worker idle past its time ends, and the next key starts a new one", { timeout: 120_000 }, async () => {
+  const generate = keygenPool(1, 150);
+  assert.equal(generate.liveWorkers(), 0, "no worker before the first key");
+  await generate();
+  assert.equal(generate.liveWorkers(), 1, "the worker is kept for the next key");
+  const until = Date.now() + 10_000;
+  while (generate.liveWorkers() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(generate.liveWorkers(), 0, "the idle worker ended");
+  const k = await generate();
+  assert.equal(k.p.toString(2).length, 1024);
+  assert.equal(generate.liveWorkers(), 1);
+});
+
 test("peer HTML: whitelisted tags kept, everything else escaped or dropped; plain text untouched", () => {
   assert.deepEqual(renderPeerText("a <b and c> d <3"), { body: "a <b and c> d <3" });
   assert.deepEqual(renderPeerText("x &lt;y&gt;"), { body: "x <y>" });

@@ -38,5 +38,6 @@ VOLUME ["/data"]
 EXPOSE 8090 9102
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9102/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "/app/dist/cli.js"]
+# The launcher in bin/ carries the node flags the bridge runs with (its first line).
+ENTRYPOINT ["/app/bin/matrix-otr-irc.js"]
 CMD ["start", "-c", "/data/config.yaml", "-f", "/data/registration.yaml"]

@@ -1,5 +1,5 @@
 // matrix-otr-irc as the bench runs it: the built CLI (`node dist/cli.js start -c config.yaml -f registration.yaml`)
-// in its own process, as an operator starts it, on SQLite (or PostgreSQL with --postgres), metrics on, logging at
+// in its own process with the node flags of the shipped launcher (bin/matrix-otr-irc.js), as an operator starts it, on SQLite (or PostgreSQL with --postgres), metrics on, logging at
 // warn (a log line per message would measure the log), Matrix-side encryption off (measured elsewhere).
 // Per user: a management room (a DM with the bot, which greets), then `connect local`, done when the bot says
 // "Connected to local as <nick>.". Flood control is set wide (burst 50, a line per 50 ms) because the bench's
@@ -8,6 +8,7 @@ import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
+import { launcherNodeFlags } from "../test/harness/launcher.js";
 import { freePort } from "../test/harness/ports.js";
 import { spawnService, waitForUrl, type Service } from "../test/harness/proc.js";
 import { bodyOf } from "./bridge-inbox.js";
@@ -17,6 +18,7 @@ const REPO = resolve(new URL("..", import.meta.url).pathname);
 export const OURS_BOT = "ircotr";
 export const OURS_GHOST_PREFIX = "irc_";
 const STEP_TIMEOUT_MS = 180_000;
+
 
 export function oursConfig(o: { hsUrl: string; domain: string; asPort: number; metricsPort: number; ircHost: string; ircPort: number;
   dir: string; postgresUrl: string | null }): string {
@@ -76,7 +78,8 @@ export class Ours implements Subject {
     this.svc = spawnService({
       name: "matrix-otr-irc",
       cmd: process.execPath,
-      args: [...this.o.nodeArgs, join(REPO, "dist/cli.js"), "start", "-c", this.configPath, "-f", this.registrationPath],
+      // --node-args come after the launcher's flags, so they can override them.
+      args: [...launcherNodeFlags(), ...this.o.nodeArgs, join(REPO, "dist/cli.js"), "start", "-c", this.configPath, "-f", this.registrationPath],
       cwd: this.w.dir,
     });
     this.metricsUrl = `http://127.0.0.1:${this.metricsPort}/metrics`;

@@ -61,8 +61,8 @@ export interface WorkloadOptions {
   seconds: number;
   /** Upper bound for each setup phase (prepare, connect, DMs, AKEs). */
   phaseTimeoutMs: number;
-  /** After the after-connect memory is read: SIGUSR2 to the bridge (a heap snapshot with --heapsnapshot-signal). */
-  heapSnapshot?: boolean;
+  /** After that memory read: SIGUSR2 to the bridge (a heap snapshot with --heapsnapshot-signal). */
+  heapSnapshot?: "after-connect" | "after-traffic" | null;
   log: (s: string) => void;
 }
 
@@ -107,6 +107,12 @@ async function phase(n: number, limit: number, timeoutMs: number, errors: string
   if (failures) errors.push(`${what}: ${failures} failed (first: ${firstError})`);
   if (skipped) errors.push(`${what}: ${skipped} not tried, phase bound of ${Math.round(timeoutMs / 1000)} s reached`);
   return ok;
+}
+
+async function heapSnapshot(s: Subject, log: (m: string) => void): Promise<void> {
+  process.kill(s.pid, "SIGUSR2");
+  log("SIGUSR2 sent for a heap snapshot; waiting 60 s for it to be written");
+  await sleep(60_000);
 }
 
 export async function runWorkload(s: Subject, w: World, o: WorkloadOptions): Promise<Figures> {
@@ -161,11 +167,7 @@ export async function runWorkload(s: Subject, w: World, o: WorkloadOptions): Pro
   await sleep(3000);
   setScrapePhase("after-connect");
   const afterConnect = await memory(s);
-  if (o.heapSnapshot) {
-    process.kill(s.pid, "SIGUSR2");
-    log("SIGUSR2 sent for a heap snapshot; waiting 60 s for it to be written");
-    await sleep(60_000);
-  }
+  if (o.heapSnapshot === "after-connect") await heapSnapshot(s, log);
 
   // Traffic: only the DMs that are fully up take part (the OTR ones when private).
   const active = [...Array(U).keys()].filter((i) => dmOk[i] && (!s.otr || o.contacts[i]!.kind === "plain" || o.contacts[i]!.secure));
@@ -264,6 +266,7 @@ export async function runWorkload(s: Subject, w: World, o: WorkloadOptions): Pro
   await sleep(3000);
   setScrapePhase("after-traffic");
   const afterTraffic = await memory(s);
+  if (o.heapSnapshot === "after-traffic") await heapSnapshot(s, log);
   return {
     bridge: s.name, users: U, otrWanted, prepared: prepared.filter(Boolean).length, connected: nConnected, dms: nDms, otrSecure: nSecure,
     prepareSeconds, connectSeconds, dmSeconds, idle, afterConnect, afterTraffic, rates, errors, facts,

@@ -1,6 +1,6 @@
 // Bridge benchmark: matrix-otr-irc and Heisenbridge side by side, same Synapse, same IRC server, same users, one run.
 //   npm run bench:bridge [-- --users=N] [--seconds=N] [--rates=50,200] [--postgres] [--json[=file]] [--no-heisenbridge]
-//                           [--synapse-db=postgres|sqlite] [--max-minutes=N] [--node-args="--cpu-prof ..."] [--metrics-out=file] [--libotr=N] [--heap-snapshot]
+//                           [--synapse-db=postgres|sqlite] [--max-minutes=N] [--node-args="--cpu-prof ..."] [--metrics-out=file] [--libotr=N] [--heap-snapshot[=after-traffic]]
 // Starts its own Synapse (sid chroot, rate limits off), ngIRCd (no per-IP connection limit, no flood penalties), the
 // bench's Matrix users (an appservice owning @bench_*), U IRC contacts (half of them OTR: this project's OTR library
 // in this process for the bulk, libotr for a sample), then runs the workload (bench/bridge-workload.ts) against our
@@ -38,8 +38,8 @@ export interface BenchOptions {
   /** How many of the OTR contacts are libotr (the rest use src/otr). */
   libotrSample: number;
   nodeArgs: string[];
-  /** SIGUSR2 to our bridge after connect (give --node-args="--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=DIR"). */
-  heapSnapshot: boolean;
+  /** SIGUSR2 to our bridge after connect or after traffic (give --node-args="--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=DIR"). */
+  heapSnapshot: "after-connect" | "after-traffic" | null;
   /** Where the bridge's metrics scrapes of the run go (Prometheus text with timestamps); null: not kept. */
   metricsOut: string | null;
   log: (s: string) => void;
@@ -64,7 +64,7 @@ export function parseArgs(args: string[]): BenchOptions & { json: string | null 
     maxMinutes: num("max-minutes", 45),
     libotrSample: num("libotr", Math.min(5, Math.floor(users / 2))),
     nodeArgs: (val("node-args") ?? "").split(" ").filter(Boolean),
-    heapSnapshot: args.includes("--heap-snapshot"),
+    heapSnapshot: args.includes("--heap-snapshot") ? "after-connect" : args.includes("--heap-snapshot=after-traffic") ? "after-traffic" : null,
     metricsOut: val("metrics-out") ?? join(tmpdir(), `bench-bridge-metrics-${users}-${process.pid}.prom`),
     json,
     log: (s: string) => (json === "-" ? process.stderr : process.stdout).write(`${new Date().toISOString().slice(11, 19)} ${s}\n`),

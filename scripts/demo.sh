@@ -249,7 +249,7 @@ DEMO_PASSWORD="$(cat "$DEMO_DIR/bridge/demo-user-password")"
 
 # --- The bridge.
 log "starting the bridge (appservice 127.0.0.1:$AS_PORT, metrics 127.0.0.1:$METRICS_PORT)"
-start_bg bridge node "$REPO/dist/cli.js" start -c "$CONFIG" -f "$REGISTRATION"
+start_bg bridge "$REPO/bin/matrix-otr-irc.js" start -c "$CONFIG" -f "$REGISTRATION"   # the launcher: its node flags
 BRIDGE_PID="${PIDS[-1]}"
 wait_until "the bridge's /health" 60 curl -fsS "http://127.0.0.1:$METRICS_PORT/health"
 

@@ -17,7 +17,7 @@ import { CONNECTIONS_STATE_KEY, IDLE_STATE_KEY } from "./bridge/connections.js";
 import { OtrPipeline } from "./bridge/otr/manager.js";
 import { MatrixInbox } from "./bridge/inbox.js";
 import { MatrixOutbox, throughOutbox, type OutboxMetrics } from "./bridge/outbox.js";
-import { generateKeyInWorker } from "./bridge/otr/keygen.js";
+import { generateKey } from "./bridge/otr/keygen.js";
 import type { BridgeLogger, BridgeMetrics, PuppetFactory } from "./bridge/ports.js";
 
 export interface StartBridgeOptions {
@@ -134,7 +134,7 @@ export async function startBridge(o: StartBridgeOptions): Promise<RunningBridge>
       trustOnFirstUse: config.otr.trust_on_first_use,
       persistSessions: config.otr.persist_sessions,
       fragmentSize: (networkId) => fragmentSizes.get(networkId),
-      ...(o.metrics ? { metrics: bridgeMetrics(o.metrics), otrEvents: o.metrics.otrEvents, generateKey: timeKeyGeneration(generateKeyInWorker, o.metrics) } : {}),
+      ...(o.metrics ? { metrics: bridgeMetrics(o.metrics), otrEvents: o.metrics.otrEvents, generateKey: timeKeyGeneration(generateKey, o.metrics) } : {}),
     });
     if (o.metrics) watchOtrSessions(o.metrics, () => pipeline.sessionSummary());
     const core = new BridgeCore({

@@ -1,16 +1,15 @@
-// Long-term DSA key generation off the event loop. DSA-1024 parameter generation takes from a tenth of a second
-// to several seconds; on the main thread it would stall every user's traffic meanwhile. The worker is an inline
-// script that needs only node:crypto, so it starts the same way under tsx and from dist/ (no loader, no path to
-// a compiled file), and hands back the PKCS#8 DER that the OTR library's own parser reads here.
-// Workers are kept and reused, at most KEYGEN_WORKERS of them, with the requests beyond in a FIFO: a worker per key
-// (as before) costs a V8 isolate each, and when thousands of users start OTR at once, e.g. at a bridge's first
-// start, the isolates alive together grew the process by ~7 MB each that the allocator never gave back (16
-// concurrent keygens: +115 MB RSS, measured in docs/performance.md), for no throughput: keygen is CPU-bound, so
-// more workers than cores only share the same cores.
-// A worker idle for KEYGEN_IDLE_MS ends: after the first DMs keygen is rare (once per user and network), and two
-// idle isolates held ~10 MB the process got back only by ending them; a later key pays a worker start (~30 ms).
+// Long-term DSA key generation off the event loop. DSA-1024 parameter generation takes from a few tens of ms to
+// seconds (more under load); on the main thread it would stall every user's traffic meanwhile. node:crypto's
+// asynchronous generateKeyPair runs it in OpenSSL on libuv's thread pool and hands back the PKCS#8 DER that the OTR
+// library's own parser reads here.
+// Worker threads did this before: each is a V8 isolate, ~10 MB while alive, and after ending one the process kept
+// about two thirds of what it had grown by (bench/probe-keygen.ts 32 16: +26 MiB RSS with two reused workers,
+// +23 MiB still there after they ended; +4 MiB on the thread pool, docs/performance.md).
+// At most KEYGEN_CONCURRENCY keys are made at once, the requests beyond in a FIFO: keygen is CPU-bound, so more at
+// once than cores only share the same cores, and the pool's other threads stay free for the bridge's own file
+// system and DNS work; FIFO lets the first users get their key first instead of all finishing together.
+import { generateKeyPair } from "node:crypto";
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
 import { parsePkcs8Dsa } from "../../otr/crypto/der.js";
 import { modPowSecret } from "../../otr/crypto/modexp.js";
 import type { DsaPrivateKey } from "../../otr/index.js";
@@ -18,24 +17,8 @@ import type { DsaPrivateKey } from "../../otr/index.js";
 /** Produces a fresh long-term key without blocking the caller's event loop. */
 export type KeyGenerator = () => Promise<DsaPrivateKey>;
 
-const WORKER_SOURCE = `
-const { parentPort } = require("node:worker_threads");
-const { generateKeyPairSync } = require("node:crypto");
-parentPort.on("message", () => {
-  const { privateKey } = generateKeyPairSync("dsa", { modulusLength: 1024, divisorLength: 160 });
-  const der = privateKey.export({ format: "der", type: "pkcs8" });
-  parentPort.postMessage(new Uint8Array(der.buffer, der.byteOffset, der.byteLength));
-});
-`;
-
-/** Key generation workers kept at most (one per core, at least one, at most two: keygen is rare after a start). */
-export const KEYGEN_WORKERS = Math.max(1, Math.min(2, availableParallelism()));
-
-/** How long a worker with nothing to do is kept for the next key before it ends. */
-export const KEYGEN_IDLE_MS = 30_000;
-
-/** Produces keys like a KeyGenerator; says how many workers are alive (for tests and probes). */
-export type KeygenPool = KeyGenerator & { liveWorkers(): number };
+/** Keys made at once at most (one per core, at least one, at most two: libuv's pool has four threads). */
+export const KEYGEN_CONCURRENCY = Math.max(1, Math.min(2, availableParallelism()));
 
 export class KeygenError extends Error {
   constructor(readonly code: "keygen-failed", message: string, options?: { cause?: unknown }) {
@@ -46,96 +29,41 @@ export class KeygenError extends Error {
 
 type Job = { resolve: (k: DsaPrivateKey) => void; reject: (e: Error) => void };
 
-/** A worker that answers one key per message; replaced when it fails (the job it held fails with it). */
-class KeygenWorker {
-  private readonly worker: Worker;
-  private idleTimer: NodeJS.Timeout | null = null;
-  job: Job | null = null;
-  dead = false;
-
-  constructor(private readonly onIdle: (w: KeygenWorker) => void, private readonly idleMs: number) {
-    // execArgv [] keeps the parent's --import hooks (tsx) out of a worker that needs none of them.
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
-    // An idle worker must not keep the process alive (the CLI exits when its work is done).
-    this.worker.unref();
-    this.worker.on("message", (der: Uint8Array) => {
-      const job = this.job;
-      this.job = null;
-      if (job) {
-        try {
-          const k = parsePkcs8Dsa(der);
-          job.resolve({ p: k.p, q: k.q, g: k.g, x: k.x, y: modPowSecret(k.g, k.x, k.p) });
-        } catch (err) {
-          job.reject(new KeygenError("keygen-failed", "the key worker returned an unreadable key", { cause: err }));
-        }
-      }
-      this.worker.unref();
-      this.onIdle(this);
-      // onIdle may have handed it the next job already.
-      if (!this.job && !this.dead) {
-        this.idleTimer = setTimeout(() => this.die(null), this.idleMs);
-        this.idleTimer.unref();
-      }
-    });
-    this.worker.once("error", (err) => this.die("the key worker failed", err));
-    this.worker.once("exit", (code) => this.die(`the key worker exited (code ${code}) without a key`));
-  }
-
-  run(job: Job): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
-    this.job = job;
-    // Busy: keep the process alive until the key is back.
-    this.worker.ref();
-    this.worker.postMessage(null);
-  }
-
-  /** message null: retired for idleness, not failed. */
-  private die(message: string | null, cause?: unknown): void {
-    if (this.dead) return;
-    this.dead = true;
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
-    const job = this.job;
-    this.job = null;
-    if (job) job.reject(new KeygenError("keygen-failed", message ?? "the key worker ended", { cause }));
-    void this.worker.terminate();
-    this.onIdle(this);
-  }
+function makeKey(job: Job, done: () => void): void {
+  const der = { publicKeyEncoding: { type: "spki", format: "der" }, privateKeyEncoding: { type: "pkcs8", format: "der" } } as const;
+  generateKeyPair("dsa", { modulusLength: 1024, divisorLength: 160, ...der }, (err, _publicDer: Buffer, privateDer: Buffer) => {
+    done();
+    if (err) {
+      job.reject(new KeygenError("keygen-failed", "OpenSSL could not generate a DSA key", { cause: err }));
+      return;
+    }
+    try {
+      const k = parsePkcs8Dsa(new Uint8Array(privateDer.buffer, privateDer.byteOffset, privateDer.byteLength));
+      job.resolve({ p: k.p, q: k.q, g: k.g, x: k.x, y: modPowSecret(k.g, k.x, k.p) });
+    } catch (e) {
+      job.reject(new KeygenError("keygen-failed", "OpenSSL returned an unreadable DSA key", { cause: e }));
+    }
+  });
 }
 
-/** A generator backed by at most `size` reused workers, requests beyond them served in arrival order. */
-export function keygenPool(size = KEYGEN_WORKERS, idleMs = KEYGEN_IDLE_MS): KeygenPool {
-  const idle: KeygenWorker[] = [];
+/** A generator making at most `concurrency` keys at once, the requests beyond served in arrival order. */
+export function keygenPool(concurrency = KEYGEN_CONCURRENCY): KeyGenerator {
   const queue: Job[] = [];
-  let live = 0;
-  const onIdle = (w: KeygenWorker) => {
-    if (w.dead) {
-      live--;
-      const i = idle.indexOf(w);
-      if (i >= 0) idle.splice(i, 1);
-    } else {
-      idle.push(w);
-    }
-    pump();
-  };
+  let running = 0;
   const pump = () => {
-    while (queue.length) {
-      let w = idle.pop();
-      if (!w && live < size) {
-        live++;
-        w = new KeygenWorker(onIdle, idleMs);
-      }
-      if (!w) return;
-      w.run(queue.shift()!);
+    while (running < concurrency && queue.length) {
+      running++;
+      makeKey(queue.shift()!, () => {
+        running--;
+        pump();
+      });
     }
   };
-  const generate = () => new Promise<DsaPrivateKey>((resolve, reject) => {
+  return () => new Promise<DsaPrivateKey>((resolve, reject) => {
     queue.push({ resolve, reject });
     pump();
   });
-  return Object.assign(generate, { liveWorkers: () => live });
 }
 
-/** The process-wide pool the bridge uses. */
-export const generateKeyInWorker: KeygenPool = keygenPool();
+/** The process-wide generator the bridge uses. */
+export const generateKey: KeyGenerator = keygenPool();

@@ -16,7 +16,7 @@ import type { OtrPolicyName, Store } from "../../store/types.js";
 import type { BridgeLogger, BridgeMetrics, MatrixPort, MessageKind } from "../ports.js";
 import type { DmContext, DmPipeline, DmSendResult, MatrixOrigin } from "../dm-pipeline.js";
 import { KeyedQueue } from "../keyed-queue.js";
-import { generateKeyInWorker, type KeyGenerator } from "./keygen.js";
+import { generateKey, type KeyGenerator } from "./keygen.js";
 import { IdentityBook } from "./identity.js";
 import { TrustBook } from "./trust-book.js";
 import { effectivePolicy, presetFor } from "./policy.js";
@@ -68,7 +68,7 @@ export class OtrPipeline implements DmPipeline {
 
   constructor(readonly o: OtrPipelineOptions) {
     this.env = o.env ?? defaultEnv;
-    this.identities = new IdentityBook({ store: o.store, generateKey: o.generateKey ?? generateKeyInWorker, env: this.env });
+    this.identities = new IdentityBook({ store: o.store, generateKey: o.generateKey ?? generateKey, env: this.env });
     this.trust = new TrustBook({ store: o.store, trustOnFirstUse: o.trustOnFirstUse, now: () => this.env.now() });
     const every = o.pollIntervalMs ?? POLL_INTERVAL_MS;
     if (every > 0) {

@@ -1,6 +1,7 @@
 // matrix-otr-irc as the bench runs it: the built CLI (`node dist/cli.js start -c config.yaml -f registration.yaml`)
-// in its own process with the node flags of the shipped launcher (bin/matrix-otr-irc.js), as an operator starts it, on SQLite (or PostgreSQL with --postgres), metrics on, logging at
-// warn (a log line per message would measure the log), Matrix-side encryption off (measured elsewhere).
+// in its own process with the node flags of the shipped launcher (bin/matrix-otr-irc.js), as an operator starts it,
+// on SQLite (or PostgreSQL with --postgres), metrics on, logging at warn (a log line per message would measure the
+// log), Matrix-side encryption off (measured elsewhere).
 // Per user: a management room (a DM with the bot, which greets), then `connect local`, done when the bot says
 // "Connected to local as <nick>.". Flood control is set wide (burst 50, a line per 50 ms) because the bench's
 // ngIRCd runs without penalties and Heisenbridge has none: the latency measured is the bridge's, not a pacing rule.
@@ -18,7 +19,6 @@ const REPO = resolve(new URL("..", import.meta.url).pathname);
 export const OURS_BOT = "ircotr";
 export const OURS_GHOST_PREFIX = "irc_";
 const STEP_TIMEOUT_MS = 180_000;
-
 
 export function oursConfig(o: { hsUrl: string; domain: string; asPort: number; metricsPort: number; ircHost: string; ircPort: number;
   dir: string; postgresUrl: string | null }): string {

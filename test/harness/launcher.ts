@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 const REPO = resolve(new URL("../..", import.meta.url).pathname);
-export const LAUNCHER = join(REPO, "bin/matrix-otr-irc.js");
+const LAUNCHER = join(REPO, "bin/matrix-otr-irc.js");
 
 /** The node flags on the launcher's `#!/usr/bin/env -S node ...` line: what the bridge runs with in production. */
 export function launcherNodeFlags(): string[] {

@@ -4,7 +4,7 @@
 // library's own parser reads here.
 // Worker threads did this before: each is a V8 isolate, ~10 MB while alive, and after ending one the process kept
 // about two thirds of what it had grown by (bench/probe-keygen.ts 32 16: +26 MiB RSS with two reused workers,
-// +23 MiB still there after they ended; +4 MiB on the thread pool, docs/performance.md).
+// +23 MiB still there after they ended; +2.6 MiB on the thread pool, docs/performance.md).
 // At most KEYGEN_CONCURRENCY keys are made at once, the requests beyond in a FIFO: keygen is CPU-bound, so more at
 // once than cores only share the same cores, and the pool's other threads stay free for the bridge's own file
 // system and DNS work; FIFO lets the first users get their key first instead of all finishing together.
@@ -29,9 +29,10 @@ export class KeygenError extends Error {
 
 type Job = { resolve: (k: DsaPrivateKey) => void; reject: (e: Error) => void };
 
+const DER = { publicKeyEncoding: { type: "spki", format: "der" }, privateKeyEncoding: { type: "pkcs8", format: "der" } } as const;
+
 function makeKey(job: Job, done: () => void): void {
-  const der = { publicKeyEncoding: { type: "spki", format: "der" }, privateKeyEncoding: { type: "pkcs8", format: "der" } } as const;
-  generateKeyPair("dsa", { modulusLength: 1024, divisorLength: 160, ...der }, (err, _publicDer: Buffer, privateDer: Buffer) => {
+  generateKeyPair("dsa", { modulusLength: 1024, divisorLength: 160, ...DER }, (err, _publicDer: Buffer, privateDer: Buffer) => {
     done();
     if (err) {
       job.reject(new KeygenError("keygen-failed", "OpenSSL could not generate a DSA key", { cause: err }));
